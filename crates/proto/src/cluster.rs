@@ -1,0 +1,145 @@
+//! The cluster map: what storage nodes report and what trackers answer.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a member of a group stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// Known but not yet reporting as ready.
+    Init,
+    /// Catching up with its peers; takes writes, serves no reads.
+    Syncing,
+    /// Holds everything its group holds; takes writes and reads.
+    Active,
+    /// Missed its heartbeats.
+    Offline,
+    /// Taken out of the group by an operator.
+    Removed,
+}
+
+impl MemberState {
+    /// Lower-case name, as the CLI prints it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MemberState::Init => "init",
+            MemberState::Syncing => "syncing",
+            MemberState::Active => "active",
+            MemberState::Offline => "offline",
+            MemberState::Removed => "removed",
+        }
+    }
+}
+
+/// Capacity of one store path (disk) of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorePathUsage {
+    /// Size of the file system, bytes.
+    pub total: u64,
+    /// Space available to Cairn, bytes.
+    pub free: u64,
+}
+
+/// A storage node's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Persistent numeric node ID.
+    pub node_id: u32,
+    /// The group the node serves.
+    pub group: String,
+    /// Address clients and peers reach it at.
+    pub addr: String,
+    /// Capacity of each store path, in index order.
+    pub store_paths: Vec<StorePathUsage>,
+    /// Number of blobs stored.
+    pub files: u64,
+    /// Bytes of blob content stored.
+    pub bytes: u64,
+    /// Requests in progress right now.
+    pub load: u32,
+    /// Highest group epoch the node has seen.
+    pub epoch: u64,
+    /// Primary of that epoch, as the node knows it.
+    pub primary: Option<u32>,
+    /// Software version.
+    pub version: String,
+}
+
+/// One member as peers need to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Node ID.
+    pub id: u32,
+    /// Address.
+    pub addr: String,
+    /// State in the group.
+    pub state: MemberState,
+}
+
+/// A group as a tracker tells its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupView {
+    /// Group name.
+    pub name: String,
+    /// Epoch of the current primary; only ever grows.
+    pub epoch: u64,
+    /// Node ID of the primary, which orders appender mutations.
+    pub primary: Option<u32>,
+    /// Every known member.
+    pub members: Vec<MemberView>,
+}
+
+/// One member in a status report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Node ID.
+    pub id: u32,
+    /// Address.
+    pub addr: String,
+    /// State in the group.
+    pub state: MemberState,
+    /// Whether this member is its group's primary.
+    pub primary: bool,
+    /// Total bytes over its store paths.
+    pub total: u64,
+    /// Free bytes over its store paths.
+    pub free: u64,
+    /// Blobs stored.
+    pub files: u64,
+    /// Bytes of blob content stored.
+    pub bytes: u64,
+    /// Requests in progress at the last heartbeat.
+    pub load: u32,
+    /// Milliseconds since the last heartbeat.
+    pub last_heartbeat_ms: u64,
+    /// Software version.
+    pub version: String,
+}
+
+/// One group in a status report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// Group name.
+    pub name: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Node ID of the primary.
+    pub primary: Option<u32>,
+    /// Capacity of the group: its smallest active member's free space.
+    pub free: u64,
+    /// Total size of the smallest active member.
+    pub total: u64,
+    /// Whether uploads may be placed here (free space above the reserve).
+    pub writable: bool,
+    /// Members, by node ID.
+    pub members: Vec<MemberStatus>,
+}
+
+/// The whole cluster as one tracker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMap {
+    /// Address of the tracker that answered.
+    pub tracker: String,
+    /// Groups, by name.
+    pub groups: Vec<GroupStatus>,
+}

@@ -1,0 +1,103 @@
+use serde::{Deserialize, Serialize};
+
+/// Stable error kinds carried on the wire. Numbers never change meaning:
+/// clients written against an older release must still understand them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The file, group or node does not exist.
+    NotFound,
+    /// The request is malformed or names something invalid.
+    InvalidArgument,
+    /// A file ID failed validation.
+    BadFileId,
+    /// No group has room for the upload (free space below the reserved space).
+    NoSpace,
+    /// The node is not the primary of its group for this mutation.
+    NotPrimary,
+    /// The request carries an older epoch than the node knows.
+    StaleEpoch,
+    /// The operation needs an appender blob.
+    NotAppender,
+    /// The peer did not prove it holds the cluster secret.
+    AuthFailed,
+    /// The node is not ready to serve (no group view from any tracker yet).
+    NotReady,
+    /// A stored blob failed its checksum.
+    ChecksumMismatch,
+    /// A replica's state does not match what the primary expects.
+    OutOfSync,
+    /// The file already exists.
+    Exists,
+    /// No member or tracker that could serve the request is available.
+    Unavailable,
+    /// A disk error on the serving node.
+    Io,
+    /// Anything else; the message says what.
+    Internal,
+}
+
+/// An error as it travels in a [`crate::Response::Error`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct WireError {
+    /// What kind of failure, for callers that branch on it.
+    pub code: ErrorCode,
+    /// A one-line explanation for humans.
+    pub message: String,
+}
+
+impl WireError {
+    /// Builds an error from its kind and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Errors of the protocol layer itself: framing, decoding, authentication.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// The connection failed or closed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame announced more bytes than the protocol allows.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    FrameTooLarge {
+        /// Announced length.
+        len: u64,
+        /// Limit that applies to this kind of frame.
+        max: u64,
+    },
+    /// A frame's bytes did not decode as the expected message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The peer answered with a message of the wrong kind.
+    #[error("unexpected message: expected {expected}, got {got}")]
+    Unexpected {
+        /// What the protocol required here.
+        expected: &'static str,
+        /// What arrived.
+        got: String,
+    },
+    /// The handshake failed: wrong secret or wrong protocol.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The sender aborted a body stream.
+    #[error("the sender aborted the transfer")]
+    BodyAborted,
+    /// The peer answered with an error.
+    #[error("{0}")]
+    Remote(#[from] WireError),
+}
+
+impl ProtoError {
+    /// True when the failure is in the connection rather than the request,
+    /// so that trying another member or tracker may succeed.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, ProtoError::Io(_) | ProtoError::Malformed(_) | ProtoError::FrameTooLarge { .. })
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = ProtoError> = std::result::Result<T, E>;

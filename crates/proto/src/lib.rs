@@ -1,0 +1,29 @@
+//! Cairn's native wire protocol: everything two Cairn processes must agree on.
+//!
+//! - [`frame`]: length-prefixed control frames and chunked bodies, with every
+//!   length bounded before anything is allocated.
+//! - [`message`]: the typed requests and responses of trackers and storage nodes.
+//! - [`auth`]: the mutual challenge–response handshake on the cluster secret
+//!   that opens every connection.
+//! - [`file_id`]: FastDFS-shaped file IDs (`group/M00/XX/YY/name.ext`), their
+//!   validation and the encoding of the name.
+//! - [`cluster`]: the cluster map as trackers report it.
+//!
+//! Read [`message::Request`] first: it lists every operation the cluster knows.
+
+pub mod auth;
+pub mod cluster;
+mod error;
+pub mod file_id;
+pub mod frame;
+pub mod message;
+
+pub use auth::{ClusterSecret, Handshake};
+pub use cluster::{ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport, StorePathUsage};
+pub use error::{ErrorCode, ProtoError, Result, WireError};
+pub use file_id::{FileId, NameInfo};
+pub use frame::{BodyReader, FrameIo, MAX_CHUNK, MAX_CONTROL_FRAME};
+pub use message::{BlobInfo, Metadata, ReplicaCommit, ReplicaOp, Request, Response, StoreTarget};
+
+/// Protocol version sent in the handshake; peers with another version are refused.
+pub const PROTOCOL_VERSION: u16 = 1;

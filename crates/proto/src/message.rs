@@ -1,0 +1,286 @@
+//! Typed requests and responses.
+//!
+//! A connection carries one request at a time: the client writes a
+//! [`Request`] frame (and a body where noted), the server answers with a
+//! [`Response`] frame (and a body where noted). Either side may then send the
+//! next request on the same connection, which is what the client's pool reuses.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{ClusterMap, GroupView, NodeReport};
+use crate::error::WireError;
+
+/// Metadata of one blob: ordered key/value pairs.
+pub type Metadata = Vec<(String, String)>;
+
+/// Every operation of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    // ---- tracker ----
+    /// A storage node's heartbeat; answered with [`Response::Group`].
+    Heartbeat(NodeReport),
+    /// Where to upload: answered with [`Response::StoreTarget`].
+    QueryStore {
+        /// Upload into this group, or let the tracker choose.
+        group: Option<String>,
+        /// Members the client failed to reach and wants skipped.
+        exclude: Vec<String>,
+    },
+    /// Where to read a file: answered with [`Response::Members`], best first.
+    QueryFetch {
+        /// The file.
+        file_id: String,
+    },
+    /// Where to mutate a file (the group's primary): [`Response::Members`].
+    QueryUpdate {
+        /// The file.
+        file_id: String,
+    },
+    /// The whole map: [`Response::Cluster`].
+    ClusterStatus,
+
+    // ---- storage, client-facing ----
+    /// Upload a new blob; a body follows. Answered with [`Response::FileId`].
+    Upload {
+        /// Appender blobs take append, modify and truncate later.
+        appender: bool,
+        /// Extension without the dot (may be empty).
+        ext: String,
+        /// Store path to use, or let the node choose.
+        store_path: Option<u8>,
+    },
+    /// Upload a slave of an existing master; a body follows.
+    UploadSlave {
+        /// The master's file ID.
+        master: String,
+        /// Inserted into the master's name.
+        prefix: String,
+        /// Extension (empty: the master's).
+        ext: String,
+    },
+    /// Read a blob or a range of it: [`Response::Data`] and a body.
+    Download {
+        /// The file.
+        file_id: String,
+        /// First byte.
+        offset: u64,
+        /// Bytes to read; `None` reads to the end.
+        length: Option<u64>,
+    },
+    /// Delete a blob everywhere in its group.
+    Delete {
+        /// The file.
+        file_id: String,
+    },
+    /// Append to an appender blob; a body follows.
+    Append {
+        /// The file.
+        file_id: String,
+    },
+    /// Overwrite part of an appender blob; a body follows.
+    Modify {
+        /// The file.
+        file_id: String,
+        /// Where the new bytes go (at most the current size).
+        offset: u64,
+    },
+    /// Cut or extend an appender blob.
+    Truncate {
+        /// The file.
+        file_id: String,
+        /// New size.
+        size: u64,
+    },
+    /// Set metadata, replacing all of it or merging key by key.
+    SetMeta {
+        /// The file.
+        file_id: String,
+        /// Pairs to set.
+        meta: Metadata,
+        /// Merge with what is there instead of replacing it.
+        merge: bool,
+    },
+    /// Read metadata: [`Response::Meta`].
+    GetMeta {
+        /// The file.
+        file_id: String,
+    },
+    /// Size, checksum, creation: [`Response::Info`].
+    FileInfo {
+        /// The file.
+        file_id: String,
+    },
+
+    // ---- storage to storage ----
+    /// A replica's copy of a body (new blob, append or modify). The body
+    /// follows, then a [`ReplicaCommit`] frame that says what to do with it.
+    ReplicaBody {
+        /// Epoch of the sender's group view.
+        epoch: u64,
+        /// Store path the data belongs to.
+        store_path: u8,
+    },
+    /// A replica's copy of a mutation without a body.
+    ReplicaOp {
+        /// Epoch of the sender's group view.
+        epoch: u64,
+        /// The mutation.
+        op: ReplicaOp,
+    },
+    /// Liveness check; answered with [`Response::Ok`].
+    Ping,
+}
+
+impl Request {
+    /// Short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Heartbeat(_) => "heartbeat",
+            Request::QueryStore { .. } => "query-store",
+            Request::QueryFetch { .. } => "query-fetch",
+            Request::QueryUpdate { .. } => "query-update",
+            Request::ClusterStatus => "cluster-status",
+            Request::Upload { .. } => "upload",
+            Request::UploadSlave { .. } => "upload-slave",
+            Request::Download { .. } => "download",
+            Request::Delete { .. } => "delete",
+            Request::Append { .. } => "append",
+            Request::Modify { .. } => "modify",
+            Request::Truncate { .. } => "truncate",
+            Request::SetMeta { .. } => "set-meta",
+            Request::GetMeta { .. } => "get-meta",
+            Request::FileInfo { .. } => "file-info",
+            Request::ReplicaBody { .. } => "replica-body",
+            Request::ReplicaOp { .. } => "replica-op",
+            Request::Ping => "ping",
+        }
+    }
+}
+
+/// What a replica does with a body it received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaCommit {
+    /// Store it as a new blob with this ID and record.
+    Create {
+        /// Final ID.
+        file_id: String,
+        /// The originator's record, so every replica reports the same.
+        info: BlobInfo,
+        /// Metadata to store with it.
+        meta: Metadata,
+    },
+    /// Append it to a blob whose size is now `at`.
+    Append {
+        /// The blob.
+        file_id: String,
+        /// Size before the append, as the primary saw it.
+        at: u64,
+    },
+    /// Write it into a blob at `offset`.
+    Modify {
+        /// The blob.
+        file_id: String,
+        /// Where.
+        offset: u64,
+    },
+    /// Throw it away.
+    Abort,
+}
+
+/// A replicated mutation without a body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaOp {
+    /// Delete a blob.
+    Delete {
+        /// The blob.
+        file_id: String,
+    },
+    /// Resize an appender blob.
+    Truncate {
+        /// The blob.
+        file_id: String,
+        /// New size.
+        size: u64,
+    },
+    /// Set metadata.
+    SetMeta {
+        /// The blob.
+        file_id: String,
+        /// Pairs.
+        meta: Metadata,
+        /// Merge instead of replace.
+        merge: bool,
+    },
+}
+
+/// Facts about a stored blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    /// Current size in bytes.
+    pub size: u64,
+    /// CRC32 (IEEE) of the current content.
+    pub crc32: u32,
+    /// Creation time, Unix seconds.
+    pub created: u64,
+    /// Node that created it.
+    pub source_node: u32,
+    /// Whether it takes appends.
+    pub appender: bool,
+}
+
+/// Where to upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreTarget {
+    /// Group chosen.
+    pub group: String,
+    /// Member chosen.
+    pub node_id: u32,
+    /// Its address.
+    pub addr: String,
+}
+
+/// Every answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done, nothing to report.
+    Ok,
+    /// Failed.
+    Error(WireError),
+    /// The heartbeat's answer: the node's group as the tracker sees it.
+    Group(GroupView),
+    /// Where to upload.
+    StoreTarget(StoreTarget),
+    /// Addresses of members to try, best first.
+    Members(Vec<String>),
+    /// The cluster map.
+    Cluster(ClusterMap),
+    /// The ID of a stored blob.
+    FileId(String),
+    /// A body of exactly `length` bytes follows.
+    Data {
+        /// Bytes that follow.
+        length: u64,
+    },
+    /// Metadata.
+    Meta(Metadata),
+    /// Blob facts.
+    Info(BlobInfo),
+}
+
+impl Response {
+    /// Short name for error messages.
+    pub fn name(&self) -> String {
+        match self {
+            Response::Ok => "ok".into(),
+            Response::Error(e) => format!("error: {e}"),
+            Response::Group(_) => "group".into(),
+            Response::StoreTarget(_) => "store-target".into(),
+            Response::Members(_) => "members".into(),
+            Response::Cluster(_) => "cluster".into(),
+            Response::FileId(_) => "file-id".into(),
+            Response::Data { .. } => "data".into(),
+            Response::Meta(_) => "meta".into(),
+            Response::Info(_) => "info".into(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Verified reads.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use std::os::unix::fs::FileExt as _;
+
+use crate::checksum::{self, BLOCK_SIZE};
+use crate::error::{Error, Result};
+use crate::record::BlobRecord;
+
+/// How much one call to [`BlobReader::next_chunk`] reads: 16 blocks.
+const READ_CHUNK: u64 = 16 * BLOCK_SIZE;
+
+/// Reads a range of a blob in chunks, checking every block against its CRC
+/// before handing out any byte of it.
+#[derive(Debug)]
+pub struct BlobReader {
+    pub(crate) file: File,
+    pub(crate) file_id: String,
+    pub(crate) record: BlobRecord,
+    pub(crate) record_path: PathBuf,
+    pub(crate) pos: u64,
+    pub(crate) end: u64,
+    /// Appender blobs change under readers: each chunk is read under the
+    /// blob's lock with the record as it is at that moment.
+    pub(crate) lock: Option<(Arc<Vec<RwLock<()>>>, usize)>,
+}
+
+impl BlobReader {
+    /// Bytes left to return.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+
+    /// The blob's record as of opening.
+    pub fn record(&self) -> &BlobRecord {
+        &self.record
+    }
+
+    /// The next verified chunk of the range, or `None` at its end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let lock = self.lock.clone();
+        let _guard = match &lock {
+            Some((locks, i)) => {
+                let g = locks[*i].read().unwrap_or_else(|p| p.into_inner());
+                self.record = BlobRecord::load(&self.record_path, &self.file_id)?
+                    .ok_or_else(|| Error::NotFound(self.file_id.clone()))?;
+                Some(g)
+            }
+            None => None,
+        };
+        if self.record.size < self.end {
+            return Err(Error::InvalidArgument(format!("{} shrank while being read", self.file_id)));
+        }
+        let block_start = self.pos / BLOCK_SIZE * BLOCK_SIZE;
+        let block_end = (block_start + READ_CHUNK).min(self.record.size);
+        let mut buf = vec![0u8; (block_end - block_start) as usize];
+        read_exact_at(&self.file, &mut buf, block_start).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start },
+            _ => Error::Io { path: self.record_path.clone(), source: e },
+        })?;
+        for (i, block) in buf.chunks(BLOCK_SIZE as usize).enumerate() {
+            let index = (block_start / BLOCK_SIZE) as usize + i;
+            let expected = self.record.blocks.get(index).copied();
+            if expected != Some(checksum::crc32(block)) {
+                return Err(Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: index as u64 * BLOCK_SIZE });
+            }
+        }
+        let from = (self.pos - block_start) as usize;
+        let to = (self.end.min(block_end) - block_start) as usize;
+        self.pos = block_start + to as u64;
+        if from == 0 && to == buf.len() {
+            Ok(Some(buf))
+        } else {
+            Ok(Some(buf[from..to].to_vec()))
+        }
+    }
+}
+
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

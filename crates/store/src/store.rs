@@ -1,0 +1,553 @@
+//! The store: a node's blobs over all its store paths.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_proto::file_id::generate_name;
+use cairn_proto::{BlobInfo, FileId, Metadata};
+use rand::Rng;
+
+use crate::binlog::{Binlog, BinlogOp, Origin};
+use crate::checksum::{self, BLOCK_SIZE};
+use crate::error::{Error, Result};
+use crate::layout::{fsync_dir, is_record_name, PathPolicy, StorePath};
+use crate::reader::BlobReader;
+use crate::record::BlobRecord;
+use crate::spool::{Spool, Spooled};
+
+/// Number of lock stripes: mutations of one blob are serialised against
+/// each other and against readers of appender blobs, without a lock per file.
+const LOCK_STRIPES: usize = 256;
+/// Tries at finding an unused name before giving up (names carry ~50 random
+/// bits, so a second try is already rare).
+const NAME_TRIES: usize = 10;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Group this node serves; IDs of other groups are refused.
+    pub group: String,
+    /// Store paths, in index order. Empty means one under the data dir.
+    pub store_paths: Vec<PathBuf>,
+    /// How new blobs pick a store path.
+    pub policy: PathPolicy,
+}
+
+/// Counters for heartbeats.
+#[derive(Debug, Clone)]
+pub struct StoreStats {
+    /// Blobs stored.
+    pub files: u64,
+    /// Bytes of content stored.
+    pub bytes: u64,
+    /// (total, free) bytes per store path.
+    pub paths: Vec<(u64, u64)>,
+}
+
+/// A node's blobs.
+#[derive(Debug)]
+pub struct Store {
+    group: String,
+    node_id: u32,
+    paths: Vec<StorePath>,
+    policy: PathPolicy,
+    next_path: AtomicUsize,
+    binlog: Binlog,
+    locks: Arc<Vec<RwLock<()>>>,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn stripe(id: &FileId) -> usize {
+    let h = checksum::crc32(id.name().as_bytes());
+    h as usize % LOCK_STRIPES
+}
+
+impl Store {
+    /// Opens the store under `data_dir`, creating what is missing.
+    pub fn open(data_dir: &Path, cfg: StoreConfig) -> Result<Self> {
+        cairn_proto::file_id::validate_group(&cfg.group)
+            .map_err(|r| Error::Setup { path: data_dir.to_path_buf(), reason: r.to_string() })?;
+        std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
+        let node_id = crate::node::load_or_create(data_dir)?;
+        let roots = if cfg.store_paths.is_empty() { vec![data_dir.join("store0")] } else { cfg.store_paths.clone() };
+        if roots.len() > 256 {
+            return Err(Error::Setup { path: data_dir.to_path_buf(), reason: "at most 256 store paths".into() });
+        }
+        let paths = roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
+        let binlog = Binlog::open(&data_dir.join("binlog"))?;
+        let store = Self {
+            group: cfg.group,
+            node_id,
+            paths,
+            policy: cfg.policy,
+            next_path: AtomicUsize::new(0),
+            binlog,
+            locks: Arc::new((0..LOCK_STRIPES).map(|_| RwLock::new(())).collect()),
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        };
+        let (files, bytes) = store.count()?;
+        store.files.store(files, Ordering::Relaxed);
+        store.bytes.store(bytes, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// This node's persistent ID.
+    pub fn node_id(&self) -> u32 {
+        self.node_id
+    }
+
+    /// The group served.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The binlog.
+    pub fn binlog(&self) -> &Binlog {
+        &self.binlog
+    }
+
+    /// Number of store paths.
+    pub fn path_count(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Counters and capacity.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            files: self.files.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            paths: self.paths.iter().map(StorePath::usage).collect(),
+        }
+    }
+
+    /// Picks the store path for a new blob.
+    pub fn choose_path(&self, requested: Option<u8>) -> Result<u8> {
+        if let Some(i) = requested {
+            if (i as usize) < self.paths.len() {
+                return Ok(i);
+            }
+            return Err(Error::InvalidArgument(format!("this node has no store path {i}")));
+        }
+        let i = match self.policy {
+            PathPolicy::RoundRobin => self.next_path.fetch_add(1, Ordering::Relaxed) % self.paths.len(),
+            PathPolicy::MostFree => {
+                let usage: Vec<u64> = self.paths.iter().map(|p| p.usage().1).collect();
+                (0..self.paths.len()).max_by_key(|&i| usage[i]).unwrap_or(0)
+            }
+        };
+        Ok(i as u8)
+    }
+
+    /// Starts spooling content onto a store path.
+    pub fn spool(&self, store_path: u8) -> Result<Spool> {
+        let sp = self.store_path(store_path)?;
+        Spool::create(&sp.tmp_dir(), store_path)
+    }
+
+    fn store_path(&self, index: u8) -> Result<&StorePath> {
+        self.paths.get(index as usize).ok_or_else(|| Error::WrongPlace(format!("this node has no store path M{index:02X}")))
+    }
+
+    /// The store path of a file ID, after checking it belongs here.
+    fn place(&self, id: &FileId) -> Result<&StorePath> {
+        if id.group() != self.group {
+            return Err(Error::WrongPlace(format!("{id} belongs to group {}, this node serves {}", id.group(), self.group)));
+        }
+        self.store_path(id.store_path())
+    }
+
+    fn lock(&self, id: &FileId) -> &RwLock<()> {
+        &self.locks[stripe(id)]
+    }
+
+    /// Turns a spool into a new blob with a fresh name. Returns its ID and record.
+    pub fn create(&self, spooled: Spooled, ext: &str, appender: bool, meta: Metadata) -> Result<(FileId, BlobRecord)> {
+        cairn_proto::file_id::validate_ext(ext).map_err(|r| Error::InvalidArgument(r.to_string()))?;
+        let created = now_secs();
+        let record = BlobRecord {
+            size: spooled.size,
+            crc32: spooled.crc32,
+            created,
+            source_node: self.node_id,
+            appender,
+            blocks: spooled.blocks.clone(),
+            meta: sorted(meta),
+        };
+        let sp = self.store_path(spooled.store_path)?;
+        let mut rng = rand::thread_rng();
+        for _ in 0..NAME_TRIES {
+            let name = generate_name(self.node_id, created as u32, spooled.size, spooled.crc32, appender, ext);
+            let id = FileId::new(&self.group, sp.index(), rng.gen(), rng.gen(), &name)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            match self.link_new(sp, &id, spooled.path(), &record) {
+                Ok(()) => {
+                    drop(spooled.consume());
+                    self.after_create(&id, record.size, Origin::Local)?;
+                    return Ok((id, record));
+                }
+                Err(Error::Exists(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Exists("could not find an unused file name".into()))
+    }
+
+    /// Turns a spool into a blob with a given ID: a replica's copy, or a
+    /// slave file whose name derives from its master. Idempotent for a
+    /// replica that already holds the same content.
+    pub fn create_as(&self, spooled: Spooled, id: &FileId, info: &BlobInfo, meta: Metadata, origin: Origin) -> Result<()> {
+        let sp = self.place(id)?;
+        if spooled.store_path != id.store_path() {
+            return Err(Error::InvalidArgument("spool is on another store path".into()));
+        }
+        if spooled.size != info.size || spooled.crc32 != info.crc32 {
+            return Err(Error::OutOfSync(format!(
+                "{id}: received {} bytes with CRC32 {:08x}, sender has {} bytes with CRC32 {:08x}",
+                spooled.size, spooled.crc32, info.size, info.crc32
+            )));
+        }
+        let record = BlobRecord {
+            size: info.size,
+            crc32: info.crc32,
+            created: info.created,
+            source_node: info.source_node,
+            appender: info.appender,
+            blocks: spooled.blocks.clone(),
+            meta: sorted(meta),
+        };
+        match self.link_new(sp, id, spooled.path(), &record) {
+            Ok(()) => {
+                drop(spooled.consume());
+                self.after_create(id, record.size, origin)
+            }
+            Err(Error::Exists(_)) => match BlobRecord::load(&sp.record_path(id), &id.to_string())? {
+                Some(r) if origin == Origin::Replica && r.size == record.size && r.crc32 == record.crc32 => Ok(()),
+                _ => Err(Error::Exists(id.to_string())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links a spool under its final name (failing if the name is taken),
+    /// then writes the record. Order matters: a blob without a record reads
+    /// as absent, so a crash between the two steps exposes nothing.
+    fn link_new(&self, sp: &StorePath, id: &FileId, spool: &Path, record: &BlobRecord) -> Result<()> {
+        let dir = sp.dir_of(id);
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+            if let Some(parent) = dir.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        let blob = sp.blob_path(id);
+        let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+        match std::fs::hard_link(spool, &blob) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+            Err(e) => return Err(Error::io(&blob)(e)),
+        }
+        if let Err(e) = record.save(&sp.record_path(id)) {
+            let _ = std::fs::remove_file(&blob);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn after_create(&self, id: &FileId, size: u64, origin: Origin) -> Result<()> {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.binlog.append(BinlogOp::Create, origin, &id.to_string(), None)?;
+        Ok(())
+    }
+
+    /// The record of a blob.
+    pub fn record(&self, id: &FileId) -> Result<BlobRecord> {
+        let sp = self.place(id)?;
+        let _g = self.lock(id).read().unwrap_or_else(|p| p.into_inner());
+        self.load_record(sp, id)
+    }
+
+    fn load_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
+        let rec = BlobRecord::load(&sp.record_path(id), &id.to_string())?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        Ok(rec)
+    }
+
+    /// True when the blob is here.
+    pub fn contains(&self, id: &FileId) -> bool {
+        self.place(id).map(|sp| sp.record_path(id).exists() && sp.blob_path(id).exists()).unwrap_or(false)
+    }
+
+    /// Opens a verified reader over `[offset, offset + length)`, the length
+    /// clamped to the end of the blob.
+    pub fn read(&self, id: &FileId, offset: u64, length: Option<u64>) -> Result<BlobReader> {
+        let sp = self.place(id)?;
+        let (file, record) = {
+            let _g = self.lock(id).read().unwrap_or_else(|p| p.into_inner());
+            let record = self.load_record(sp, id)?;
+            let path = sp.blob_path(id);
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
+                Err(e) => return Err(Error::io(&path)(e)),
+            };
+            (file, record)
+        };
+        if offset > record.size {
+            return Err(Error::InvalidArgument(format!("offset {offset} is past the end of {id} ({} bytes)", record.size)));
+        }
+        let end = match length {
+            Some(l) => offset.saturating_add(l).min(record.size),
+            None => record.size,
+        };
+        let lock = record.appender.then(|| (self.locks.clone(), stripe(id)));
+        Ok(BlobReader { file, file_id: id.to_string(), record_path: sp.record_path(id), record, pos: offset, end, lock })
+    }
+
+    /// Deletes a blob. A replica deleting what it does not have succeeds:
+    /// the goal, absence, is reached.
+    pub fn delete(&self, id: &FileId, origin: Origin) -> Result<()> {
+        let sp = self.place(id)?;
+        let size = {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let rec = match self.load_record(sp, id) {
+                Ok(r) => Some(r),
+                Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let blob = sp.blob_path(id);
+            let had_blob = match std::fs::remove_file(&blob) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(Error::io(&blob)(e)),
+            };
+            let rp = sp.record_path(id);
+            match std::fs::remove_file(&rp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&rp)(e)),
+            }
+            if rec.is_none() && !had_blob {
+                if origin == Origin::Local {
+                    return Err(Error::NotFound(id.to_string()));
+                }
+                None
+            } else {
+                fsync_dir(&sp.dir_of(id))?;
+                Some(rec.map(|r| r.size).unwrap_or(0))
+            }
+        };
+        if let Some(size) = size {
+            self.files.fetch_sub(1, Ordering::Relaxed);
+            self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+        }
+        self.binlog.append(BinlogOp::Delete, origin, &id.to_string(), None)?;
+        Ok(())
+    }
+
+    fn appender_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
+        let rec = self.load_record(sp, id)?;
+        if !rec.appender {
+            return Err(Error::NotAppender(id.to_string()));
+        }
+        Ok(rec)
+    }
+
+    /// Appends a spool's content. `expect_at` is the size the primary saw
+    /// before its own append; a replica at another size is out of sync
+    /// (unless it already applied this very append). Returns the offset the
+    /// data landed at.
+    pub fn append(&self, id: &FileId, spooled: Spooled, expect_at: Option<u64>, origin: Origin) -> Result<u64> {
+        let sp = self.place(id)?;
+        let at = {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let mut rec = self.appender_record(sp, id)?;
+            if let Some(at) = expect_at {
+                if rec.size == at + spooled.size && spooled.size > 0 {
+                    return Ok(at);
+                }
+                if rec.size != at {
+                    return Err(Error::OutOfSync(format!("{id}: size is {}, primary appended at {at}", rec.size)));
+                }
+            }
+            let at = rec.size;
+            self.write_into(sp, id, &mut rec, &spooled, at)?;
+            at
+        };
+        self.bytes.fetch_add(spooled.size, Ordering::Relaxed);
+        self.binlog.append(BinlogOp::Append, origin, &id.to_string(), Some(at))?;
+        Ok(at)
+    }
+
+    /// Overwrites part of an appender blob with a spool's content, growing it
+    /// if the data runs past the end. `offset` may not exceed the size.
+    pub fn modify(&self, id: &FileId, offset: u64, spooled: Spooled, origin: Origin) -> Result<()> {
+        let sp = self.place(id)?;
+        {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let mut rec = self.appender_record(sp, id)?;
+            if offset > rec.size {
+                return Err(Error::InvalidArgument(format!("offset {offset} is past the end of {id} ({} bytes)", rec.size)));
+            }
+            self.write_into(sp, id, &mut rec, &spooled, offset)?;
+        }
+        self.binlog.append(BinlogOp::Modify, origin, &id.to_string(), Some(offset))?;
+        Ok(())
+    }
+
+    /// Writes spool content into a blob at `offset`, fsyncs, and re-derives
+    /// the checksums of the blocks it touched. Caller holds the write lock.
+    fn write_into(&self, sp: &StorePath, id: &FileId, rec: &mut BlobRecord, spooled: &Spooled, offset: u64) -> Result<()> {
+        let path = sp.blob_path(id);
+        let mut blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
+        let mut src = File::open(spooled.path()).map_err(Error::io(spooled.path()))?;
+        blob.seek(SeekFrom::Start(offset)).map_err(Error::io(&path))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = src.read(&mut buf).map_err(Error::io(spooled.path()))?;
+            if n == 0 {
+                break;
+            }
+            blob.write_all(&buf[..n]).map_err(Error::io(&path))?;
+        }
+        blob.sync_data().map_err(Error::io(&path))?;
+        let new_size = rec.size.max(offset + spooled.size);
+        let first = offset / BLOCK_SIZE;
+        // Blocks from the one holding `offset` up to the end of the new data
+        // changed; when the blob grew, the old last (partial) block is in
+        // that span because offset <= old size.
+        let last = (offset + spooled.size).div_ceil(BLOCK_SIZE);
+        rec.size = new_size;
+        resum_blocks(&blob, &path, rec, first, last)?;
+        rec.save(&sp.record_path(id))
+    }
+
+    /// Cuts or extends (with zeros) an appender blob.
+    pub fn truncate(&self, id: &FileId, size: u64, origin: Origin) -> Result<()> {
+        let sp = self.place(id)?;
+        {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let mut rec = self.appender_record(sp, id)?;
+            if rec.size != size {
+                let path = sp.blob_path(id);
+                let blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
+                blob.set_len(size).map_err(Error::io(&path))?;
+                blob.sync_all().map_err(Error::io(&path))?;
+                let first = rec.size.min(size) / BLOCK_SIZE;
+                rec.size = size;
+                let last = checksum::block_count(size) as u64;
+                resum_blocks(&blob, &path, &mut rec, first, last)?;
+                rec.save(&sp.record_path(id))?;
+            }
+        }
+        self.binlog.append(BinlogOp::Truncate, origin, &id.to_string(), Some(size))?;
+        Ok(())
+    }
+
+    /// Replaces a blob's metadata, or merges into it key by key.
+    pub fn set_meta(&self, id: &FileId, meta: Metadata, merge: bool, origin: Origin) -> Result<()> {
+        let sp = self.place(id)?;
+        {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let mut rec = self.load_record(sp, id)?;
+            rec.meta = if merge {
+                let mut all: std::collections::BTreeMap<String, String> = rec.meta.into_iter().collect();
+                all.extend(meta);
+                all.into_iter().collect()
+            } else {
+                sorted(meta)
+            };
+            rec.save(&sp.record_path(id))?;
+        }
+        self.binlog.append(BinlogOp::SetMeta, origin, &id.to_string(), None)?;
+        Ok(())
+    }
+
+    /// Every blob ID on this node (walks the disks; for scrubs and tests).
+    pub fn list(&self) -> Result<Vec<FileId>> {
+        let mut out = Vec::new();
+        for sp in &self.paths {
+            walk(sp, |id, _| out.push(FileId::new(&self.group, sp.index(), id.0, id.1, &id.2).ok()))?;
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    fn count(&self) -> Result<(u64, u64)> {
+        let (mut files, mut bytes) = (0, 0);
+        for sp in &self.paths {
+            walk(sp, |_, size| {
+                files += 1;
+                bytes += size;
+            })?;
+        }
+        Ok((files, bytes))
+    }
+}
+
+/// Calls `f((dir1, dir2, name), size)` for each blob file on a store path.
+fn walk(sp: &StorePath, mut f: impl FnMut((u8, u8, String), u64)) -> Result<()> {
+    let hex_dirs = |p: &Path| -> Result<Vec<(u8, PathBuf)>> {
+        let mut v = Vec::new();
+        let rd = match std::fs::read_dir(p) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(v),
+            Err(e) => return Err(Error::io(p)(e)),
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let (2, Ok(n)) = (name.len(), u8::from_str_radix(&name, 16)) {
+                v.push((n, e.path()));
+            }
+        }
+        Ok(v)
+    };
+    for (d1, p1) in hex_dirs(&sp.data_dir())? {
+        for (d2, p2) in hex_dirs(&p1)? {
+            for e in std::fs::read_dir(&p2).map_err(Error::io(&p2))?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if is_record_name(&name) || name.starts_with('.') {
+                    continue;
+                }
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                f((d1, d2, name), size);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recomputes block CRCs `[first, last)` from the blob file, drops blocks
+/// beyond the size, and refreshes the whole CRC.
+fn resum_blocks(blob: &File, path: &Path, rec: &mut BlobRecord, first: u64, last: u64) -> Result<()> {
+    let count = checksum::block_count(rec.size);
+    rec.blocks.resize(count, 0);
+    let last = last.min(count as u64);
+    let mut buf = vec![0u8; BLOCK_SIZE as usize];
+    for b in first..last {
+        let start = b * BLOCK_SIZE;
+        let len = BLOCK_SIZE.min(rec.size - start) as usize;
+        blob.read_exact_at(&mut buf[..len], start).map_err(Error::io(path))?;
+        rec.blocks[b as usize] = checksum::crc32(&buf[..len]);
+    }
+    rec.refresh_crc();
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
+
+fn sorted(meta: Metadata) -> Metadata {
+    let all: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
+    all.into_iter().collect()
+}

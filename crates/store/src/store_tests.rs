@@ -1,0 +1,172 @@
+use super::*;
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, StoreConfig { group: "g1".into(), store_paths: vec![], policy: PathPolicy::RoundRobin }).unwrap()
+}
+
+fn spooled(store: &Store, data: &[u8]) -> Spooled {
+    let mut s = store.spool(0).unwrap();
+    for piece in data.chunks(7000) {
+        s.write(piece).unwrap();
+    }
+    s.finish().unwrap()
+}
+
+fn read_all(store: &Store, id: &FileId, offset: u64, len: Option<u64>) -> Result<Vec<u8>> {
+    let mut r = store.read(id, offset, len)?;
+    let mut out = Vec::new();
+    while let Some(c) = r.next_chunk()? {
+        out.extend_from_slice(&c);
+    }
+    Ok(out)
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[test]
+fn create_read_ranges_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let content = data(300_000, 1);
+    let (id, rec) = store.create(spooled(&store, &content), "jpg", false, vec![]).unwrap();
+    assert_eq!(rec.size, 300_000);
+    assert_eq!(rec.crc32, crc32fast::hash(&content));
+    assert_eq!(id.info().crc32, rec.crc32);
+    assert_eq!(id.info().size(), Some(300_000));
+    assert_eq!(id.info().source_node, store.node_id());
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
+    assert_eq!(read_all(&store, &id, 65_530, Some(20)).unwrap(), &content[65_530..65_550]);
+    assert_eq!(read_all(&store, &id, 299_990, Some(100)).unwrap(), &content[299_990..]);
+    assert_eq!(read_all(&store, &id, 300_000, None).unwrap(), b"");
+    assert!(read_all(&store, &id, 300_001, None).is_err());
+    assert_eq!(store.stats().files, 1);
+    store.delete(&id, Origin::Local).unwrap();
+    assert!(matches!(store.read(&id, 0, None), Err(Error::NotFound(_))));
+    assert!(matches!(store.delete(&id, Origin::Local), Err(Error::NotFound(_))));
+    store.delete(&id, Origin::Replica).unwrap();
+    assert_eq!(store.stats().files, 0);
+}
+
+#[test]
+fn empty_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, _) = store.create(spooled(&store, b""), "", false, vec![]).unwrap();
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), b"");
+}
+
+#[test]
+fn appender_append_modify_truncate_keep_checksums_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut model = data(100_000, 2);
+    let (id, _) = store.create(spooled(&store, &model), "log", true, vec![]).unwrap();
+    assert!(id.info().is_appender());
+    let more = data(70_000, 3);
+    assert_eq!(store.append(&id, spooled(&store, &more), None, Origin::Local).unwrap(), 100_000);
+    model.extend_from_slice(&more);
+    // a replica replaying the same append is a no-op; a wrong size is out of sync
+    assert_eq!(store.append(&id, spooled(&store, &more), Some(100_000), Origin::Replica).unwrap(), 100_000);
+    assert!(matches!(store.append(&id, spooled(&store, b"x"), Some(5), Origin::Replica), Err(Error::OutOfSync(_))));
+    let patch = data(80_000, 4);
+    store.modify(&id, 60_000, spooled(&store, &patch), Origin::Local).unwrap();
+    model[60_000..140_000].copy_from_slice(&patch);
+    let tail = data(50_000, 5);
+    store.modify(&id, 150_000, spooled(&store, &tail), Origin::Local).unwrap();
+    model.truncate(150_000);
+    model.extend_from_slice(&tail);
+    assert!(store.modify(&id, 1 << 30, spooled(&store, b"x"), Origin::Local).is_err());
+    let rec = store.record(&id).unwrap();
+    assert_eq!(rec.size, model.len() as u64);
+    assert_eq!(rec.crc32, crc32fast::hash(&model));
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), model);
+    store.truncate(&id, 70_001, Origin::Local).unwrap();
+    model.truncate(70_001);
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), model);
+    store.truncate(&id, 200_000, Origin::Local).unwrap();
+    model.resize(200_000, 0);
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), model);
+    assert_eq!(store.record(&id).unwrap().crc32, crc32fast::hash(&model));
+    let (regular, _) = store.create(spooled(&store, b"abc"), "", false, vec![]).unwrap();
+    assert!(matches!(store.truncate(&regular, 1, Origin::Local), Err(Error::NotAppender(_))));
+}
+
+#[test]
+fn metadata_overwrite_and_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let (id, _) = store.create(spooled(&store, b"x"), "", false, vec![kv("b", "1"), kv("a", "2")]).unwrap();
+    assert_eq!(store.record(&id).unwrap().meta, vec![kv("a", "2"), kv("b", "1")]);
+    store.set_meta(&id, vec![kv("b", "9"), kv("c", "3")], true, Origin::Local).unwrap();
+    assert_eq!(store.record(&id).unwrap().meta, vec![kv("a", "2"), kv("b", "9"), kv("c", "3")]);
+    store.set_meta(&id, vec![kv("z", "0")], false, Origin::Local).unwrap();
+    assert_eq!(store.record(&id).unwrap().meta, vec![kv("z", "0")]);
+}
+
+#[test]
+fn corruption_is_detected_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let content = data(200_000, 6);
+    let (id, _) = store.create(spooled(&store, &content), "bin", false, vec![]).unwrap();
+    let path = store.paths[0].blob_path(&id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[150_000] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    // the first block still reads; the damaged one does not
+    assert_eq!(read_all(&store, &id, 0, Some(1000)).unwrap(), &content[..1000]);
+    assert!(matches!(read_all(&store, &id, 0, None), Err(Error::ChecksumMismatch { offset: 131072, .. })));
+    std::fs::write(&path, &bytes[..100]).unwrap();
+    assert!(matches!(read_all(&store, &id, 0, None), Err(Error::ChecksumMismatch { .. })));
+}
+
+#[test]
+fn replica_create_is_idempotent_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir.path().join("a"));
+    let b = open(&dir.path().join("b"));
+    let content = data(1000, 7);
+    let (id, rec) = a.create(spooled(&a, &content), "txt", false, vec![]).unwrap();
+    b.create_as(spooled(&b, &content), &id, &rec.info(), vec![], Origin::Replica).unwrap();
+    b.create_as(spooled(&b, &content), &id, &rec.info(), vec![], Origin::Replica).unwrap();
+    assert_eq!(read_all(&b, &id, 0, None).unwrap(), content);
+    assert_eq!(b.record(&id).unwrap().info(), rec.info());
+    let other = data(1000, 8);
+    assert!(b.create_as(spooled(&b, &other), &id, &rec.info(), vec![], Origin::Replica).is_err());
+    assert_eq!(b.list().unwrap(), vec![id]);
+}
+
+#[test]
+fn reopen_keeps_node_id_and_counts_and_refuses_foreign_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, id) = {
+        let s = open(dir.path());
+        let (id, _) = s.create(spooled(&s, b"hello"), "", false, vec![]).unwrap();
+        (s.node_id(), id)
+    };
+    let s = open(dir.path());
+    assert_eq!(s.node_id(), node);
+    assert_eq!(s.stats().files, 1);
+    assert_eq!(s.stats().bytes, 5);
+    assert!(s.contains(&id));
+    let other = tempfile::tempdir().unwrap();
+    let err = Store::open(
+        other.path(),
+        StoreConfig { group: "g1".into(), store_paths: vec![dir.path().join("store0")], policy: PathPolicy::MostFree },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Setup { .. }));
+}
+
+#[test]
+fn wrong_group_or_store_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = FileId::parse("g2/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
+    assert!(matches!(store.read(&id, 0, None), Err(Error::WrongPlace(_))));
+    let id = FileId::parse("g1/M05/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
+    assert!(matches!(store.read(&id, 0, None), Err(Error::WrongPlace(_))));
+}
