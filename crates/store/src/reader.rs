@@ -58,7 +58,7 @@ impl BlobReader {
             return Err(Error::InvalidArgument(format!("{} shrank while being read", self.file_id)));
         }
         let block_start = self.pos / BLOCK_SIZE * BLOCK_SIZE;
-        let block_end = (block_start + READ_CHUNK).min(self.record.size);
+        let block_end = (block_start + READ_CHUNK).min(self.end.div_ceil(BLOCK_SIZE) * BLOCK_SIZE).min(self.record.size);
         let mut buf = vec![0u8; (block_end - block_start) as usize];
         read_exact_at(&self.file, &mut buf, block_start).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start },
