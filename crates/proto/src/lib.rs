@@ -17,6 +17,7 @@ mod error;
 pub mod file_id;
 pub mod frame;
 pub mod message;
+pub mod net;
 
 pub use auth::{ClusterSecret, Handshake};
 pub use cluster::{ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport, StorePathUsage};
@@ -27,3 +28,4 @@ pub use message::{BlobInfo, Metadata, ReplicaCommit, ReplicaOp, Request, Respons
 
 /// Protocol version sent in the handshake; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;
+pub use net::{Conn, ServeLimits, Service};

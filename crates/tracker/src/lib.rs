@@ -1,1 +1,18 @@
+//! The tracker: keeps the cluster map from storage heartbeats and answers
+//! where to upload, read and mutate.
+//!
+//! - [`ClusterState`] (in `map.rs`) is the map and every decision on it:
+//!   membership, offline detection, primaries and epochs, placement. It is
+//!   plain data with no I/O, so its rules are unit-tested directly.
+//! - [`run`] serves the map over the native protocol.
+//!
+//! A tracker keeps nothing on disk that matters: a restarted tracker learns
+//! groups, members and epochs again from the next round of heartbeats.
 
+mod config;
+mod map;
+mod server;
+
+pub use config::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
+pub use map::ClusterState;
+pub use server::run;

@@ -1,0 +1,158 @@
+//! Connections: the server's accept loop and the client's connect, both
+//! doing the handshake, both with timeouts so that a silent or hostile peer
+//! cannot hold a task forever.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufStream};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, warn};
+
+use crate::auth::{ClusterSecret, Handshake};
+use crate::error::{ErrorCode, ProtoError, Result, WireError};
+use crate::frame::{read_frame, write_frame};
+use crate::message::{Request, Response};
+
+/// A connection after the handshake: buffered both ways.
+pub type Conn = BufStream<TcpStream>;
+
+/// Buffer size of a connection in each direction.
+const CONN_BUFFER: usize = 256 * 1024;
+
+/// Limits of a server.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time a new connection has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// Time a connection may sit idle between requests.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a daemon does with each request.
+///
+/// The handler writes its own response (it may stream a body) and must leave
+/// the connection at a message boundary: a request's body is read to its end
+/// even when the request fails. Returning [`ProtoError::Remote`] sends that
+/// error as the response, which is allowed only when nothing was written yet;
+/// any other error closes the connection.
+pub trait Service: Send + Sync + 'static {
+    /// Handles one request.
+    fn handle<'a>(&'a self, req: Request, conn: &'a mut Conn) -> impl Future<Output = Result<()>> + Send + 'a;
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve<S: Service>(
+    listener: TcpListener,
+    secret: ClusterSecret,
+    service: Arc<S>,
+    limits: ServeLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = service.clone();
+        let secret = secret.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = serve_conn(stream, &secret, &*service, &limits).await {
+                debug!(%peer, error = %e, "connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_conn<S: Service>(stream: TcpStream, secret: &ClusterSecret, service: &S, limits: &ServeLimits) -> Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut conn = BufStream::with_capacity(CONN_BUFFER, CONN_BUFFER, stream);
+    match tokio::time::timeout(limits.handshake_timeout, Handshake::server(&mut conn, secret)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(ProtoError::Auth("handshake timed out".into())),
+    }
+    loop {
+        let req: Request = match tokio::time::timeout(limits.idle_timeout, read_frame(&mut conn)).await {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) | Err(_) => return Ok(()),
+            Ok(Err(ProtoError::Malformed(m))) => {
+                // Tell the peer why before hanging up: the stream position is
+                // still sane (the frame was read whole) but the peer is not.
+                let err = WireError::new(ErrorCode::InvalidArgument, format!("malformed request: {m}"));
+                write_frame(&mut conn, &Response::Error(err)).await?;
+                conn.flush().await?;
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e),
+        };
+        match service.handle(req, &mut conn).await {
+            Ok(()) => {}
+            Err(ProtoError::Remote(err)) => write_frame(&mut conn, &Response::Error(err)).await?,
+            Err(e) => return Err(e),
+        }
+        conn.flush().await?;
+    }
+}
+
+/// Connects to a Cairn daemon and authenticates, within `timeout`.
+pub async fn connect(addr: &str, secret: &ClusterSecret, timeout: Duration) -> Result<Conn> {
+    let fut = async {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = BufStream::with_capacity(CONN_BUFFER, CONN_BUFFER, stream);
+        Handshake::client(&mut conn, secret).await?;
+        Ok(conn)
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ProtoError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("connecting to {addr} timed out"),
+        ))),
+    }
+}
+
+/// Sends a request without a body and reads one response frame.
+pub async fn call(conn: &mut Conn, req: &Request) -> Result<Response> {
+    write_frame(conn, req).await?;
+    conn.flush().await?;
+    crate::frame::expect_frame(conn).await
+}
+
+/// Turns an error response into an error.
+pub fn check(resp: Response) -> Result<Response> {
+    match resp {
+        Response::Error(e) => Err(ProtoError::Remote(e)),
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,394 @@
+//! The cluster map and the rules that act on it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cairn_proto::{
+    ClusterMap, ErrorCode, FileId, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport,
+    StoreTarget, WireError,
+};
+
+use crate::config::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
+
+#[derive(Debug, Clone)]
+struct Member {
+    state: MemberState,
+    last_seen: Instant,
+    report: NodeReport,
+}
+
+impl Member {
+    fn free(&self) -> u64 {
+        self.report.store_paths.iter().map(|p| p.free).min().unwrap_or(0)
+    }
+    fn total(&self) -> u64 {
+        self.report.store_paths.iter().map(|p| p.total).min().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Group {
+    members: BTreeMap<u32, Member>,
+    primary: Option<u32>,
+    epoch: u64,
+    next_member: usize,
+    next_reader: usize,
+}
+
+impl Group {
+    fn active(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| m.state == MemberState::Active)
+    }
+
+    /// Keeps an active primary: when the primary is gone, the active member
+    /// with the lowest ID takes over under a higher epoch. The rule is
+    /// deterministic so that several trackers pick the same primary.
+    fn ensure_primary(&mut self) {
+        let current_ok = self.primary.and_then(|p| self.members.get(&p)).is_some_and(|m| m.state == MemberState::Active);
+        if current_ok {
+            return;
+        }
+        let next = self.active().map(|m| m.report.node_id).next();
+        if let Some(next) = next {
+            self.primary = Some(next);
+            self.epoch += 1;
+        }
+    }
+
+    /// (total, free) of the smallest active member: a group holds only what
+    /// every member can hold.
+    fn capacity(&self) -> (u64, u64) {
+        let free = self.active().map(Member::free).min().unwrap_or(0);
+        let total = self.active().map(Member::total).min().unwrap_or(0);
+        (total, free)
+    }
+
+    fn writable(&self, reserved: Reserved) -> bool {
+        self.active().next().is_some()
+            && self.active().all(|m| match reserved {
+                Reserved::Bytes(b) => m.free() > b,
+                Reserved::Percent(p) => m.total() > 0 && (m.free() as f64) * 100.0 > p * m.total() as f64,
+            })
+    }
+}
+
+/// The map of groups and members, and the decisions made on it.
+#[derive(Debug)]
+pub struct ClusterState {
+    cfg: TrackerConfig,
+    groups: BTreeMap<String, Group>,
+    next_group: usize,
+}
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
+    WireError::new(code, msg)
+}
+
+impl ClusterState {
+    /// An empty map.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self { cfg, groups: BTreeMap::new(), next_group: 0 }
+    }
+
+    /// Takes a heartbeat and answers with the node's group as now known.
+    pub fn heartbeat(&mut self, report: NodeReport, now: Instant) -> Result<GroupView, WireError> {
+        cairn_proto::file_id::validate_group(&report.group).map_err(|r| err(ErrorCode::InvalidArgument, r))?;
+        if report.store_paths.is_empty() {
+            return Err(err(ErrorCode::InvalidArgument, "a storage node needs at least one store path"));
+        }
+        // The same ID reporting from another address while the first is alive
+        // is two nodes sharing an ID (a copied data dir): refuse the newcomer.
+        for (name, g) in &self.groups {
+            if let Some(m) = g.members.get(&report.node_id) {
+                let alive = m.state == MemberState::Active && now.duration_since(m.last_seen) < self.cfg.offline_after;
+                if (name != &report.group || m.report.addr != report.addr) && alive {
+                    return Err(err(
+                        ErrorCode::Exists,
+                        format!("node ID {} is already in use by {} in group {name}", report.node_id, m.report.addr),
+                    ));
+                }
+            }
+        }
+        for (name, g) in self.groups.iter_mut() {
+            if name != &report.group {
+                g.members.remove(&report.node_id);
+            }
+        }
+        let name = report.group.clone();
+        let group = self.groups.entry(name.clone()).or_default();
+        // A restarted tracker starts at epoch 0; the nodes remember the real
+        // one, and the primary that went with it.
+        if report.epoch > group.epoch {
+            group.epoch = report.epoch;
+            group.primary = report.primary;
+        }
+        let id = report.node_id;
+        group.members.insert(id, Member { state: MemberState::Active, last_seen: now, report });
+        group.ensure_primary();
+        Ok(view(&name, group))
+    }
+
+    /// Marks members that missed their heartbeats offline and moves
+    /// primaries away from them.
+    pub fn sweep(&mut self, now: Instant) {
+        let limit = self.cfg.offline_after;
+        for g in self.groups.values_mut() {
+            for m in g.members.values_mut() {
+                if m.state == MemberState::Active && now.duration_since(m.last_seen) >= limit {
+                    m.state = MemberState::Offline;
+                }
+            }
+            g.ensure_primary();
+        }
+    }
+
+    /// Chooses where an upload goes.
+    pub fn place(&mut self, group: Option<&str>, exclude: &[String]) -> Result<StoreTarget, WireError> {
+        let reserved = self.cfg.reserved;
+        let name = match group {
+            Some(g) => {
+                let grp = self.groups.get(g).ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {g}")))?;
+                if grp.active().next().is_none() {
+                    return Err(err(ErrorCode::Unavailable, format!("group {g} has no active member")));
+                }
+                if !grp.writable(reserved) {
+                    return Err(err(ErrorCode::NoSpace, format!("group {g} is full (free space below the reserve)")));
+                }
+                g.to_string()
+            }
+            None => {
+                let writable: Vec<&String> = self
+                    .groups
+                    .iter()
+                    .filter(|(_, g)| g.writable(reserved) && g.active().any(|m| !exclude.contains(&m.report.addr)))
+                    .map(|(n, _)| n)
+                    .collect();
+                if writable.is_empty() {
+                    return Err(if self.groups.values().any(|g| g.active().next().is_some()) {
+                        err(ErrorCode::NoSpace, "every group is full (free space below the reserve)")
+                    } else {
+                        err(ErrorCode::Unavailable, "no storage node is active")
+                    });
+                }
+                match self.cfg.group_policy {
+                    GroupPolicy::RoundRobin => {
+                        self.next_group = self.next_group.wrapping_add(1);
+                        writable[self.next_group % writable.len()].clone()
+                    }
+                    GroupPolicy::MostFree => {
+                        (*writable.iter().max_by_key(|n| self.groups[n.as_str()].capacity().1).unwrap_or(&writable[0])).clone()
+                    }
+                }
+            }
+        };
+        let policy = self.cfg.member_policy;
+        let grp = self.groups.get_mut(&name).ok_or_else(|| err(ErrorCode::NotFound, "group vanished"))?;
+        let mut candidates: Vec<&Member> = grp.active().filter(|m| !exclude.contains(&m.report.addr)).collect();
+        if candidates.is_empty() {
+            candidates = grp.active().collect();
+        }
+        let chosen = match policy {
+            MemberPolicy::RoundRobin => candidates[grp.next_member % candidates.len()],
+            MemberPolicy::LeastLoad => candidates.iter().min_by_key(|m| m.report.load).copied().unwrap_or(candidates[0]),
+        };
+        let target = StoreTarget { group: name.clone(), node_id: chosen.report.node_id, addr: chosen.report.addr.clone() };
+        grp.next_member = grp.next_member.wrapping_add(1);
+        Ok(target)
+    }
+
+    /// Members to read a file from, in the order to try them; the first one
+    /// rotates so reads spread over the group.
+    pub fn fetch(&mut self, id: &FileId) -> Result<Vec<String>, WireError> {
+        let g = self
+            .groups
+            .get_mut(id.group())
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {}", id.group())))?;
+        let mut addrs: Vec<String> = g.active().map(|m| m.report.addr.clone()).collect();
+        if addrs.is_empty() {
+            return Err(err(ErrorCode::Unavailable, format!("group {} has no active member", id.group())));
+        }
+        g.next_reader = g.next_reader.wrapping_add(1);
+        let n = g.next_reader % addrs.len();
+        addrs.rotate_left(n);
+        Ok(addrs)
+    }
+
+    /// Where to send a mutation: the group's primary, which orders them.
+    pub fn update(&self, id: &FileId) -> Result<Vec<String>, WireError> {
+        let g = self
+            .groups
+            .get(id.group())
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {}", id.group())))?;
+        let primary = g
+            .primary
+            .and_then(|p| g.members.get(&p))
+            .filter(|m| m.state == MemberState::Active)
+            .ok_or_else(|| err(ErrorCode::Unavailable, format!("group {} has no active primary", id.group())))?;
+        Ok(vec![primary.report.addr.clone()])
+    }
+
+    /// The whole map, for `cairn status`.
+    pub fn status(&self, tracker: &str, now: Instant) -> ClusterMap {
+        let groups = self
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let (total, free) = g.capacity();
+                GroupStatus {
+                    name: name.clone(),
+                    epoch: g.epoch,
+                    primary: g.primary,
+                    free,
+                    total,
+                    writable: g.writable(self.cfg.reserved),
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| MemberStatus {
+                            id: m.report.node_id,
+                            addr: m.report.addr.clone(),
+                            state: m.state,
+                            primary: g.primary == Some(m.report.node_id),
+                            total: m.report.store_paths.iter().map(|p| p.total).sum(),
+                            free: m.report.store_paths.iter().map(|p| p.free).sum(),
+                            files: m.report.files,
+                            bytes: m.report.bytes,
+                            load: m.report.load,
+                            last_heartbeat_ms: now.saturating_duration_since(m.last_seen).as_millis() as u64,
+                            version: m.report.version.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        ClusterMap { tracker: tracker.to_string(), groups }
+    }
+
+    /// How long a member may stay silent.
+    pub fn offline_after(&self) -> Duration {
+        self.cfg.offline_after
+    }
+}
+
+fn view(name: &str, g: &Group) -> GroupView {
+    GroupView {
+        name: name.to_string(),
+        epoch: g.epoch,
+        primary: g.primary,
+        members: g
+            .members
+            .values()
+            .map(|m| MemberView { id: m.report.node_id, addr: m.report.addr.clone(), state: m.state })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_proto::StorePathUsage;
+
+    use super::*;
+
+    fn report(id: u32, group: &str, free: u64) -> NodeReport {
+        NodeReport {
+            node_id: id,
+            group: group.into(),
+            addr: format!("127.0.0.1:{id}"),
+            store_paths: vec![StorePathUsage { total: 1000, free }],
+            files: 0,
+            bytes: 0,
+            load: 0,
+            epoch: 0,
+            primary: None,
+            version: "test".into(),
+        }
+    }
+
+    fn state() -> ClusterState {
+        ClusterState::new(TrackerConfig { reserved: Reserved::Percent(10.0), ..Default::default() })
+    }
+
+    #[test]
+    fn primary_moves_with_a_higher_epoch_when_it_goes_offline() {
+        let mut s = state();
+        let t0 = Instant::now();
+        let v = s.heartbeat(report(2, "g", 500), t0).unwrap();
+        assert_eq!((v.primary, v.epoch), (Some(2), 1));
+        let v = s.heartbeat(report(1, "g", 500), t0).unwrap();
+        assert_eq!((v.primary, v.epoch), (Some(2), 1), "a newcomer does not take over");
+        let later = t0 + Duration::from_secs(5);
+        s.heartbeat(report(1, "g", 500), later).unwrap();
+        s.sweep(t0 + Duration::from_secs(7));
+        let map = s.status("t", t0 + Duration::from_secs(7));
+        let g = &map.groups[0];
+        assert_eq!((g.primary, g.epoch), (Some(1), 2));
+        assert_eq!(g.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Offline);
+        // the old primary coming back does not take over again
+        let v = s.heartbeat(report(2, "g", 500), t0 + Duration::from_secs(8)).unwrap();
+        assert_eq!((v.primary, v.epoch), (Some(1), 2));
+    }
+
+    #[test]
+    fn restarted_tracker_adopts_the_epoch_the_nodes_know() {
+        let mut s = state();
+        let mut r = report(5, "g", 500);
+        r.epoch = 9;
+        r.primary = Some(7);
+        let v = s.heartbeat(r, Instant::now()).unwrap();
+        // node 7 is not known yet, so node 5 takes over under a higher epoch
+        assert_eq!((v.primary, v.epoch), (Some(5), 10));
+        let mut s = state();
+        let mut r7 = report(7, "g", 500);
+        r7.epoch = 9;
+        r7.primary = Some(7);
+        let v = s.heartbeat(r7, Instant::now()).unwrap();
+        assert_eq!((v.primary, v.epoch), (Some(7), 9));
+    }
+
+    #[test]
+    fn placement_honours_reserve_policy_and_exclusions() {
+        let mut s = state();
+        let now = Instant::now();
+        s.heartbeat(report(1, "small", 50), now).unwrap();
+        s.heartbeat(report(2, "big", 900), now).unwrap();
+        s.heartbeat(report(3, "big", 800), now).unwrap();
+        for _ in 0..4 {
+            assert_eq!(s.place(None, &[]).unwrap().group, "big");
+        }
+        let e = s.place(Some("small"), &[]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NoSpace);
+        assert_eq!(s.place(Some("nope"), &[]).unwrap_err().code, ErrorCode::NotFound);
+        let a = s.place(Some("big"), &[]).unwrap().node_id;
+        let b = s.place(Some("big"), &[]).unwrap().node_id;
+        assert_ne!(a, b, "round robin over members");
+        for _ in 0..3 {
+            assert_eq!(s.place(Some("big"), &["127.0.0.1:2".into()]).unwrap().node_id, 3);
+        }
+        s.heartbeat(report(2, "big", 10), now).unwrap();
+        assert_eq!(s.place(None, &[]).unwrap_err().code, ErrorCode::NoSpace);
+    }
+
+    #[test]
+    fn duplicate_node_ids_are_refused() {
+        let mut s = state();
+        let now = Instant::now();
+        s.heartbeat(report(1, "g", 500), now).unwrap();
+        let mut twin = report(1, "g", 500);
+        twin.addr = "127.0.0.1:9".into();
+        assert_eq!(s.heartbeat(twin, now).unwrap_err().code, ErrorCode::Exists);
+    }
+
+    #[test]
+    fn fetch_lists_active_members_and_rotates() {
+        let mut s = state();
+        let now = Instant::now();
+        s.heartbeat(report(1, "g", 500), now).unwrap();
+        s.heartbeat(report(2, "g", 500), now).unwrap();
+        let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
+        let a = s.fetch(&id).unwrap();
+        let b = s.fetch(&id).unwrap();
+        assert_eq!(a.len(), 2);
+        assert_ne!(a[0], b[0]);
+        assert_eq!(s.update(&id).unwrap(), vec!["127.0.0.1:1".to_string()]);
+    }
+}

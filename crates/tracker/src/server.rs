@@ -1,0 +1,74 @@
+//! Serving the map.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_proto::frame::write_frame;
+use cairn_proto::{ClusterSecret, Conn, ErrorCode, FileId, ProtoError, Request, Response, ServeLimits, Service, WireError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::TrackerConfig;
+use crate::map::ClusterState;
+
+/// How often members are checked for missed heartbeats.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+struct Tracker {
+    state: Mutex<ClusterState>,
+    addr: String,
+}
+
+impl Tracker {
+    fn state(&self) -> std::sync::MutexGuard<'_, ClusterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn answer(&self, req: Request) -> Result<Response, WireError> {
+        let parse = |s: &str| FileId::parse(s).map_err(|e| WireError::new(ErrorCode::BadFileId, e.to_string()));
+        Ok(match req {
+            Request::Heartbeat(report) => Response::Group(self.state().heartbeat(report, Instant::now())?),
+            Request::QueryStore { group, exclude } => Response::StoreTarget(self.state().place(group.as_deref(), &exclude)?),
+            Request::QueryFetch { file_id } => Response::Members(self.state().fetch(&parse(&file_id)?)?),
+            Request::QueryUpdate { file_id } => Response::Members(self.state().update(&parse(&file_id)?)?),
+            Request::ClusterStatus => Response::Cluster(self.state().status(&self.addr, Instant::now())),
+            Request::Ping => Response::Ok,
+            other => {
+                return Err(WireError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("{} is a storage request; this is a tracker", other.name()),
+                ))
+            }
+        })
+    }
+}
+
+impl Service for Tracker {
+    async fn handle(&self, req: Request, conn: &mut Conn) -> Result<(), ProtoError> {
+        let resp = self.answer(req).map_err(ProtoError::Remote)?;
+        write_frame(conn, &resp).await
+    }
+}
+
+/// Runs a tracker on `listener` until `shutdown` turns true.
+pub async fn run(listener: TcpListener, secret: ClusterSecret, cfg: TrackerConfig, shutdown: watch::Receiver<bool>) {
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    info!(%addr, "tracker listening");
+    let tracker = Arc::new(Tracker { state: Mutex::new(ClusterState::new(cfg)), addr });
+    let sweeper = {
+        let tracker = tracker.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => tracker.state().sweep(Instant::now()),
+                    _ = shutdown.changed() => return,
+                }
+            }
+        })
+    };
+    cairn_proto::net::serve(listener, secret, tracker, ServeLimits::default(), shutdown).await;
+    sweeper.abort();
+}
