@@ -28,4 +28,4 @@ pub use message::{BlobInfo, Metadata, ReplicaCommit, ReplicaOp, Request, Respons
 
 /// Protocol version sent in the handshake; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;
-pub use net::{Conn, ServeLimits, Service};
+pub use net::{Conn, Pool, Pooled, ServeLimits, Service};

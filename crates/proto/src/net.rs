@@ -156,3 +156,90 @@ pub fn check(resp: Response) -> Result<Response> {
         other => Ok(other),
     }
 }
+
+/// Whether an idle connection is still open: at a message boundary nothing
+/// should be readable, so readable bytes or an end of stream both mean the
+/// peer has gone (or misbehaved) and the connection is of no further use.
+fn still_open(conn: &Conn) -> bool {
+    let mut b = [0u8; 1];
+    matches!(conn.get_ref().try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Idle authenticated connections, kept per address for reuse.
+///
+/// A connection taken from the pool may have been closed by the peer since
+/// (a restart); callers that get an I/O error on a reused connection retry
+/// once on a fresh one ([`Pooled::reused`] says which it was).
+#[derive(Debug)]
+pub struct Pool {
+    secret: ClusterSecret,
+    connect_timeout: Duration,
+    max_idle_per_addr: usize,
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<Conn>>>,
+}
+
+/// A connection out of a [`Pool`].
+#[derive(Debug)]
+pub struct Pooled {
+    /// The connection.
+    pub conn: Conn,
+    /// Where it goes.
+    pub addr: String,
+    /// Whether it was idle in the pool (and so may be stale).
+    pub reused: bool,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(secret: ClusterSecret, connect_timeout: Duration, max_idle_per_addr: usize) -> Self {
+        Self { secret, connect_timeout, max_idle_per_addr, idle: Default::default() }
+    }
+
+    /// An idle connection to `addr`, or a new one.
+    pub async fn get(&self, addr: &str) -> Result<Pooled> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(addr).and_then(Vec::pop);
+            match idle {
+                Some(conn) if still_open(&conn) => return Ok(Pooled { conn, addr: addr.to_string(), reused: true }),
+                Some(_) => continue,
+                None => return self.fresh(addr).await,
+            }
+        }
+    }
+
+    /// Always a new connection.
+    pub async fn fresh(&self, addr: &str) -> Result<Pooled> {
+        let conn = connect(addr, &self.secret, self.connect_timeout).await?;
+        Ok(Pooled { conn, addr: addr.to_string(), reused: false })
+    }
+
+    /// Gives back a connection that is at a message boundary.
+    pub fn put(&self, c: Pooled) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(c.addr).or_default();
+        if list.len() < self.max_idle_per_addr {
+            list.push(c.conn);
+        }
+    }
+
+    /// Drops every idle connection to `addr` (it failed).
+    pub fn forget(&self, addr: &str) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).remove(addr);
+    }
+
+    /// One request without a body, one response, on a pooled connection,
+    /// retried once on a fresh connection if a reused one turned out stale.
+    pub async fn call(&self, addr: &str, req: &Request) -> Result<Response> {
+        let mut c = self.get(addr).await?;
+        let resp = match call(&mut c.conn, req).await {
+            Err(e) if c.reused && e.is_connection() => {
+                self.forget(addr);
+                c = self.fresh(addr).await?;
+                call(&mut c.conn, req).await?
+            }
+            other => other?,
+        };
+        self.put(c);
+        check(resp)
+    }
+}

@@ -1,1 +1,27 @@
+//! The storage daemon: serves one node's blobs, replicates every mutation
+//! to the other active members of its group, and reports to the trackers.
+//!
+//! - [`run`] starts it: the request server, one heartbeat loop per tracker,
+//!   and the binlog flusher.
+//! - `node.rs` dispatches requests; `upload.rs`, `mutate.rs` and `read.rs`
+//!   handle them on the node that a client asked; `replica.rs` applies what a
+//!   peer forwards; `replicate.rs` forwards to peers.
+//! - `view.rs` holds the group as the trackers last described it: who is
+//!   active, who is primary, under which epoch.
+//!
+//! The rule this crate keeps: a client hears "done" only after every active
+//! member that answered has the data on disk (fsync'd).
 
+mod config;
+mod error;
+mod heartbeat;
+mod mutate;
+mod node;
+mod read;
+mod replica;
+mod replicate;
+mod upload;
+mod view;
+
+pub use config::StorageConfig;
+pub use node::run;

@@ -1,0 +1,31 @@
+use std::time::Duration;
+
+/// Everything a storage daemon can be told besides its store.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Trackers to report to (all of them).
+    pub trackers: Vec<String>,
+    /// Address given to trackers, peers and clients (the listen address
+    /// unless the node is reached through another one).
+    pub advertise: String,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Time to connect to a peer or tracker.
+    pub connect_timeout: Duration,
+    /// Time a peer may take for one step of a replication (a chunk, a
+    /// commit) before it is left out of the write.
+    pub replica_timeout: Duration,
+}
+
+impl StorageConfig {
+    /// Defaults for a node reached at `advertise`, reporting to `trackers`.
+    pub fn new(trackers: Vec<String>, advertise: String) -> Self {
+        Self {
+            trackers,
+            advertise,
+            heartbeat_interval: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+            replica_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Heartbeats: one loop per tracker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::{NodeReport, Request, Response, StorePathUsage};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::node::Node;
+
+/// Reports to one tracker every interval, for as long as the node runs, and
+/// takes the group view it answers with.
+pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watch::Receiver<bool>) {
+    let mut failing = false;
+    let mut tick = tokio::time::interval(node.cfg.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let report = report(&node).await;
+        let res = tokio::time::timeout(
+            node.cfg.heartbeat_interval.max(Duration::from_secs(2)),
+            node.pool.call(&tracker, &Request::Heartbeat(report)),
+        )
+        .await;
+        match res {
+            Ok(Ok(Response::Group(view))) => {
+                if failing {
+                    info!(%tracker, "tracker reachable again");
+                    failing = false;
+                }
+                node.view.update(view);
+            }
+            Ok(Ok(other)) => warn!(%tracker, got = %other.name(), "unexpected heartbeat answer"),
+            Ok(Err(e)) => {
+                node.pool.forget(&tracker);
+                if !failing {
+                    warn!(%tracker, error = %e, "heartbeat failed");
+                    failing = true;
+                }
+            }
+            Err(_) => {
+                node.pool.forget(&tracker);
+                if !failing {
+                    warn!(%tracker, "heartbeat timed out");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+async fn report(node: &Arc<Node>) -> NodeReport {
+    let store = node.store.clone();
+    let stats = tokio::task::spawn_blocking(move || store.stats()).await.ok();
+    let (epoch, primary) = node.view.epoch();
+    let (files, bytes, paths) = stats.map(|s| (s.files, s.bytes, s.paths)).unwrap_or_default();
+    NodeReport {
+        node_id: node.store.node_id(),
+        group: node.store.group().to_string(),
+        addr: node.cfg.advertise.clone(),
+        store_paths: paths.into_iter().map(|(total, free)| StorePathUsage { total, free }).collect(),
+        files,
+        bytes,
+        load: node.load(),
+        epoch,
+        primary,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}

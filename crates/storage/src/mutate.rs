@@ -1,0 +1,106 @@
+//! Mutations of existing blobs, on the group's primary.
+
+use cairn_proto::frame::write_frame;
+use cairn_proto::{Conn, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
+use cairn_store::Origin;
+
+use crate::node::{blocking, parse_id, Node};
+use crate::replicate::replicate_op;
+use crate::upload::{receive, refuse_body};
+use crate::view::require_primary;
+
+/// Delete, truncate and set-metadata: apply here, then on every active peer,
+/// holding the blob's order lock throughout.
+pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoError> {
+    let view = node.view.ready(node.id())?;
+    require_primary(&view, node.id())?;
+    let op = match req {
+        Request::Delete { file_id } => ReplicaOp::Delete { file_id },
+        Request::Truncate { file_id, size } => ReplicaOp::Truncate { file_id, size },
+        Request::SetMeta { file_id, meta, merge } => ReplicaOp::SetMeta { file_id, meta, merge },
+        _ => unreachable!("dispatch sends only delete, truncate and set-meta here"),
+    };
+    let id = parse_id(op_file_id(&op))?;
+    let _order = node.order(&id).await;
+    let store = node.store.clone();
+    let local = op.clone();
+    blocking(move || apply_op(&store, local, Origin::Local)).await?;
+    replicate_op(node, &view, op).await;
+    write_frame(conn, &Response::Ok).await
+}
+
+pub(crate) fn op_file_id(op: &ReplicaOp) -> &str {
+    match op {
+        ReplicaOp::Delete { file_id } | ReplicaOp::Truncate { file_id, .. } | ReplicaOp::SetMeta { file_id, .. } => file_id,
+    }
+}
+
+/// Applies a body-less mutation to the local store.
+pub(crate) fn apply_op(store: &cairn_store::Store, op: ReplicaOp, origin: Origin) -> cairn_store::Result<()> {
+    let parse = |s: &str| cairn_proto::FileId::parse(s).map_err(|e| cairn_store::Error::InvalidArgument(e.to_string()));
+    match op {
+        ReplicaOp::Delete { file_id } => store.delete(&parse(&file_id)?, origin),
+        ReplicaOp::Truncate { file_id, size } => store.truncate(&parse(&file_id)?, size, origin),
+        ReplicaOp::SetMeta { file_id, meta, merge } => {
+            check_meta(&meta)?;
+            store.set_meta(&parse(&file_id)?, meta, merge, origin)
+        }
+    }
+}
+
+/// Bounds on metadata, as FastDFS has them: names up to 64 bytes, values up
+/// to 256, and no separator characters that its wire format uses.
+fn check_meta(meta: &[(String, String)]) -> cairn_store::Result<()> {
+    for (k, v) in meta {
+        if k.is_empty() || k.len() > 64 || v.len() > 256 || k.contains(['\x01', '\x02']) || v.contains(['\x01', '\x02']) {
+            return Err(cairn_store::Error::InvalidArgument(format!(
+                "bad metadata pair {k:?}: names are 1-64 bytes, values at most 256, without \\x01 or \\x02"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Append to an appender blob.
+pub async fn append(node: &Node, conn: &mut Conn, file_id: &str) -> Result<(), ProtoError> {
+    body_op(node, conn, file_id, None).await
+}
+
+/// Overwrite part of an appender blob.
+pub async fn modify(node: &Node, conn: &mut Conn, file_id: &str, offset: u64) -> Result<(), ProtoError> {
+    body_op(node, conn, file_id, Some(offset)).await
+}
+
+async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<u64>) -> Result<(), ProtoError> {
+    let prep = node.view.ready(node.id()).and_then(|view| {
+        require_primary(&view, node.id())?;
+        Ok((view, parse_id(file_id)?))
+    });
+    let (view, id) = match prep {
+        Ok(p) => p,
+        Err(e) => return Err(refuse_body(conn, e).await),
+    };
+    let (spooled, replicas) = receive(node, conn, &view, id.store_path()).await?;
+    let _order = node.order(&id).await;
+    let store = node.store.clone();
+    let local_id = id.clone();
+    let applied = blocking(move || match modify_at {
+        None => store.append(&local_id, spooled, None, Origin::Local),
+        Some(offset) => store.modify(&local_id, offset, spooled, Origin::Local).map(|()| offset),
+    })
+    .await;
+    match applied {
+        Ok(at) => {
+            let commit = match modify_at {
+                None => ReplicaCommit::Append { file_id: id.to_string(), at },
+                Some(offset) => ReplicaCommit::Modify { file_id: id.to_string(), offset },
+            };
+            replicas.commit(&commit).await;
+            write_frame(conn, &Response::Ok).await
+        }
+        Err(e) => {
+            replicas.abort();
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Reads: downloads, file info, metadata. Reads need no tracker, so a node
+//! keeps serving them while every tracker is down.
+
+use cairn_proto::frame::{write_body_abort, write_body_end, write_chunk, write_frame};
+use cairn_proto::{Conn, ProtoError, Response};
+use tokio::io::AsyncWriteExt;
+use tracing::error;
+
+use crate::error::wire;
+use crate::node::{blocking, parse_id, Node};
+
+/// Chunks read ahead of the socket during a download.
+const READ_AHEAD: usize = 4;
+
+/// Streams a verified range of a blob. A checksum failure midway aborts the
+/// body and sends the error, so the client never takes bad bytes for good
+/// ones and can go to another member.
+pub async fn download(node: &Node, conn: &mut Conn, file_id: &str, offset: u64, length: Option<u64>) -> Result<(), ProtoError> {
+    let id = parse_id(file_id)?;
+    let store = node.store.clone();
+    let read_id = id.clone();
+    let mut reader = blocking(move || store.read(&read_id, offset, length)).await?;
+    write_frame(conn, &Response::Data { length: reader.remaining() }).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    tokio::task::spawn_blocking(move || loop {
+        let item = reader.next_chunk();
+        let last = !matches!(item, Ok(Some(_)));
+        if tx.blocking_send(item).is_err() || last {
+            return;
+        }
+    });
+    while let Some(item) = rx.recv().await {
+        match item {
+            Ok(Some(chunk)) => write_chunk(conn, &chunk).await?,
+            Ok(None) => break,
+            Err(e) => {
+                error!(file_id = %id, error = %e, "read failed; download aborted");
+                write_body_abort(conn).await?;
+                write_frame(conn, &Response::Error(wire(e))).await?;
+                conn.flush().await?;
+                return Ok(());
+            }
+        }
+    }
+    write_body_end(conn).await
+}
+
+/// Size, CRC32, creation facts.
+pub async fn file_info(node: &Node, conn: &mut Conn, file_id: &str) -> Result<(), ProtoError> {
+    let id = parse_id(file_id)?;
+    let store = node.store.clone();
+    let rec = blocking(move || store.record(&id)).await?;
+    write_frame(conn, &Response::Info(rec.info())).await
+}
+
+/// Metadata pairs, sorted by key.
+pub async fn get_meta(node: &Node, conn: &mut Conn, file_id: &str) -> Result<(), ProtoError> {
+    let id = parse_id(file_id)?;
+    let store = node.store.clone();
+    let rec = blocking(move || store.record(&id)).await?;
+    write_frame(conn, &Response::Meta(rec.meta)).await
+}

@@ -1,0 +1,80 @@
+//! A peer's side of replication: applying what the originator forwards.
+
+use cairn_proto::frame::{expect_frame, write_frame};
+use cairn_proto::{BodyReader, Conn, ErrorCode, ProtoError, ReplicaCommit, ReplicaOp, Response};
+use cairn_store::{Origin, Spool};
+
+use crate::error::refuse;
+use crate::mutate::apply_op;
+use crate::node::{blocking, parse_id, Node};
+
+fn stale(node: &Node, epoch: u64) -> Option<ProtoError> {
+    let (mine, _) = node.view.epoch();
+    (epoch < mine).then(|| refuse(ErrorCode::StaleEpoch, format!("request from epoch {epoch}, this node is at {mine}")))
+}
+
+/// Receives a body into a spool, makes it durable as soon as it ends, then
+/// does what the commit frame says. The body and the commit frame are always
+/// read whole, so the connection stays usable after a refusal.
+pub async fn body(node: &Node, conn: &mut Conn, epoch: u64, store_path: u8) -> Result<(), ProtoError> {
+    let mut failure = stale(node, epoch);
+    let mut spool: Option<Spool> = None;
+    if failure.is_none() {
+        let store = node.store.clone();
+        match blocking(move || store.spool(store_path)).await {
+            Ok(s) => spool = Some(s),
+            Err(e) => failure = Some(e),
+        }
+    }
+    let mut body = BodyReader::new();
+    while let Some(chunk) = body.next(conn).await? {
+        if let Some(mut s) = spool.take() {
+            match blocking(move || s.write(&chunk).map(|()| s)).await {
+                Ok(s) => spool = Some(s),
+                Err(e) => failure = Some(e),
+            }
+        }
+    }
+    let spooled = match spool {
+        Some(s) if failure.is_none() => match blocking(move || s.finish()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        },
+        _ => None,
+    };
+    let commit: ReplicaCommit = expect_frame(conn).await?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let Some(spooled) = spooled else { return Err(refuse(ErrorCode::Internal, "spool lost")) };
+    let store = node.store.clone();
+    match commit {
+        ReplicaCommit::Create { file_id, info, meta } => {
+            let id = parse_id(&file_id)?;
+            blocking(move || store.create_as(spooled, &id, &info, meta, Origin::Replica)).await?;
+        }
+        ReplicaCommit::Append { file_id, at } => {
+            let id = parse_id(&file_id)?;
+            blocking(move || store.append(&id, spooled, Some(at), Origin::Replica)).await?;
+        }
+        ReplicaCommit::Modify { file_id, offset } => {
+            let id = parse_id(&file_id)?;
+            blocking(move || store.modify(&id, offset, spooled, Origin::Replica)).await?;
+        }
+        ReplicaCommit::Abort => drop(spooled),
+    }
+    write_frame(conn, &Response::Ok).await
+}
+
+/// Applies a body-less mutation from the primary.
+pub async fn op(node: &Node, conn: &mut Conn, epoch: u64, op: ReplicaOp) -> Result<(), ProtoError> {
+    if let Some(e) = stale(node, epoch) {
+        return Err(e);
+    }
+    let store = node.store.clone();
+    blocking(move || apply_op(&store, op, Origin::Replica)).await?;
+    write_frame(conn, &Response::Ok).await
+}

@@ -1,0 +1,152 @@
+//! Forwarding to peers: the originator's side of replication.
+
+use std::time::Duration;
+
+use cairn_proto::frame::{expect_frame, write_body_end, write_chunk, write_frame};
+use cairn_proto::net::check;
+use cairn_proto::{GroupView, Pooled, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
+use futures::future::join_all;
+use tokio::io::AsyncWriteExt;
+use tracing::warn;
+
+use crate::node::Node;
+use crate::view::active_peers;
+
+/// Time allowed per byte on top of the replica timeout when a peer fsyncs a
+/// large body: 1 s per 32 MiB, slower than any disk worth storing on.
+const FSYNC_ALLOWANCE_BYTES_PER_SEC: u64 = 32 << 20;
+
+/// Body streams to the active peers of one write. A peer that fails or
+/// stalls past the replica timeout is dropped from the set, and the write
+/// goes on without it: it will be offline soon, and catch up when back.
+pub struct ReplicaSet<'a> {
+    node: &'a Node,
+    streams: Vec<Pooled>,
+    sent: u64,
+}
+
+impl<'a> ReplicaSet<'a> {
+    /// Opens a stream to every active peer and sends the header.
+    pub async fn open(node: &'a Node, view: &GroupView, header: Request) -> ReplicaSet<'a> {
+        let peers = active_peers(view, node.id());
+        let t = node.cfg.replica_timeout;
+        let header = &header;
+        let opened = join_all(peers.into_iter().map(|addr| async move {
+            let r = tokio::time::timeout(t, async {
+                let mut c = node.pool.get(&addr).await?;
+                write_frame(&mut c.conn, header).await?;
+                Ok::<_, ProtoError>(c)
+            })
+            .await;
+            settle(node, &addr, "open", r)
+        }))
+        .await;
+        ReplicaSet { node, streams: opened.into_iter().flatten().collect(), sent: 0 }
+    }
+
+    /// Sends one chunk to every peer still in the set.
+    pub async fn send_chunk(&mut self, data: &[u8]) {
+        if self.streams.is_empty() {
+            return;
+        }
+        self.sent += data.len() as u64;
+        let t = self.node.cfg.replica_timeout;
+        let node = self.node;
+        let streams = std::mem::take(&mut self.streams);
+        let kept = join_all(streams.into_iter().map(|mut s| async move {
+            let r = tokio::time::timeout(t, async {
+                write_chunk(&mut s.conn, data).await?;
+                s.conn.flush().await?;
+                Ok::<_, ProtoError>(())
+            })
+            .await;
+            let addr = s.addr.clone();
+            settle(node, &addr, "send", r.map(|r| r.map(|()| s)))
+        }))
+        .await;
+        self.streams = kept.into_iter().flatten().collect();
+    }
+
+    /// Ends the body on every peer, so they fsync while the caller does too.
+    pub async fn end_body(&mut self) {
+        let t = self.node.cfg.replica_timeout;
+        let node = self.node;
+        let streams = std::mem::take(&mut self.streams);
+        let kept = join_all(streams.into_iter().map(|mut s| async move {
+            let r = tokio::time::timeout(t, async {
+                write_body_end(&mut s.conn).await?;
+                s.conn.flush().await?;
+                Ok::<_, ProtoError>(())
+            })
+            .await;
+            let addr = s.addr.clone();
+            settle(node, &addr, "end", r.map(|r| r.map(|()| s)))
+        }))
+        .await;
+        self.streams = kept.into_iter().flatten().collect();
+    }
+
+    /// Tells every peer what to do with the body and waits for each to
+    /// confirm it is on disk. Returns how many did.
+    pub async fn commit(self, commit: &ReplicaCommit) -> usize {
+        let t = self.node.cfg.replica_timeout + Duration::from_secs(self.sent / FSYNC_ALLOWANCE_BYTES_PER_SEC);
+        let node = self.node;
+        let done = join_all(self.streams.into_iter().map(|mut s| async move {
+            let r = tokio::time::timeout(t, async {
+                write_frame(&mut s.conn, commit).await?;
+                s.conn.flush().await?;
+                let resp: Response = expect_frame(&mut s.conn).await?;
+                check(resp)?;
+                Ok::<_, ProtoError>(())
+            })
+            .await;
+            let addr = s.addr.clone();
+            match settle(node, &addr, "commit", r.map(|r| r.map(|()| s))) {
+                Some(s) => {
+                    node.pool.put(s);
+                    true
+                }
+                None => false,
+            }
+        }))
+        .await;
+        done.into_iter().filter(|ok| *ok).count()
+    }
+
+    /// Gives up: the connections close and each peer throws its spool away.
+    pub fn abort(self) {}
+}
+
+/// Sends a mutation without a body to every active peer; returns how many
+/// applied it.
+pub async fn replicate_op(node: &Node, view: &GroupView, op: ReplicaOp) -> usize {
+    let peers = active_peers(view, node.id());
+    let req = Request::ReplicaOp { epoch: view.epoch, op };
+    let t = node.cfg.replica_timeout;
+    let req = &req;
+    let done = join_all(peers.into_iter().map(|addr| async move {
+        let r = tokio::time::timeout(t, node.pool.call(&addr, req)).await;
+        settle(node, &addr, "apply", r.map(|r| r.map(|_| ()))).is_some()
+    }))
+    .await;
+    done.into_iter().filter(|ok| *ok).count()
+}
+
+/// Logs and drops a failed or stalled peer.
+fn settle<T>(node: &Node, addr: &str, step: &str, r: Result<Result<T, ProtoError>, tokio::time::error::Elapsed>) -> Option<T> {
+    match r {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            if e.is_connection() {
+                node.pool.forget(addr);
+            }
+            warn!(peer = addr, step, error = %e, "replica left out of the write");
+            None
+        }
+        Err(_) => {
+            node.pool.forget(addr);
+            warn!(peer = addr, step, "replica timed out; left out of the write");
+            None
+        }
+    }
+}

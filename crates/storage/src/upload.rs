@@ -1,0 +1,143 @@
+//! Uploads on the member a client chose, and the body intake shared with
+//! appends and modifications.
+
+use cairn_proto::file_id::validate_ext;
+use cairn_proto::frame::write_frame;
+use cairn_proto::{BodyReader, Conn, ErrorCode, GroupView, ProtoError, ReplicaCommit, Request, Response};
+use cairn_store::{Origin, Spool, Spooled};
+
+use crate::error::refuse;
+use crate::node::{blocking, parse_id, Node};
+use crate::replicate::ReplicaSet;
+
+/// Reads what is left of a request's body so the connection stays usable,
+/// then returns the error that refused the request.
+pub(crate) async fn refuse_body(conn: &mut Conn, err: ProtoError) -> ProtoError {
+    match BodyReader::new().drain(conn).await {
+        Ok(()) => err,
+        Err(broken) => broken,
+    }
+}
+
+/// Takes a body from the client into a local spool on `store_path` while
+/// streaming it to the group's other active members.
+pub(crate) async fn receive<'a>(
+    node: &'a Node,
+    conn: &mut Conn,
+    view: &GroupView,
+    store_path: u8,
+) -> Result<(Spooled, ReplicaSet<'a>), ProtoError> {
+    let store = node.store.clone();
+    let spool = match blocking(move || store.spool(store_path)).await {
+        Ok(s) => s,
+        Err(e) => return Err(refuse_body(conn, e).await),
+    };
+    let mut replicas = ReplicaSet::open(node, view, Request::ReplicaBody { epoch: view.epoch, store_path }).await;
+    let mut spool: Option<Spool> = Some(spool);
+    let mut failure: Option<ProtoError> = None;
+    let mut body = BodyReader::new();
+    loop {
+        let chunk = match body.next(conn).await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(ProtoError::BodyAborted) => {
+                replicas.abort();
+                return Err(refuse(ErrorCode::InvalidArgument, "the client aborted the upload"));
+            }
+            Err(e) => {
+                replicas.abort();
+                return Err(e);
+            }
+        };
+        let Some(mut s) = spool.take() else { continue };
+        let local_chunk = chunk.clone();
+        let local = blocking(move || s.write(&local_chunk).map(|()| s));
+        let (local, ()) = tokio::join!(local, replicas.send_chunk(&chunk));
+        match local {
+            Ok(s) => spool = Some(s),
+            Err(e) => failure = Some(e),
+        }
+    }
+    let spool = match (spool, failure) {
+        (Some(s), None) => s,
+        (_, failure) => {
+            replicas.abort();
+            return Err(failure.unwrap_or_else(|| refuse(ErrorCode::Internal, "spool lost")));
+        }
+    };
+    let (spooled, ()) = tokio::join!(blocking(move || spool.finish()), replicas.end_body());
+    match spooled {
+        Ok(s) => Ok((s, replicas)),
+        Err(e) => {
+            replicas.abort();
+            Err(e)
+        }
+    }
+}
+
+/// A new blob with a fresh name.
+pub async fn upload(node: &Node, conn: &mut Conn, appender: bool, ext: String, store_path: Option<u8>) -> Result<(), ProtoError> {
+    let prep = node.view.ready(node.id()).and_then(|view| {
+        validate_ext(&ext).map_err(|r| refuse(ErrorCode::InvalidArgument, r))?;
+        let sp = node.store.choose_path(store_path).map_err(crate::error::remote)?;
+        Ok((view, sp))
+    });
+    let (view, sp) = match prep {
+        Ok(p) => p,
+        Err(e) => return Err(refuse_body(conn, e).await),
+    };
+    let (spooled, replicas) = receive(node, conn, &view, sp).await?;
+    let store = node.store.clone();
+    match blocking(move || store.create(spooled, &ext, appender, vec![])).await {
+        Ok((id, record)) => {
+            replicas.commit(&ReplicaCommit::Create { file_id: id.to_string(), info: record.info(), meta: vec![] }).await;
+            write_frame(conn, &Response::FileId(id.to_string())).await
+        }
+        Err(e) => {
+            replicas.abort();
+            Err(e)
+        }
+    }
+}
+
+/// A slave file: named from its master, stored beside it.
+pub async fn upload_slave(node: &Node, conn: &mut Conn, master: String, prefix: String, ext: String) -> Result<(), ProtoError> {
+    let prep = node.view.ready(node.id()).and_then(|view| {
+        let master = parse_id(&master)?;
+        let slave = master.slave(&prefix, &ext).map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
+        Ok((view, master, slave))
+    });
+    let (view, master, slave) = match prep {
+        Ok(p) => p,
+        Err(e) => return Err(refuse_body(conn, e).await),
+    };
+    let store = node.store.clone();
+    let m = master.clone();
+    let master_rec = match blocking(move || store.record(&m)).await {
+        Ok(r) => r,
+        Err(e) => return Err(refuse_body(conn, e).await),
+    };
+    if node.store.contains(&slave) {
+        return Err(refuse_body(conn, refuse(ErrorCode::Exists, format!("slave file {slave} already exists"))).await);
+    }
+    let (spooled, replicas) = receive(node, conn, &view, slave.store_path()).await?;
+    let info = cairn_proto::BlobInfo {
+        size: spooled.size,
+        crc32: spooled.crc32,
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        source_node: node.id(),
+        appender: false,
+    };
+    let store = node.store.clone();
+    let (id, inf) = (slave.clone(), info.clone());
+    match blocking(move || store.create_as(spooled, &id, &inf, vec![], Origin::Local)).await {
+        Ok(()) => {
+            replicas.commit(&ReplicaCommit::Create { file_id: slave.to_string(), info, meta: vec![] }).await;
+            write_frame(conn, &Response::FileId(slave.to_string())).await
+        }
+        Err(e) => {
+            replicas.abort();
+            Err(e)
+        }
+    }
+}
