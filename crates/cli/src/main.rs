@@ -1,1 +1,122 @@
-fn main(){}
+//! `cairn`: one binary for every role (server, tracker, storage) and for the
+//! commands of users and operators.
+//!
+//! Exit codes: 0 success, 1 failure (a one-line message on stderr), 2 bad
+//! usage (from clap).
+
+mod cmd;
+mod config;
+mod secret;
+mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default native-protocol port of a tracker.
+pub const DEFAULT_TRACKER_PORT: u16 = 22300;
+/// Default native-protocol port of a storage node.
+pub const DEFAULT_STORAGE_PORT: u16 = 23300;
+
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about = "Cairn: a distributed file system", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where client commands find the cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Tracker addresses, comma-separated [default: $CAIRN_TRACKER, then 127.0.0.1:22300]
+    #[arg(long, value_delimiter = ',', global = true)]
+    pub tracker: Vec<String>,
+    /// File holding the cluster secret [default: $CAIRN_SECRET, then the local server's secret]
+    #[arg(long, global = true)]
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a tracker and one storage node in one process: a working cluster on one machine
+    Server(cmd::daemon::ServerArgs),
+    /// Run a tracker
+    Tracker(cmd::daemon::TrackerArgs),
+    /// Run a storage node
+    Storage(cmd::daemon::StorageArgs),
+    /// Upload a file (or standard input with -); prints the file ID
+    Upload(cmd::blob::UploadArgs),
+    /// Download a file, whole or a range
+    Download(cmd::blob::DownloadArgs),
+    /// Delete a file from every member of its group
+    Delete(cmd::blob::IdArgs),
+    /// Append a file (or standard input) to an appender file
+    Append(cmd::blob::AppendArgs),
+    /// Overwrite part of an appender file, starting at OFFSET
+    Modify(cmd::blob::ModifyArgs),
+    /// Cut (or extend with zeros) an appender file to SIZE bytes
+    Truncate(cmd::blob::TruncateArgs),
+    /// Size, CRC32, creation time and creating node of a file
+    Info(cmd::blob::InfoArgs),
+    /// Set metadata: KEY=VALUE pairs, replacing all (or merged with --merge)
+    MetaSet(cmd::blob::MetaSetArgs),
+    /// Print a file's metadata
+    MetaGet(cmd::blob::MetaGetArgs),
+    /// Groups, members, states, free space and primaries
+    Status(cmd::status::StatusArgs),
+    /// Measure upload, download and delete speed against a running cluster
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn init_logging(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(cli.command, Command::Server(_) | Command::Tracker(_) | Command::Storage(_));
+    init_logging(daemon);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cairn: error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Server(a) => cmd::daemon::server(a).await,
+            Command::Tracker(a) => cmd::daemon::tracker(a).await,
+            Command::Storage(a) => cmd::daemon::storage(a).await,
+            Command::Upload(a) => cmd::blob::upload(a).await,
+            Command::Download(a) => cmd::blob::download(a).await,
+            Command::Delete(a) => cmd::blob::delete(a).await,
+            Command::Append(a) => cmd::blob::append(a).await,
+            Command::Modify(a) => cmd::blob::modify(a).await,
+            Command::Truncate(a) => cmd::blob::truncate(a).await,
+            Command::Info(a) => cmd::blob::info(a).await,
+            Command::MetaSet(a) => cmd::blob::meta_set(a).await,
+            Command::MetaGet(a) => cmd::blob::meta_get(a).await,
+            Command::Status(a) => cmd::status::run(a).await,
+            Command::Bench(a) => cmd::bench::run(a).await,
+        }
+    });
+    // Don't wait for blocking tasks (a stdin reader) to notice the end.
+    rt.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A reader that closed our stdout (`cairn download ID | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

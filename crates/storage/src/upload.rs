@@ -112,11 +112,9 @@ pub async fn upload_slave(node: &Node, conn: &mut Conn, master: String, prefix: 
         Err(e) => return Err(refuse_body(conn, e).await),
     };
     let store = node.store.clone();
-    let m = master.clone();
-    let master_rec = match blocking(move || store.record(&m)).await {
-        Ok(r) => r,
-        Err(e) => return Err(refuse_body(conn, e).await),
-    };
+    if let Err(e) = blocking(move || store.record(&master).map(|_| ())).await {
+        return Err(refuse_body(conn, e).await);
+    }
     if node.store.contains(&slave) {
         return Err(refuse_body(conn, refuse(ErrorCode::Exists, format!("slave file {slave} already exists"))).await);
     }

@@ -1,0 +1,208 @@
+//! `cairn bench`: upload, download and delete N files of one size with C
+//! concurrent workers against a running cluster, and report each phase.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use bytes::Bytes;
+use cairn_client::{Body, UploadOptions};
+use cairn_proto::FileId;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::RngCore;
+use serde::Serialize;
+
+use super::client;
+use crate::units::parse_size;
+use crate::ClusterArgs;
+
+/// `cairn bench`
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Group to upload into [default: chosen by the tracker]
+    #[arg(long)]
+    group: Option<String>,
+    /// Size of each file: bytes, or 4K, 1M, ...
+    #[arg(long, value_parser = parse_size)]
+    size: u64,
+    /// Number of files
+    #[arg(long)]
+    count: usize,
+    /// Concurrent workers
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Figures of one phase.
+#[derive(Debug, Serialize)]
+pub struct PhaseReport {
+    ops: usize,
+    errors: usize,
+    seconds: f64,
+    ops_per_s: f64,
+    mib_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    size: u64,
+    count: usize,
+    concurrency: usize,
+    upload: PhaseReport,
+    download: PhaseReport,
+    delete: PhaseReport,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Runs `op(0..count)` on `workers` tasks and measures it.
+async fn phase<F, Fut>(name: &str, count: usize, workers: usize, bytes_per_op: u64, quiet: bool, op: F) -> PhaseReport
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(count as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(name.to_string());
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let errors = Arc::new(Mutex::new((0usize, None::<String>)));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (op, next, latencies, errors, bar) = (op.clone(), next.clone(), latencies.clone(), errors.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let t = Instant::now();
+                let r = op(i).await;
+                let took = t.elapsed();
+                match r {
+                    Ok(()) => latencies.lock().unwrap_or_else(|p| p.into_inner()).push(took),
+                    Err(e) => {
+                        let mut g = errors.lock().unwrap_or_else(|p| p.into_inner());
+                        g.0 += 1;
+                        g.1.get_or_insert(e);
+                    }
+                }
+                bar.inc(1);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    lat.sort();
+    let (errors, first_error) = std::mem::take(&mut *errors.lock().unwrap_or_else(|p| p.into_inner()));
+    let ok = lat.len();
+    PhaseReport {
+        ops: count,
+        errors,
+        seconds,
+        ops_per_s: ok as f64 / seconds.max(1e-9),
+        mib_per_s: (ok as u64 * bytes_per_op) as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        first_error,
+    }
+}
+
+/// `cairn bench`
+pub async fn run(a: BenchArgs) -> Result<()> {
+    if a.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let c = Arc::new(client(&a.cluster)?);
+    let mut data = vec![0u8; a.size as usize];
+    rand::thread_rng().fill_bytes(&mut data);
+    let data = Bytes::from(data);
+    let ids: Arc<Vec<Mutex<Option<FileId>>>> = Arc::new((0..a.count).map(|_| Mutex::new(None)).collect());
+    let opts = Arc::new(UploadOptions { group: a.group.clone(), appender: false, ext: "bin".into() });
+    let quiet = a.json;
+
+    let upload = {
+        let (c, ids, data, opts) = (c.clone(), ids.clone(), data.clone(), opts.clone());
+        phase("upload", a.count, a.concurrency, a.size, quiet, move |i| {
+            let (c, ids, data, opts) = (c.clone(), ids.clone(), data.clone(), opts.clone());
+            async move {
+                let id = c.upload(&opts, Body::Bytes(data)).await.map_err(|e| e.to_string())?;
+                *ids[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                Ok(())
+            }
+        })
+        .await
+    };
+    let id_of = |ids: &Arc<Vec<Mutex<Option<FileId>>>>, i: usize| ids[i].lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let download = {
+        let (c, ids, data) = (c.clone(), ids.clone(), data.clone());
+        phase("download", a.count, a.concurrency, a.size, quiet, move |i| {
+            let (c, id, data) = (c.clone(), id_of(&ids, i), data.clone());
+            async move {
+                let id = id.ok_or("upload failed")?;
+                let mut buf = Vec::with_capacity(data.len());
+                c.download_to(&id, 0, None, &mut buf).await.map_err(|e| e.to_string())?;
+                if buf != data {
+                    return Err(format!("{id}: content differs from what was uploaded"));
+                }
+                Ok(())
+            }
+        })
+        .await
+    };
+    let delete = {
+        let (c, ids) = (c.clone(), ids.clone());
+        phase("delete", a.count, a.concurrency, 0, quiet, move |i| {
+            let (c, id) = (c.clone(), id_of(&ids, i));
+            async move {
+                let id = id.ok_or("upload failed")?;
+                c.delete(&id).await.map_err(|e| e.to_string())
+            }
+        })
+        .await
+    };
+    let report = Report { size: a.size, count: a.count, concurrency: a.concurrency, upload, download, delete };
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{} files of {} bytes, concurrency {}", a.count, a.size, a.concurrency);
+        println!("{:<9} {:>10} {:>10} {:>9} {:>9} {:>7}", "phase", "ops/s", "MiB/s", "p50 ms", "p99 ms", "errors");
+        for (name, p) in [("upload", &report.upload), ("download", &report.download), ("delete", &report.delete)] {
+            println!("{name:<9} {:>10.0} {:>10.1} {:>9.2} {:>9.2} {:>7}", p.ops_per_s, p.mib_per_s, p.p50_ms, p.p99_ms, p.errors);
+            if let Some(e) = &p.first_error {
+                println!("          first error: {e}");
+            }
+        }
+    }
+    let errors = report.upload.errors + report.download.errors + report.delete.errors;
+    if errors > 0 {
+        bail!("{errors} operations failed");
+    }
+    Ok(())
+}

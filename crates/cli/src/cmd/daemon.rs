@@ -1,0 +1,292 @@
+//! The daemons: `server`, `tracker`, `storage`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cairn_proto::ClusterSecret;
+use cairn_storage::StorageConfig;
+use cairn_store::{PathPolicy, Store, StoreConfig};
+use cairn_tracker::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
+use clap::Args;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{self, FileConfig};
+use crate::{secret, DEFAULT_STORAGE_PORT, DEFAULT_TRACKER_PORT};
+
+/// Tracker settings shared by `tracker` and `server`.
+#[derive(Args, Debug, Clone)]
+pub struct TrackerOpts {
+    /// Milliseconds without a heartbeat before a member is marked offline [default: 6000]
+    #[arg(long, env = "CAIRN_OFFLINE_AFTER_MS")]
+    offline_after_ms: Option<u64>,
+    /// Group choice for uploads: most-free or round-robin [default: most-free]
+    #[arg(long, env = "CAIRN_GROUP_POLICY")]
+    group_policy: Option<String>,
+    /// Member choice for uploads: round-robin or least-load [default: round-robin]
+    #[arg(long, env = "CAIRN_MEMBER_POLICY")]
+    member_policy: Option<String>,
+    /// Space kept free on every member, e.g. 5% or 20G [default: 5%]
+    #[arg(long, env = "CAIRN_RESERVED_SPACE")]
+    reserved_space: Option<String>,
+}
+
+/// Storage settings shared by `storage` and `server`.
+#[derive(Args, Debug, Clone)]
+pub struct StorageOpts {
+    /// Store path (disk); repeat for several, in index order [default: DATA/store0]
+    #[arg(long = "store-path")]
+    store_paths: Vec<PathBuf>,
+    /// Store path choice for new files: most-free or round-robin [default: most-free]
+    #[arg(long, env = "CAIRN_STORE_PATH_POLICY")]
+    store_path_policy: Option<String>,
+    /// Milliseconds between heartbeats to each tracker [default: 2000]
+    #[arg(long, env = "CAIRN_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
+    /// Milliseconds a peer may take per replication step before it is left out [default: 10000]
+    #[arg(long, env = "CAIRN_REPLICA_TIMEOUT_MS")]
+    replica_timeout_ms: Option<u64>,
+}
+
+/// `cairn tracker`
+#[derive(Args, Debug)]
+pub struct TrackerArgs {
+    /// Address to listen on [default: 127.0.0.1:22300]
+    #[arg(long, env = "CAIRN_LISTEN")]
+    listen: Option<String>,
+    /// Data directory
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// TOML configuration file
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
+    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    opts: TrackerOpts,
+}
+
+/// `cairn storage`
+#[derive(Args, Debug)]
+pub struct StorageArgs {
+    /// Trackers to report to, comma-separated
+    #[arg(long, value_delimiter = ',', env = "CAIRN_TRACKER")]
+    tracker: Vec<String>,
+    /// Group this node serves [default: group1]
+    #[arg(long, env = "CAIRN_GROUP")]
+    group: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:23300]
+    #[arg(long, env = "CAIRN_LISTEN")]
+    listen: Option<String>,
+    /// Address trackers, peers and clients reach this node at [default: the listen address]
+    #[arg(long, env = "CAIRN_ADVERTISE")]
+    advertise: Option<String>,
+    /// Data directory (node ID, binlog, default store path)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// TOML configuration file
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
+    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    opts: StorageOpts,
+}
+
+/// `cairn server`
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Data directory [default: $CAIRN_DATA, then ~/.local/share/cairn]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Tracker address to listen on [default: 127.0.0.1:22300]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Storage node address to listen on [default: 127.0.0.1:23300]
+    #[arg(long)]
+    storage_listen: Option<String>,
+    /// Group of the storage node [default: group1]
+    #[arg(long)]
+    group: Option<String>,
+    /// TOML configuration file
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
+    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret, created if missing]
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    tracker: TrackerOpts,
+    #[command(flatten)]
+    storage: StorageOpts,
+}
+
+fn tracker_config(file: &FileConfig, o: &TrackerOpts) -> Result<TrackerConfig> {
+    let mut cfg = TrackerConfig::default();
+    if let Some(ms) = o.offline_after_ms.or(file.tracker.offline_after_ms) {
+        cfg.offline_after = Duration::from_millis(ms);
+    }
+    if let Some(p) = &o.group_policy {
+        cfg.group_policy = match p.as_str() {
+            "round-robin" => GroupPolicy::RoundRobin,
+            "most-free" => GroupPolicy::MostFree,
+            other => bail!("unknown group policy {other:?} (most-free or round-robin)"),
+        };
+    } else if let Some(p) = file.tracker.group_policy {
+        cfg.group_policy = p;
+    }
+    if let Some(p) = &o.member_policy {
+        cfg.member_policy = match p.as_str() {
+            "round-robin" => MemberPolicy::RoundRobin,
+            "least-load" => MemberPolicy::LeastLoad,
+            other => bail!("unknown member policy {other:?} (round-robin or least-load)"),
+        };
+    } else if let Some(p) = file.tracker.member_policy {
+        cfg.member_policy = p;
+    }
+    if let Some(r) = o.reserved_space.as_ref().or(file.tracker.reserved_space.as_ref()) {
+        cfg.reserved = r.parse::<Reserved>().map_err(|e| anyhow!("reserved space: {e}"))?;
+    }
+    Ok(cfg)
+}
+
+fn path_policy(s: Option<&String>) -> Result<PathPolicy> {
+    Ok(match s.map(String::as_str) {
+        None | Some("most-free") => PathPolicy::MostFree,
+        Some("round-robin") => PathPolicy::RoundRobin,
+        Some(other) => bail!("unknown store path policy {other:?} (most-free or round-robin)"),
+    })
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
+    let sa: SocketAddr = addr.parse().map_err(|_| anyhow!("{what}: {addr:?} is not an IP:port address"))?;
+    TcpListener::bind(sa).await.with_context(|| format!("{what}: cannot listen on {addr}"))
+}
+
+/// Turns SIGINT and SIGTERM into a shutdown signal.
+fn shutdown_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn advertise_for(listener: &TcpListener, advertise: Option<&String>) -> Result<String> {
+    if let Some(a) = advertise {
+        return Ok(a.clone());
+    }
+    let local = listener.local_addr()?;
+    if local.ip().is_unspecified() {
+        bail!("listening on {local}: pass --advertise with the address other machines reach this node at");
+    }
+    Ok(local.to_string())
+}
+
+struct StorageParts {
+    store: Store,
+    cfg: StorageConfig,
+}
+
+fn storage_parts(
+    file: &FileConfig,
+    o: &StorageOpts,
+    group: Option<&String>,
+    data: &std::path::Path,
+    trackers: Vec<String>,
+    advertise: String,
+) -> Result<StorageParts> {
+    let group = group.or(file.storage.group.as_ref()).cloned().unwrap_or_else(|| "group1".to_string());
+    let store_paths = if o.store_paths.is_empty() { file.storage.store_paths.clone().unwrap_or_default() } else { o.store_paths.clone() };
+    let policy = path_policy(o.store_path_policy.as_ref().or(file.storage.store_path_policy.as_ref()))?;
+    let store = Store::open(data, StoreConfig { group, store_paths, policy })
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let mut cfg = StorageConfig::new(trackers, advertise);
+    if let Some(ms) = o.heartbeat_ms.or(file.storage.heartbeat_interval_ms) {
+        cfg.heartbeat_interval = Duration::from_millis(ms.max(10));
+    }
+    if let Some(ms) = o.replica_timeout_ms.or(file.storage.replica_timeout_ms) {
+        cfg.replica_timeout = Duration::from_millis(ms.max(10));
+    }
+    Ok(StorageParts { store, cfg })
+}
+
+/// `cairn tracker`
+pub async fn tracker(a: TrackerArgs) -> Result<()> {
+    let file = config::load(a.config.as_deref())?;
+    let data = a.data.or(file.tracker.data.clone()).ok_or_else(|| anyhow!("cairn tracker needs --data DIR"))?;
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let cfg = tracker_config(&file, &a.opts)?;
+    let listen = a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+    let listener = bind(&listen, "tracker").await?;
+    println!("tracker listening on {}", listener.local_addr()?);
+    cairn_tracker::run(listener, secret, cfg, shutdown_on_signal()).await;
+    Ok(())
+}
+
+/// `cairn storage`
+pub async fn storage(a: StorageArgs) -> Result<()> {
+    let file = config::load(a.config.as_deref())?;
+    let data = a.data.or(file.storage.data.clone()).ok_or_else(|| anyhow!("cairn storage needs --data DIR"))?;
+    let trackers = if a.tracker.is_empty() { file.storage.trackers.clone().unwrap_or_default() } else { a.tracker.clone() };
+    if trackers.is_empty() {
+        bail!("cairn storage needs --tracker ADDR[,ADDR...]");
+    }
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let listen = a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
+    let listener = bind(&listen, "storage").await?;
+    let advertise = advertise_for(&listener, a.advertise.as_ref().or(file.storage.advertise.as_ref()))?;
+    let parts = storage_parts(&file, &a.opts, a.group.as_ref(), &data, trackers, advertise.clone())?;
+    println!(
+        "storage node {} of group {} listening on {} (advertised as {advertise})",
+        parts.store.node_id(),
+        parts.store.group(),
+        listener.local_addr()?
+    );
+    cairn_storage::run(listener, secret, parts.cfg, parts.store, shutdown_on_signal()).await;
+    Ok(())
+}
+
+/// `cairn server`: a tracker and a storage node in one process.
+pub async fn server(a: ServerArgs) -> Result<()> {
+    let file = config::load(a.config.as_deref())?;
+    let data = a.data.clone().unwrap_or_else(config::default_data_dir);
+    let (secret, secret_path, created): (ClusterSecret, Option<PathBuf>, bool) = secret::for_server(a.secret_file.as_deref(), &data)?;
+    let tcfg = tracker_config(&file, &a.tracker)?;
+    let tlisten = a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+    let slisten =
+        a.storage_listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
+    let tl = bind(&tlisten, "tracker").await?;
+    let sl = bind(&slisten, "storage").await?;
+    let tracker_addr = advertise_for(&tl, None)?;
+    let storage_addr = advertise_for(&sl, file.storage.advertise.as_ref())?;
+    let parts = storage_parts(&file, &a.storage, a.group.as_ref(), &data.join("storage"), vec![tracker_addr.clone()], storage_addr.clone())?;
+    println!("cairn server is running");
+    println!("  tracker  {tracker_addr}");
+    println!("  storage  {storage_addr}  (group {}, node {})", parts.store.group(), parts.store.node_id());
+    println!("  data     {}", data.display());
+    match (&secret_path, created) {
+        (Some(p), true) => println!("  secret   {} (new; give it to clients with --secret-file or CAIRN_SECRET)", p.display()),
+        (Some(p), false) => println!("  secret   {}", p.display()),
+        (None, _) => println!("  secret   from CAIRN_SECRET"),
+    }
+    println!("try: cairn upload FILE --tracker {tracker_addr}");
+    let shutdown = shutdown_on_signal();
+    let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, shutdown.clone()));
+    let s = tokio::spawn(cairn_storage::run(sl, secret, parts.cfg, parts.store, shutdown));
+    let _ = tokio::join!(t, s);
+    Ok(())
+}

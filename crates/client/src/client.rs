@@ -1,0 +1,416 @@
+//! The client proper.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_proto::frame::{expect_frame, write_frame, BodyReader};
+use cairn_proto::net::check;
+use cairn_proto::{
+    BlobInfo, ClusterMap, ClusterSecret, ErrorCode, FileId, Metadata, Pool, Pooled, ProtoError, Request, Response,
+    StoreTarget,
+};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tracing::debug;
+
+use crate::body::{Body, SendError};
+use crate::error::{Error, Result};
+
+/// How a client reaches the cluster.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Trackers, tried in turn.
+    pub trackers: Vec<String>,
+    /// The cluster secret.
+    pub secret: ClusterSecret,
+    /// Time to connect and authenticate.
+    pub connect_timeout: Duration,
+    /// How long to keep retrying while a group has no reachable primary
+    /// (a primary that died is replaced once the trackers notice).
+    pub failover_wait: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for the given trackers and secret.
+    pub fn new(trackers: Vec<String>, secret: ClusterSecret) -> Self {
+        Self { trackers, secret, connect_timeout: Duration::from_secs(3), failover_wait: Duration::from_secs(15) }
+    }
+}
+
+/// Options of an upload.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Group to upload into (the tracker chooses when `None`).
+    pub group: Option<String>,
+    /// Make an appender blob.
+    pub appender: bool,
+    /// Extension, without the dot.
+    pub ext: String,
+}
+
+/// A connection to the cluster. Cheap to share: clone an `Arc` of it.
+#[derive(Debug)]
+pub struct Client {
+    cfg: ClientConfig,
+    pool: Pool,
+    tracker_cursor: AtomicUsize,
+}
+
+/// Tries of an upload on different members before giving up.
+const UPLOAD_TRIES: usize = 4;
+/// Pause between tries while a primary is being replaced.
+const FAILOVER_PAUSE: Duration = Duration::from_millis(250);
+
+impl Client {
+    /// A client for the cluster.
+    pub fn new(cfg: ClientConfig) -> Self {
+        let pool = Pool::new(cfg.secret.clone(), cfg.connect_timeout, 32);
+        Self { cfg, pool, tracker_cursor: AtomicUsize::new(0) }
+    }
+
+    /// Asks the trackers in turn, starting with the last one that answered.
+    async fn tracker(&self, req: &Request) -> Result<Response> {
+        let n = self.cfg.trackers.len();
+        if n == 0 {
+            return Err(Error::TrackersUnreachable { tried: "none".into(), last: "no tracker configured".into() });
+        }
+        let start = self.tracker_cursor.load(Ordering::Relaxed);
+        let mut last = String::new();
+        for i in 0..n {
+            let k = (start + i) % n;
+            let addr = &self.cfg.trackers[k];
+            match self.pool.call(addr, req).await {
+                Ok(resp) => {
+                    self.tracker_cursor.store(k, Ordering::Relaxed);
+                    return Ok(resp);
+                }
+                Err(ProtoError::Remote(e)) => return Err(Error::Remote(e)),
+                Err(e @ ProtoError::Auth(_)) => return Err(Error::Node { addr: addr.clone(), source: e }),
+                Err(e) => {
+                    debug!(tracker = %addr, error = %e, "tracker failed; trying the next");
+                    self.pool.forget(addr);
+                    last = format!("{addr}: {e}");
+                }
+            }
+        }
+        Err(Error::TrackersUnreachable { tried: self.cfg.trackers.join(","), last })
+    }
+
+    /// Where an upload should go.
+    pub async fn query_store(&self, group: Option<&str>, exclude: &[String]) -> Result<StoreTarget> {
+        match self.tracker(&Request::QueryStore { group: group.map(String::from), exclude: exclude.to_vec() }).await? {
+            Response::StoreTarget(t) => Ok(t),
+            other => Err(unexpected("store target", other)),
+        }
+    }
+
+    /// Members that can serve reads of `id`, in the order to try them.
+    pub async fn query_fetch(&self, id: &FileId) -> Result<Vec<String>> {
+        match self.tracker(&Request::QueryFetch { file_id: id.to_string() }).await? {
+            Response::Members(m) => Ok(m),
+            other => Err(unexpected("members", other)),
+        }
+    }
+
+    async fn query_update(&self, id: &FileId) -> Result<String> {
+        match self.tracker(&Request::QueryUpdate { file_id: id.to_string() }).await? {
+            Response::Members(m) => m.into_iter().next().ok_or_else(|| Error::Remote(unavailable("no primary"))),
+            other => Err(unexpected("members", other)),
+        }
+    }
+
+    /// The cluster map from the first tracker that answers.
+    pub async fn status(&self) -> Result<ClusterMap> {
+        match self.tracker(&Request::ClusterStatus).await? {
+            Response::Cluster(m) => Ok(m),
+            other => Err(unexpected("cluster", other)),
+        }
+    }
+
+    /// Uploads a new blob. Returns its ID once every active member of the
+    /// group has it on disk.
+    pub async fn upload(&self, opts: &UploadOptions, mut body: Body) -> Result<FileId> {
+        let req = Request::Upload { appender: opts.appender, ext: opts.ext.clone(), store_path: None };
+        let mut exclude = Vec::new();
+        let mut last = None;
+        for _ in 0..UPLOAD_TRIES {
+            let target = self.query_store(opts.group.as_deref(), &exclude).await?;
+            match self.send_with_body(&target.addr, &req, &mut body).await {
+                Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
+                Ok(other) => return Err(unexpected("file id", other)),
+                Err(Attempt { err, retry }) => {
+                    if !retry || !err.try_elsewhere() {
+                        return Err(err);
+                    }
+                    debug!(node = %target.addr, error = %err, "upload failed; trying another member");
+                    exclude.push(target.addr);
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Remote(unavailable("no member took the upload"))))
+    }
+
+    /// Uploads a slave file of `master` (a thumbnail, say), named from the
+    /// master's ID with `prefix` inserted before the extension.
+    pub async fn upload_slave(&self, master: &FileId, prefix: &str, ext: &str, mut body: Body) -> Result<FileId> {
+        let req = Request::UploadSlave { master: master.to_string(), prefix: prefix.into(), ext: ext.into() };
+        let members = self.query_fetch(master).await?;
+        let mut last = None;
+        for addr in members {
+            match self.send_with_body(&addr, &req, &mut body).await {
+                Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
+                Ok(other) => return Err(unexpected("file id", other)),
+                Err(Attempt { err, retry }) if retry && err.try_elsewhere() && err.code() != Some(ErrorCode::NotFound) => {
+                    last = Some(err)
+                }
+                Err(Attempt { err, .. }) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Remote(unavailable("no member took the upload"))))
+    }
+
+    /// Sends a request and its body, reads the response. On a stale pooled
+    /// connection it retries once on a fresh one if the body allows it.
+    async fn send_with_body(&self, addr: &str, req: &Request, body: &mut Body) -> Result<Response, Attempt> {
+        let mut c = self.pool.get(addr).await.map_err(|e| Attempt::retry(Error::node(addr, e)))?;
+        match self.exchange(&mut c, req, body).await {
+            Err(Attempt { err: Error::Node { source, .. }, retry: true }) if c.reused && source.is_connection() => {
+                self.pool.forget(addr);
+                c = self.pool.fresh(addr).await.map_err(|e| Attempt::retry(Error::node(addr, e)))?;
+                let r = self.exchange(&mut c, req, body).await;
+                if r.is_ok() {
+                    self.pool.put(c);
+                }
+                r
+            }
+            Ok(r) => {
+                self.pool.put(c);
+                Ok(r)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn exchange(&self, c: &mut Pooled, req: &Request, body: &mut Body) -> Result<Response, Attempt> {
+        let addr = c.addr.clone();
+        let replayable = body.replayable();
+        write_frame(&mut c.conn, req).await.map_err(|e| Attempt::retry(Error::node(&addr, e)))?;
+        match body.send(&mut c.conn).await {
+            Ok(_) => {}
+            Err(SendError::Input(e)) => return Err(Attempt::fatal(Error::Input(e))),
+            Err(SendError::Conn(e)) => return Err(Attempt { err: Error::node(&addr, e), retry: replayable }),
+        }
+        let resp = async {
+            c.conn.flush().await?;
+            let resp: Response = expect_frame(&mut c.conn).await?;
+            check(resp)
+        }
+        .await;
+        resp.map_err(|e| Attempt { err: Error::node(&addr, e), retry: replayable })
+    }
+
+    /// Downloads `[offset, offset + length)` of a blob into `sink`, from any
+    /// member; if one fails midway, the next one continues where it stopped.
+    /// Returns the number of bytes written.
+    pub async fn download_to<W: AsyncWrite + Unpin>(&self, id: &FileId, offset: u64, length: Option<u64>, sink: &mut W) -> Result<u64> {
+        let members = self.query_fetch(id).await?;
+        let mut written = 0u64;
+        let mut last = None;
+        for addr in members {
+            let len = length.map(|l| l - written);
+            match self.read_from(&addr, id, offset + written, len, sink, &mut written).await {
+                Ok(()) => return Ok(written),
+                Err(e) if e.try_elsewhere() => {
+                    debug!(node = %addr, error = %e, "download failed; trying another member");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Remote(unavailable("no member could serve the file"))))
+    }
+
+    /// Downloads from one storage node and nowhere else (to check a replica).
+    pub async fn download_from<W: AsyncWrite + Unpin>(
+        &self,
+        addr: &str,
+        id: &FileId,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut W,
+    ) -> Result<u64> {
+        let mut written = 0;
+        self.read_from(addr, id, offset, length, sink, &mut written).await?;
+        Ok(written)
+    }
+
+    /// Downloads into memory; for small files and tests.
+    pub async fn download_bytes(&self, id: &FileId, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.download_to(id, offset, length, &mut out).await?;
+        Ok(out)
+    }
+
+    async fn read_from<W: AsyncWrite + Unpin>(
+        &self,
+        addr: &str,
+        id: &FileId,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut W,
+        written: &mut u64,
+    ) -> Result<()> {
+        let req = Request::Download { file_id: id.to_string(), offset, length };
+        let mut c = self.pool.get(addr).await.map_err(|e| Error::node(addr, e))?;
+        let resp = match cairn_proto::net::call(&mut c.conn, &req).await {
+            Err(e) if c.reused && e.is_connection() => {
+                self.pool.forget(addr);
+                c = self.pool.fresh(addr).await.map_err(|e| Error::node(addr, e))?;
+                cairn_proto::net::call(&mut c.conn, &req).await
+            }
+            other => other,
+        };
+        let expected = match check(resp.map_err(|e| Error::node(addr, e))?).map_err(|e| Error::node(addr, e))? {
+            Response::Data { length } => length,
+            other => return Err(unexpected("data", other)),
+        };
+        let mut body = BodyReader::new();
+        loop {
+            match body.next(&mut c.conn).await {
+                Ok(Some(chunk)) => {
+                    sink.write_all(&chunk).await.map_err(Error::Output)?;
+                    *written += chunk.len() as u64;
+                }
+                Ok(None) => break,
+                Err(ProtoError::BodyAborted) => {
+                    let why: Response = expect_frame(&mut c.conn).await.map_err(|e| Error::node(addr, e))?;
+                    self.pool.put(c);
+                    return Err(match why {
+                        Response::Error(e) => Error::Remote(e),
+                        other => unexpected("error", other),
+                    });
+                }
+                Err(e) => return Err(Error::node(addr, e)),
+            }
+        }
+        if body.received() != expected {
+            return Err(Error::node(
+                addr,
+                ProtoError::Malformed(format!("announced {expected} bytes, sent {}", body.received())),
+            ));
+        }
+        self.pool.put(c);
+        Ok(())
+    }
+
+    /// Calls the first member that answers, for reads of small facts.
+    async fn read_call(&self, id: &FileId, req: Request) -> Result<Response> {
+        let mut last = None;
+        for addr in self.query_fetch(id).await? {
+            match self.pool.call(&addr, &req).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let e = Error::node(&addr, e);
+                    if !e.try_elsewhere() {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Remote(unavailable("no member could serve the file"))))
+    }
+
+    /// Size, CRC32 and creation facts of a blob.
+    pub async fn info(&self, id: &FileId) -> Result<BlobInfo> {
+        match self.read_call(id, Request::FileInfo { file_id: id.to_string() }).await? {
+            Response::Info(i) => Ok(i),
+            other => Err(unexpected("info", other)),
+        }
+    }
+
+    /// A blob's metadata.
+    pub async fn get_meta(&self, id: &FileId) -> Result<Metadata> {
+        match self.read_call(id, Request::GetMeta { file_id: id.to_string() }).await? {
+            Response::Meta(m) => Ok(m),
+            other => Err(unexpected("meta", other)),
+        }
+    }
+
+    /// Sends a mutation to the group's primary, following a primary change
+    /// for up to [`ClientConfig::failover_wait`].
+    async fn mutate(&self, id: &FileId, req: Request, mut body: Option<Body>) -> Result<()> {
+        let deadline = Instant::now() + self.cfg.failover_wait;
+        loop {
+            let attempt = async {
+                let primary = self.query_update(id).await.map_err(Attempt::retry)?;
+                match body.as_mut() {
+                    Some(b) => self.send_with_body(&primary, &req, b).await,
+                    None => self.pool.call(&primary, &req).await.map_err(|e| Attempt::retry(Error::node(&primary, e))),
+                }
+            }
+            .await;
+            match attempt {
+                Ok(Response::Ok) => return Ok(()),
+                Ok(other) => return Err(unexpected("ok", other)),
+                Err(Attempt { err, retry }) => {
+                    let failover = matches!(err.code(), Some(ErrorCode::NotPrimary | ErrorCode::NotReady | ErrorCode::Unavailable))
+                        || matches!(&err, Error::Node { source, .. } if source.is_connection());
+                    if !retry || !failover || Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    debug!(error = %err, "primary unavailable; retrying");
+                    tokio::time::sleep(FAILOVER_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// Deletes a blob from every member of its group.
+    pub async fn delete(&self, id: &FileId) -> Result<()> {
+        self.mutate(id, Request::Delete { file_id: id.to_string() }, None).await
+    }
+
+    /// Appends to an appender blob.
+    pub async fn append(&self, id: &FileId, body: Body) -> Result<()> {
+        self.mutate(id, Request::Append { file_id: id.to_string() }, Some(body)).await
+    }
+
+    /// Overwrites part of an appender blob, starting at `offset`.
+    pub async fn modify(&self, id: &FileId, offset: u64, body: Body) -> Result<()> {
+        self.mutate(id, Request::Modify { file_id: id.to_string(), offset }, Some(body)).await
+    }
+
+    /// Truncates (or extends with zeros) an appender blob.
+    pub async fn truncate(&self, id: &FileId, size: u64) -> Result<()> {
+        self.mutate(id, Request::Truncate { file_id: id.to_string(), size }, None).await
+    }
+
+    /// Sets metadata, replacing it all or merging key by key.
+    pub async fn set_meta(&self, id: &FileId, meta: Metadata, merge: bool) -> Result<()> {
+        self.mutate(id, Request::SetMeta { file_id: id.to_string(), meta, merge }, None).await
+    }
+}
+
+/// A failed try, and whether trying again could work.
+struct Attempt {
+    err: Error,
+    retry: bool,
+}
+
+impl Attempt {
+    fn retry(err: Error) -> Self {
+        Self { err, retry: true }
+    }
+    fn fatal(err: Error) -> Self {
+        Self { err, retry: false }
+    }
+}
+
+fn unexpected(expected: &'static str, got: Response) -> Error {
+    Error::Node { addr: String::new(), source: ProtoError::Unexpected { expected, got: got.name() } }
+}
+
+fn unavailable(msg: &str) -> cairn_proto::WireError {
+    cairn_proto::WireError::new(ErrorCode::Unavailable, msg)
+}
