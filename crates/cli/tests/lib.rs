@@ -1,1 +1,8 @@
+//! Integration tests: real `cairn` processes on loopback.
 
+mod common;
+
+mod blob_ops;
+mod cli;
+mod failover;
+mod hostile;

@@ -61,6 +61,13 @@ pub struct NodeReport {
     pub epoch: u64,
     /// Primary of that epoch, as the node knows it.
     pub primary: Option<u32>,
+    /// Members the node forwards writes to (its write set, from the views of
+    /// every tracker). A tracker lets a new member serve reads only once
+    /// every active peer lists it here.
+    pub write_set: Vec<u32>,
+    /// Whether the node knows itself active (and so takes uploads). The
+    /// tracker places uploads only on members that do.
+    pub ready: bool,
     /// Software version.
     pub version: String,
 }
@@ -100,6 +107,8 @@ pub struct MemberStatus {
     pub state: MemberState,
     /// Whether this member is its group's primary.
     pub primary: bool,
+    /// Whether it knows itself active and so takes uploads.
+    pub ready: bool,
     /// Total bytes over its store paths.
     pub total: u64,
     /// Free bytes over its store paths.

@@ -15,12 +15,16 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
     let mut failing = false;
     let mut tick = tokio::time::interval(node.cfg.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut again = false;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+        if !again {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
         }
         let report = report(&node).await;
+        let reported = (report.ready, report.write_set.clone());
         let res = tokio::time::timeout(
             node.cfg.heartbeat_interval.max(Duration::from_secs(2)),
             node.pool.call(&tracker, &Request::Heartbeat(report)),
@@ -32,7 +36,14 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
                     info!(%tracker, "tracker reachable again");
                     failing = false;
                 }
-                node.view.update(view);
+                node.view.update(&tracker, view);
+                // When the answer changed what this node would report (it
+                // became ready, its write set grew), report again at once:
+                // the tracker waits for exactly that to promote members.
+                let (_, _, write_set) = node.view.report();
+                let now = (node.view.ready(node.id()).is_ok(), write_set);
+                again = !again && now != reported;
+                continue;
             }
             Ok(Ok(other)) => warn!(%tracker, got = %other.name(), "unexpected heartbeat answer"),
             Ok(Err(e)) => {
@@ -56,7 +67,7 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
 async fn report(node: &Arc<Node>) -> NodeReport {
     let store = node.store.clone();
     let stats = tokio::task::spawn_blocking(move || store.stats()).await.ok();
-    let (epoch, primary) = node.view.epoch();
+    let (epoch, primary, write_set) = node.view.report();
     let (files, bytes, paths) = stats.map(|s| (s.files, s.bytes, s.paths)).unwrap_or_default();
     NodeReport {
         node_id: node.store.node_id(),
@@ -68,6 +79,8 @@ async fn report(node: &Arc<Node>) -> NodeReport {
         load: node.load(),
         epoch,
         primary,
+        write_set,
+        ready: node.view.ready(node.id()).is_ok(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -7,13 +7,12 @@ use cairn_store::Origin;
 use crate::node::{blocking, parse_id, Node};
 use crate::replicate::replicate_op;
 use crate::upload::{receive, refuse_body};
-use crate::view::require_primary;
 
 /// Delete, truncate and set-metadata: apply here, then on every active peer,
 /// holding the blob's order lock throughout.
 pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoError> {
     let view = node.view.ready(node.id())?;
-    require_primary(&view, node.id())?;
+    view.require_primary(node.id())?;
     let op = match req {
         Request::Delete { file_id } => ReplicaOp::Delete { file_id },
         Request::Truncate { file_id, size } => ReplicaOp::Truncate { file_id, size },
@@ -73,7 +72,7 @@ pub async fn modify(node: &Node, conn: &mut Conn, file_id: &str, offset: u64) ->
 
 async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<u64>) -> Result<(), ProtoError> {
     let prep = node.view.ready(node.id()).and_then(|view| {
-        require_primary(&view, node.id())?;
+        view.require_primary(node.id())?;
         Ok((view, parse_id(file_id)?))
     });
     let (view, id) = match prep {

@@ -107,8 +107,8 @@ pub async fn run(listener: TcpListener, secret: ClusterSecret, cfg: StorageConfi
     let node = Arc::new(Node {
         store: Arc::new(store),
         pool: Pool::new(secret.clone(), cfg.connect_timeout, POOL_IDLE_PER_PEER),
+        view: View::new(cfg.heartbeat_interval),
         cfg,
-        view: View::default(),
         order: (0..ORDER_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         in_flight: AtomicU32::new(0),
     });

@@ -9,7 +9,7 @@ use crate::mutate::apply_op;
 use crate::node::{blocking, parse_id, Node};
 
 fn stale(node: &Node, epoch: u64) -> Option<ProtoError> {
-    let (mine, _) = node.view.epoch();
+    let mine = node.view.epoch();
     (epoch < mine).then(|| refuse(ErrorCode::StaleEpoch, format!("request from epoch {epoch}, this node is at {mine}")))
 }
 

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use cairn_proto::frame::{expect_frame, write_body_end, write_chunk, write_frame};
 use cairn_proto::net::check;
-use cairn_proto::{GroupView, Pooled, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
+use cairn_proto::{Pooled, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
 use futures::future::join_all;
 use tokio::io::AsyncWriteExt;
 use tracing::warn;
 
 use crate::node::Node;
-use crate::view::active_peers;
+use crate::view::Snapshot;
 
 /// Time allowed per byte on top of the replica timeout when a peer fsyncs a
 /// large body: 1 s per 32 MiB, slower than any disk worth storing on.
@@ -27,8 +27,8 @@ pub struct ReplicaSet<'a> {
 
 impl<'a> ReplicaSet<'a> {
     /// Opens a stream to every active peer and sends the header.
-    pub async fn open(node: &'a Node, view: &GroupView, header: Request) -> ReplicaSet<'a> {
-        let peers = active_peers(view, node.id());
+    pub async fn open(node: &'a Node, view: &Snapshot, header: Request) -> ReplicaSet<'a> {
+        let peers = view.peers(node.id());
         let t = node.cfg.replica_timeout;
         let header = &header;
         let opened = join_all(peers.into_iter().map(|addr| async move {
@@ -119,8 +119,8 @@ impl<'a> ReplicaSet<'a> {
 
 /// Sends a mutation without a body to every active peer; returns how many
 /// applied it.
-pub async fn replicate_op(node: &Node, view: &GroupView, op: ReplicaOp) -> usize {
-    let peers = active_peers(view, node.id());
+pub async fn replicate_op(node: &Node, view: &Snapshot, op: ReplicaOp) -> usize {
+    let peers = view.peers(node.id());
     let req = Request::ReplicaOp { epoch: view.epoch, op };
     let t = node.cfg.replica_timeout;
     let req = &req;

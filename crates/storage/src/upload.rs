@@ -3,12 +3,13 @@
 
 use cairn_proto::file_id::validate_ext;
 use cairn_proto::frame::write_frame;
-use cairn_proto::{BodyReader, Conn, ErrorCode, GroupView, ProtoError, ReplicaCommit, Request, Response};
+use cairn_proto::{BodyReader, Conn, ErrorCode, ProtoError, ReplicaCommit, Request, Response};
 use cairn_store::{Origin, Spool, Spooled};
 
 use crate::error::refuse;
 use crate::node::{blocking, parse_id, Node};
 use crate::replicate::ReplicaSet;
+use crate::view::Snapshot;
 
 /// Reads what is left of a request's body so the connection stays usable,
 /// then returns the error that refused the request.
@@ -24,7 +25,7 @@ pub(crate) async fn refuse_body(conn: &mut Conn, err: ProtoError) -> ProtoError 
 pub(crate) async fn receive<'a>(
     node: &'a Node,
     conn: &mut Conn,
-    view: &GroupView,
+    view: &Snapshot,
     store_path: u8,
 ) -> Result<(Spooled, ReplicaSet<'a>), ProtoError> {
     let store = node.store.clone();

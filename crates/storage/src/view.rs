@@ -1,59 +1,122 @@
-//! The node's picture of its group.
+//! The node's picture of its group, merged from every tracker's answers.
+//!
+//! Trackers answer independently and may briefly disagree (one has not yet
+//! heard from a newcomer). The node therefore keeps each tracker's latest
+//! view and errs on the side of durability: it forwards writes to the union
+//! of the members any tracker puts in the write set, and takes epoch and
+//! primary from the view with the highest epoch.
 
+use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use cairn_proto::{ErrorCode, GroupView, MemberState, ProtoError};
 
 use crate::error::refuse;
 
-/// The latest [`GroupView`] from any tracker.
-#[derive(Debug, Default)]
+/// Latest view from each tracker.
+#[derive(Debug)]
 pub struct View {
-    current: RwLock<Option<GroupView>>,
+    views: RwLock<HashMap<String, (Instant, GroupView)>>,
+    /// Views older than this (a tracker that stopped answering) are ignored
+    /// while fresher ones exist.
+    stale_after: Duration,
+}
+
+/// What one operation needs to know about the group, taken at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Highest epoch known.
+    pub epoch: u64,
+    /// Primary of that epoch.
+    pub primary: Option<u32>,
+    /// Its address, if known.
+    pub primary_addr: Option<String>,
+    /// Every member in any tracker's write set (active or syncing), by ID.
+    pub write_set: Vec<(u32, String)>,
+}
+
+impl Snapshot {
+    /// Addresses of the write set without this node.
+    pub fn peers(&self, me: u32) -> Vec<String> {
+        self.write_set.iter().filter(|(id, _)| *id != me).map(|(_, a)| a.clone()).collect()
+    }
+
+    /// Refuses unless this node is the primary.
+    pub fn require_primary(&self, me: u32) -> Result<(), ProtoError> {
+        if self.primary == Some(me) {
+            return Ok(());
+        }
+        let addr = self.primary_addr.as_deref().unwrap_or("unknown");
+        Err(refuse(ErrorCode::NotPrimary, format!("mutations go to the group's primary ({addr})")))
+    }
 }
 
 impl View {
-    /// Takes a tracker's answer unless it is older than what we know.
-    /// Several trackers answer independently; the highest epoch wins.
-    pub fn update(&self, view: GroupView) {
-        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if cur.as_ref().is_none_or(|c| view.epoch >= c.epoch) {
-            *cur = Some(view);
+    /// An empty view; `heartbeat` is the nodes' heartbeat interval.
+    pub fn new(heartbeat: Duration) -> Self {
+        Self { views: RwLock::new(HashMap::new()), stale_after: heartbeat * 5 + Duration::from_secs(1) }
+    }
+
+    /// Takes a tracker's answer.
+    pub fn update(&self, tracker: &str, view: GroupView) {
+        self.views.write().unwrap_or_else(|p| p.into_inner()).insert(tracker.to_string(), (Instant::now(), view));
+    }
+
+    fn fresh(&self) -> Vec<GroupView> {
+        let views = self.views.read().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let fresh: Vec<GroupView> =
+            views.values().filter(|(t, _)| now.duration_since(*t) < self.stale_after).map(|(_, v)| v.clone()).collect();
+        if fresh.is_empty() {
+            // Every tracker is gone: keep serving with what we last knew.
+            views.values().max_by_key(|(t, _)| *t).map(|(_, v)| vec![v.clone()]).unwrap_or_default()
+        } else {
+            fresh
         }
     }
 
-    /// The view, if any tracker has answered yet.
-    pub fn get(&self) -> Option<GroupView> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The group as of now, if any tracker has answered yet.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let views = self.fresh();
+        let top = views.iter().max_by_key(|v| v.epoch)?;
+        let primary_addr = top.primary.and_then(|p| top.members.iter().find(|m| m.id == p)).map(|m| m.addr.clone());
+        let mut write_set: Vec<(u32, String)> = Vec::new();
+        for v in &views {
+            for m in &v.members {
+                if matches!(m.state, MemberState::Active | MemberState::Syncing) && !write_set.iter().any(|(id, _)| *id == m.id) {
+                    write_set.push((m.id, m.addr.clone()));
+                }
+            }
+        }
+        Some(Snapshot { epoch: top.epoch, primary: top.primary, primary_addr, write_set })
     }
 
-    /// Epoch and primary, for heartbeats.
-    pub fn epoch(&self) -> (u64, Option<u32>) {
-        self.get().map(|v| (v.epoch, v.primary)).unwrap_or((0, None))
+    /// Epoch, primary and write set, for heartbeats.
+    pub fn report(&self) -> (u64, Option<u32>, Vec<u32>) {
+        match self.snapshot() {
+            Some(s) => (s.epoch, s.primary, s.write_set.iter().map(|(id, _)| *id).collect()),
+            None => (0, None, Vec::new()),
+        }
     }
 
-    /// The view, provided this node is an active member of it: a node that
+    /// Highest epoch known.
+    pub fn epoch(&self) -> u64 {
+        self.snapshot().map(|s| s.epoch).unwrap_or(0)
+    }
+
+    /// The group, provided some tracker counts this node active: a node that
     /// does not know its peers must not take writes it cannot replicate.
-    pub fn ready(&self, me: u32) -> Result<GroupView, ProtoError> {
-        let v = self.get().ok_or_else(|| refuse(ErrorCode::NotReady, "storage node has not heard from any tracker yet"))?;
-        match v.members.iter().find(|m| m.id == me) {
-            Some(m) if m.state == MemberState::Active => Ok(v),
-            Some(m) => Err(refuse(ErrorCode::NotReady, format!("storage node is {} in its group", m.state.as_str()))),
-            None => Err(refuse(ErrorCode::NotReady, "storage node is not yet a member of its group")),
+    pub fn ready(&self, me: u32) -> Result<Snapshot, ProtoError> {
+        let views = self.fresh();
+        if views.is_empty() {
+            return Err(refuse(ErrorCode::NotReady, "storage node has not heard from any tracker yet"));
         }
+        let states: Vec<MemberState> = views.iter().filter_map(|v| v.members.iter().find(|m| m.id == me)).map(|m| m.state).collect();
+        if !states.contains(&MemberState::Active) {
+            let why = states.first().map(|s| s.as_str()).unwrap_or("not yet a member");
+            return Err(refuse(ErrorCode::NotReady, format!("storage node is {why} in its group")));
+        }
+        self.snapshot().ok_or_else(|| refuse(ErrorCode::NotReady, "no group view"))
     }
-}
-
-/// Addresses of the other active members.
-pub fn active_peers(v: &GroupView, me: u32) -> Vec<String> {
-    v.members.iter().filter(|m| m.id != me && m.state == MemberState::Active).map(|m| m.addr.clone()).collect()
-}
-
-/// Refuses unless this node is the primary.
-pub fn require_primary(v: &GroupView, me: u32) -> Result<(), ProtoError> {
-    if v.primary == Some(me) {
-        return Ok(());
-    }
-    let addr = v.primary.and_then(|p| v.members.iter().find(|m| m.id == p)).map(|m| m.addr.as_str()).unwrap_or("unknown");
-    Err(refuse(ErrorCode::NotPrimary, format!("mutations of appender files go to the group's primary ({addr})")))
 }

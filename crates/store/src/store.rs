@@ -192,7 +192,7 @@ impl Store {
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             match self.link_new(sp, &id, spooled.path(), &record) {
                 Ok(()) => {
-                    drop(spooled.consume());
+                    let _ = std::fs::remove_file(spooled.consume());
                     self.after_create(&id, record.size, Origin::Local)?;
                     return Ok((id, record));
                 }
@@ -228,7 +228,7 @@ impl Store {
         };
         match self.link_new(sp, id, spooled.path(), &record) {
             Ok(()) => {
-                drop(spooled.consume());
+                let _ = std::fs::remove_file(spooled.consume());
                 self.after_create(id, record.size, origin)
             }
             Err(Error::Exists(_)) => match BlobRecord::load(&sp.record_path(id), &id.to_string())? {

@@ -14,6 +14,10 @@ use crate::config::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
 struct Member {
     state: MemberState,
     last_seen: Instant,
+    /// Sequence number of the member's last heartbeat at this tracker.
+    last_beat: u64,
+    /// Sequence number at which it started syncing.
+    syncing_since: u64,
     report: NodeReport,
 }
 
@@ -40,6 +44,11 @@ impl Group {
         self.members.values().filter(|m| m.state == MemberState::Active)
     }
 
+    /// Active members that know they are active, and so take uploads.
+    fn takers(&self) -> impl Iterator<Item = &Member> {
+        self.active().filter(|m| m.report.ready)
+    }
+
     /// Keeps an active primary: when the primary is gone, the active member
     /// with the lowest ID takes over under a higher epoch. The rule is
     /// deterministic so that several trackers pick the same primary.
@@ -52,6 +61,32 @@ impl Group {
         if let Some(next) = next {
             self.primary = Some(next);
             self.epoch += 1;
+        }
+    }
+
+    /// Turns syncing members active once every active peer lists them in
+    /// its write set: from then on no acknowledged write can miss them, so
+    /// reads may go to them. (Catch-up of what they missed while away is the
+    /// job of the sync protocol; see docs/decisions.)
+    fn promote(&mut self) {
+        let ids: Vec<u32> = self.members.keys().copied().collect();
+        for id in ids {
+            if self.members[&id].state != MemberState::Syncing {
+                continue;
+            }
+            // Only reports sent after the member started syncing count: an
+            // older one may list it from before it went away, while the
+            // view that peer holds now leaves it out.
+            let since = self.members[&id].syncing_since;
+            let known_by_all = self
+                .active()
+                .filter(|m| m.report.node_id != id)
+                .all(|m| m.last_beat > since && m.report.write_set.contains(&id));
+            if known_by_all {
+                if let Some(m) = self.members.get_mut(&id) {
+                    m.state = MemberState::Active;
+                }
+            }
         }
     }
 
@@ -78,6 +113,8 @@ pub struct ClusterState {
     cfg: TrackerConfig,
     groups: BTreeMap<String, Group>,
     next_group: usize,
+    /// Counts heartbeats, to order them without trusting clocks.
+    beats: u64,
 }
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
@@ -87,7 +124,7 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
 impl ClusterState {
     /// An empty map.
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg, groups: BTreeMap::new(), next_group: 0 }
+        Self { cfg, groups: BTreeMap::new(), next_group: 0, beats: 0 }
     }
 
     /// Takes a heartbeat and answers with the node's group as now known.
@@ -100,7 +137,7 @@ impl ClusterState {
         // is two nodes sharing an ID (a copied data dir): refuse the newcomer.
         for (name, g) in &self.groups {
             if let Some(m) = g.members.get(&report.node_id) {
-                let alive = m.state == MemberState::Active && now.duration_since(m.last_seen) < self.cfg.offline_after;
+                let alive = m.state != MemberState::Offline && now.duration_since(m.last_seen) < self.cfg.offline_after;
                 if (name != &report.group || m.report.addr != report.addr) && alive {
                     return Err(err(
                         ErrorCode::Exists,
@@ -123,7 +160,17 @@ impl ClusterState {
             group.primary = report.primary;
         }
         let id = report.node_id;
-        group.members.insert(id, Member { state: MemberState::Active, last_seen: now, report });
+        self.beats += 1;
+        let beat = self.beats;
+        // A member that is new, or back from offline, joins the write set
+        // first (syncing) and turns active once its peers forward to it.
+        let (state, syncing_since) = match group.members.get(&id) {
+            Some(m) if m.state == MemberState::Active => (MemberState::Active, m.syncing_since),
+            Some(m) if m.state == MemberState::Syncing => (MemberState::Syncing, m.syncing_since),
+            _ => (MemberState::Syncing, beat),
+        };
+        group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, report });
+        group.promote();
         group.ensure_primary();
         Ok(view(&name, group))
     }
@@ -134,10 +181,12 @@ impl ClusterState {
         let limit = self.cfg.offline_after;
         for g in self.groups.values_mut() {
             for m in g.members.values_mut() {
-                if m.state == MemberState::Active && now.duration_since(m.last_seen) >= limit {
+                let live = matches!(m.state, MemberState::Active | MemberState::Syncing);
+                if live && now.duration_since(m.last_seen) >= limit {
                     m.state = MemberState::Offline;
                 }
             }
+            g.promote();
             g.ensure_primary();
         }
     }
@@ -148,7 +197,7 @@ impl ClusterState {
         let name = match group {
             Some(g) => {
                 let grp = self.groups.get(g).ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {g}")))?;
-                if grp.active().next().is_none() {
+                if grp.takers().next().is_none() {
                     return Err(err(ErrorCode::Unavailable, format!("group {g} has no active member")));
                 }
                 if !grp.writable(reserved) {
@@ -160,14 +209,15 @@ impl ClusterState {
                 let writable: Vec<&String> = self
                     .groups
                     .iter()
-                    .filter(|(_, g)| g.writable(reserved) && g.active().any(|m| !exclude.contains(&m.report.addr)))
+                    .filter(|(_, g)| g.writable(reserved) && g.takers().any(|m| !exclude.contains(&m.report.addr)))
                     .map(|(n, _)| n)
                     .collect();
                 if writable.is_empty() {
-                    return Err(if self.groups.values().any(|g| g.active().next().is_some()) {
+                    let has_takers = self.groups.values().any(|g| g.takers().any(|m| !exclude.contains(&m.report.addr)));
+                    return Err(if has_takers {
                         err(ErrorCode::NoSpace, "every group is full (free space below the reserve)")
                     } else {
-                        err(ErrorCode::Unavailable, "no storage node is active")
+                        err(ErrorCode::Unavailable, "no storage node is ready to take uploads")
                     });
                 }
                 match self.cfg.group_policy {
@@ -183,9 +233,12 @@ impl ClusterState {
         };
         let policy = self.cfg.member_policy;
         let grp = self.groups.get_mut(&name).ok_or_else(|| err(ErrorCode::NotFound, "group vanished"))?;
-        let mut candidates: Vec<&Member> = grp.active().filter(|m| !exclude.contains(&m.report.addr)).collect();
+        let mut candidates: Vec<&Member> = grp.takers().filter(|m| !exclude.contains(&m.report.addr)).collect();
         if candidates.is_empty() {
-            candidates = grp.active().collect();
+            candidates = grp.takers().collect();
+        }
+        if candidates.is_empty() {
+            return Err(err(ErrorCode::Unavailable, format!("group {name} has no active member")));
         }
         let chosen = match policy {
             MemberPolicy::RoundRobin => candidates[grp.next_member % candidates.len()],
@@ -249,6 +302,7 @@ impl ClusterState {
                             addr: m.report.addr.clone(),
                             state: m.state,
                             primary: g.primary == Some(m.report.node_id),
+                            ready: m.report.ready && m.state == MemberState::Active,
                             total: m.report.store_paths.iter().map(|p| p.total).sum(),
                             free: m.report.store_paths.iter().map(|p| p.free).sum(),
                             files: m.report.files,
@@ -300,8 +354,31 @@ mod tests {
             load: 0,
             epoch: 0,
             primary: None,
+            write_set: vec![],
+            ready: true,
             version: "test".into(),
         }
+    }
+
+    /// A heartbeat from a node that knows `peers` as its write set.
+    fn beat(s: &mut ClusterState, id: u32, group: &str, free: u64, peers: &[u32], now: Instant) -> GroupView {
+        let mut r = report(id, group, free);
+        r.write_set = peers.to_vec();
+        s.heartbeat(r, now).unwrap()
+    }
+
+    #[test]
+    fn a_new_member_turns_active_only_once_its_peers_write_to_it() {
+        let mut s = state();
+        let t = Instant::now();
+        let v = beat(&mut s, 1, "g", 500, &[], t);
+        assert_eq!(v.members[0].state, MemberState::Active, "the first member has no one to wait for");
+        let v = beat(&mut s, 2, "g", 500, &[1], t);
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing);
+        let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
+        assert_eq!(s.fetch(&id).unwrap(), vec!["127.0.0.1:1".to_string()], "no reads from a syncing member");
+        let v = beat(&mut s, 1, "g", 500, &[2], t);
+        assert!(v.members.iter().all(|m| m.state == MemberState::Active));
     }
 
     fn state() -> ClusterState {
@@ -316,16 +393,18 @@ mod tests {
         assert_eq!((v.primary, v.epoch), (Some(2), 1));
         let v = s.heartbeat(report(1, "g", 500), t0).unwrap();
         assert_eq!((v.primary, v.epoch), (Some(2), 1), "a newcomer does not take over");
+        beat(&mut s, 2, "g", 500, &[1], t0);
         let later = t0 + Duration::from_secs(5);
-        s.heartbeat(report(1, "g", 500), later).unwrap();
+        beat(&mut s, 1, "g", 500, &[2], later);
         s.sweep(t0 + Duration::from_secs(7));
         let map = s.status("t", t0 + Duration::from_secs(7));
         let g = &map.groups[0];
         assert_eq!((g.primary, g.epoch), (Some(1), 2));
         assert_eq!(g.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Offline);
         // the old primary coming back does not take over again
-        let v = s.heartbeat(report(2, "g", 500), t0 + Duration::from_secs(8)).unwrap();
+        let v = beat(&mut s, 2, "g", 500, &[1], t0 + Duration::from_secs(8));
         assert_eq!((v.primary, v.epoch), (Some(1), 2));
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing, "back from offline: syncing");
     }
 
     #[test]
@@ -350,8 +429,9 @@ mod tests {
         let mut s = state();
         let now = Instant::now();
         s.heartbeat(report(1, "small", 50), now).unwrap();
-        s.heartbeat(report(2, "big", 900), now).unwrap();
-        s.heartbeat(report(3, "big", 800), now).unwrap();
+        beat(&mut s, 2, "big", 900, &[3], now);
+        beat(&mut s, 3, "big", 800, &[2], now);
+        beat(&mut s, 2, "big", 900, &[3], now);
         for _ in 0..4 {
             assert_eq!(s.place(None, &[]).unwrap().group, "big");
         }
@@ -364,7 +444,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(s.place(Some("big"), &["127.0.0.1:2".into()]).unwrap().node_id, 3);
         }
-        s.heartbeat(report(2, "big", 10), now).unwrap();
+        beat(&mut s, 2, "big", 10, &[3], now);
         assert_eq!(s.place(None, &[]).unwrap_err().code, ErrorCode::NoSpace);
     }
 
@@ -382,8 +462,9 @@ mod tests {
     fn fetch_lists_active_members_and_rotates() {
         let mut s = state();
         let now = Instant::now();
-        s.heartbeat(report(1, "g", 500), now).unwrap();
-        s.heartbeat(report(2, "g", 500), now).unwrap();
+        beat(&mut s, 1, "g", 500, &[2], now);
+        beat(&mut s, 2, "g", 500, &[1], now);
+        beat(&mut s, 1, "g", 500, &[2], now);
         let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
         let a = s.fetch(&id).unwrap();
         let b = s.fetch(&id).unwrap();
