@@ -61,7 +61,9 @@ pub struct StorageSection {
 
 /// Reads the file, or the defaults when there is none.
 pub fn load(path: Option<&Path>) -> Result<FileConfig> {
-    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
 }

@@ -12,7 +12,8 @@ use cairn_proto::ClusterSecret;
 pub const SECRET_FILE: &str = "secret";
 
 fn from_file(path: &Path) -> Result<ClusterSecret> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the secret file {}", path.display()))?;
     ClusterSecret::from_text(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 

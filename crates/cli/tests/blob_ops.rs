@@ -48,7 +48,9 @@ fn ranged_reads() {
     let data = content((1 << 20) + 3, 7);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let id = rt.block_on(c.client().upload(&UploadOptions::default(), Body::from(data.clone()))).unwrap().to_string();
-    for (off, len) in [(0usize, Some(10usize)), (65535, Some(2)), (1_000_000, None), (data.len() - 1, Some(100)), (data.len(), None)] {
+    for (off, len) in
+        [(0usize, Some(10usize)), (65535, Some(2)), (1_000_000, None), (data.len() - 1, Some(100)), (data.len(), None)]
+    {
         let mut extra = vec!["--offset".to_string(), off.to_string()];
         if let Some(l) = len {
             extra.extend(["--length".to_string(), l.to_string()]);
@@ -97,7 +99,11 @@ fn appender_mutations_reach_every_member() {
     let reg = String::from_utf8(reg.stdout).unwrap().trim().to_string();
     let out = c.cli_stdin(&["append", &reg, "-"], Some(b"x"));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an appender"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an appender"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -115,7 +121,8 @@ fn crc32(data: &[u8]) -> u32 {
 fn meta_on(c: &Cluster, node: usize, id: &str) -> BTreeMap<String, String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let mut conn = cairn_proto::net::connect(&c.node_addr(node), &c.secret(), Duration::from_secs(3)).await.unwrap();
+        let mut conn =
+            cairn_proto::net::connect(&c.node_addr(node), &c.secret(), Duration::from_secs(3)).await.unwrap();
         match cairn_proto::net::call(&mut conn, &Request::GetMeta { file_id: id.to_string() }).await.unwrap() {
             Response::Meta(m) => m.into_iter().collect(),
             other => panic!("unexpected {other:?}"),
@@ -132,8 +139,10 @@ fn metadata_and_slave_files() {
     c.ok(&["meta-set", &id, "width=1024", "height=768"]);
     c.ok(&["meta-set", &id, "--merge", "height=800", "author=ann"]);
     let m: BTreeMap<String, String> = serde_json::from_str(&c.ok(&["meta-get", &id, "--json"])).unwrap();
-    let want: BTreeMap<String, String> =
-        [("author", "ann"), ("height", "800"), ("width", "1024")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let want: BTreeMap<String, String> = [("author", "ann"), ("height", "800"), ("width", "1024")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     assert_eq!(m, want);
     for n in 0..3 {
         assert_eq!(meta_on(&c, n, &id), want, "metadata on node {n}");
@@ -167,7 +176,11 @@ fn delete_removes_the_file_from_every_member() {
     for n in 0..3 {
         let out = c.cli(&["download", &id, "--from", &c.node_addr(n), "-o", "-"]);
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no such file"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = c.cli(&["delete", &id]);
     assert!(!out.status.success(), "a second delete reports the file missing");

@@ -65,11 +65,20 @@ fn server_starts_a_working_cluster_with_its_own_secret() {
     let data = dir.path().join("data");
     let (tp, sp) = (free_port(), free_port());
     let tracker = format!("127.0.0.1:{tp}");
-    let args: Vec<String> = ["server", "--data", data.to_str().unwrap(), "--listen", &tracker, "--storage-listen", &format!("127.0.0.1:{sp}")]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let server = Proc { name: "server".into(), addr: tracker.clone(), args, log: dir.path().join("server.log"), child: None };
+    let args: Vec<String> = [
+        "server",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        &tracker,
+        "--storage-listen",
+        &format!("127.0.0.1:{sp}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server =
+        Proc { name: "server".into(), addr: tracker.clone(), args, log: dir.path().join("server.log"), child: None };
     let mut server = server;
     server.start();
     let secret = data.join("secret");
@@ -98,7 +107,11 @@ fn server_starts_a_working_cluster_with_its_own_secret() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(id.starts_with("group1/M00/"), "server never took an upload; log:\n{}", std::fs::read_to_string(&server.log).unwrap_or_default());
+    assert!(
+        id.starts_with("group1/M00/"),
+        "server never took an upload; log:\n{}",
+        std::fs::read_to_string(&server.log).unwrap_or_default()
+    );
     let out = run(&["download", &id, "-o", "-"], None);
     assert_eq!(out.stdout, b"quick start");
     let log = std::fs::read_to_string(&server.log).unwrap();

@@ -21,11 +21,14 @@ fn uploads_go_on_when_a_member_is_killed() {
     let mut uploaded = Vec::new();
     for i in 0..30u64 {
         let data = content(10_000 + i as usize, 100 + i);
-        let id = rt.block_on(client.upload(&UploadOptions::default(), Body::from(data.clone()))).expect("upload after kill");
+        let id =
+            rt.block_on(client.upload(&UploadOptions::default(), Body::from(data.clone()))).expect("upload after kill");
         uploaded.push((id, data));
     }
     let survivors: Vec<String> = (0..3).filter(|&i| i != victim).map(|i| c.node_addr(i)).collect();
-    c.wait_for(std::time::Duration::from_secs(10), |s| s.iter().any(|(a, st)| a == &victim_addr && *st == MemberState::Offline));
+    c.wait_for(std::time::Duration::from_secs(10), |s| {
+        s.iter().any(|(a, st)| a == &victim_addr && *st == MemberState::Offline)
+    });
     for (id, data) in uploaded.iter().chain(std::iter::once(&(before.clone(), content(5000, 1)))) {
         for addr in &survivors {
             let mut got = Vec::new();
@@ -45,7 +48,12 @@ fn uploads_go_on_when_a_member_is_killed() {
     }
     let out = c.ok(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let states: Vec<String> = v["groups"][0]["members"].as_array().unwrap().iter().map(|m| m["state"].as_str().unwrap().to_string()).collect();
+    let states: Vec<String> = v["groups"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(states.iter().filter(|s| *s == "offline").count(), 1, "{states:?}");
     assert_eq!(states.iter().filter(|s| *s == "active").count(), 2, "{states:?}");
 }

@@ -74,7 +74,9 @@ fn garbage_and_truncated_frames_leave_every_daemon_serving() {
     rt.block_on(async {
         use tokio::io::AsyncWriteExt;
         for addr in &addrs {
-            for bytes in [vec![0, 0, 0, 8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], vec![0, 0, 1, 0, 7], vec![0, 0]] {
+            for bytes in
+                [vec![0, 0, 0, 8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], vec![0, 0, 1, 0, 7], vec![0, 0]]
+            {
                 let mut conn = cairn_proto::net::connect(addr, &c.secret(), Duration::from_secs(3)).await.unwrap();
                 conn.write_all(&bytes).await.unwrap();
                 conn.flush().await.unwrap();
@@ -92,7 +94,8 @@ fn garbage_and_truncated_frames_leave_every_daemon_serving() {
     std::thread::sleep(Duration::from_millis(300));
     let client = c.client();
     let data = content(100_000, 9);
-    let id = rt.block_on(client.upload(&UploadOptions::default(), Body::from(data.clone()))).expect("cluster still serves");
+    let id =
+        rt.block_on(client.upload(&UploadOptions::default(), Body::from(data.clone()))).expect("cluster still serves");
     for i in 0..2 {
         let mut got = Vec::new();
         rt.block_on(client.download_from(&c.node_addr(i), &id, 0, None, &mut got)).unwrap();

@@ -160,7 +160,9 @@ impl Client {
             match self.send_with_body(&addr, &req, &mut body).await {
                 Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
                 Ok(other) => return Err(unexpected("file id", other)),
-                Err(Attempt { err, retry }) if retry && err.try_elsewhere() && err.code() != Some(ErrorCode::NotFound) => {
+                Err(Attempt { err, retry })
+                    if retry && err.try_elsewhere() && err.code() != Some(ErrorCode::NotFound) =>
+                {
                     last = Some(err)
                 }
                 Err(Attempt { err, .. }) => return Err(err),
@@ -212,7 +214,13 @@ impl Client {
     /// Downloads `[offset, offset + length)` of a blob into `sink`, from any
     /// member; if one fails midway, the next one continues where it stopped.
     /// Returns the number of bytes written.
-    pub async fn download_to<W: AsyncWrite + Unpin>(&self, id: &FileId, offset: u64, length: Option<u64>, sink: &mut W) -> Result<u64> {
+    pub async fn download_to<W: AsyncWrite + Unpin>(
+        &self,
+        id: &FileId,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut W,
+    ) -> Result<u64> {
         let members = self.query_fetch(id).await?;
         let mut written = 0u64;
         let mut last = None;
@@ -354,8 +362,10 @@ impl Client {
                 Ok(Response::Ok) => return Ok(()),
                 Ok(other) => return Err(unexpected("ok", other)),
                 Err(Attempt { err, retry }) => {
-                    let failover = matches!(err.code(), Some(ErrorCode::NotPrimary | ErrorCode::NotReady | ErrorCode::Unavailable))
-                        || matches!(&err, Error::Node { source, .. } if source.is_connection());
+                    let failover = matches!(
+                        err.code(),
+                        Some(ErrorCode::NotPrimary | ErrorCode::NotReady | ErrorCode::Unavailable)
+                    ) || matches!(&err, Error::Node { source, .. } if source.is_connection());
                     if !retry || !failover || Instant::now() >= deadline {
                         return Err(err);
                     }

@@ -58,7 +58,11 @@ impl Error {
             Error::Node { source, .. } => source.is_connection(),
             Error::Remote(e) => matches!(
                 e.code,
-                ErrorCode::NotReady | ErrorCode::NotFound | ErrorCode::ChecksumMismatch | ErrorCode::Io | ErrorCode::Unavailable
+                ErrorCode::NotReady
+                    | ErrorCode::NotFound
+                    | ErrorCode::ChecksumMismatch
+                    | ErrorCode::Io
+                    | ErrorCode::Unavailable
             ),
             _ => false,
         }

@@ -178,7 +178,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_secret_is_refused_on_both_sides() {
         let (s, c) = pair("sekrit", "other").await;
-        assert!(matches!(s, Err(_)));
+        assert!(s.is_err());
         assert!(matches!(c, Err(ProtoError::Auth(_))));
     }
 

@@ -243,7 +243,8 @@ impl FileId {
         validate_prefix(prefix).map_err(|r| bad(prefix, r))?;
         validate_ext(ext).map_err(|r| bad(ext, r))?;
         let master_ext = self.ext();
-        let stem = if master_ext.is_empty() { &self.name[..] } else { &self.name[..self.name.len() - master_ext.len() - 1] };
+        let stem =
+            if master_ext.is_empty() { &self.name[..] } else { &self.name[..self.name.len() - master_ext.len() - 1] };
         let ext = if ext.is_empty() { master_ext } else { ext };
         let name = if ext.is_empty() { format!("{stem}{prefix}") } else { format!("{stem}{prefix}.{ext}") };
         FileId::new(&self.group, self.store_path, self.dir1, self.dir2, &name)
@@ -309,7 +310,9 @@ mod tests {
 
     #[test]
     fn generated_names_round_trip() {
-        for (ext, appender, size) in [("jpg", false, 4096u64), ("", false, 0), ("tar", true, 0), ("bin", false, 5 << 30)] {
+        for (ext, appender, size) in
+            [("jpg", false, 4096u64), ("", false, 0), ("tar", true, 0), ("bin", false, 5 << 30)]
+        {
             let name = generate_name(0xABCDEF, 1_700_000_000, size, 0xDEADBEEF, appender, ext);
             let id = FileId::new("g1", 3, 0x0A, 0xFF, &name).unwrap();
             assert_eq!(id.to_string(), format!("g1/M03/0A/FF/{name}"));

@@ -72,9 +72,9 @@ where
     R: AsyncRead + Unpin + ?Sized,
     M: DeserializeOwned,
 {
-    read_frame(r)
-        .await?
-        .ok_or_else(|| ProtoError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection")))
+    read_frame(r).await?.ok_or_else(|| {
+        ProtoError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection"))
+    })
 }
 
 /// Writes one body chunk; empty chunks are skipped because a zero length ends the body.

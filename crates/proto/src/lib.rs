@@ -20,7 +20,9 @@ pub mod message;
 pub mod net;
 
 pub use auth::{ClusterSecret, Handshake};
-pub use cluster::{ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport, StorePathUsage};
+pub use cluster::{
+    ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport, StorePathUsage,
+};
 pub use error::{ErrorCode, ProtoError, Result, WireError};
 pub use file_id::{FileId, NameInfo};
 pub use frame::{BodyReader, FrameIo, MAX_CHUNK, MAX_CONTROL_FRAME};

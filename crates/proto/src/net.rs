@@ -94,7 +94,12 @@ pub async fn serve<S: Service>(
     }
 }
 
-async fn serve_conn<S: Service>(stream: TcpStream, secret: &ClusterSecret, service: &S, limits: &ServeLimits) -> Result<()> {
+async fn serve_conn<S: Service>(
+    stream: TcpStream,
+    secret: &ClusterSecret,
+    service: &S,
+    limits: &ServeLimits,
+) -> Result<()> {
     let _ = stream.set_nodelay(true);
     let mut conn = BufStream::with_capacity(CONN_BUFFER, CONN_BUFFER, stream);
     match tokio::time::timeout(limits.handshake_timeout, Handshake::server(&mut conn, secret)).await {

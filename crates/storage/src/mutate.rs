@@ -30,7 +30,9 @@ pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoE
 
 pub(crate) fn op_file_id(op: &ReplicaOp) -> &str {
     match op {
-        ReplicaOp::Delete { file_id } | ReplicaOp::Truncate { file_id, .. } | ReplicaOp::SetMeta { file_id, .. } => file_id,
+        ReplicaOp::Delete { file_id } | ReplicaOp::Truncate { file_id, .. } | ReplicaOp::SetMeta { file_id, .. } => {
+            file_id
+        }
     }
 }
 
@@ -51,7 +53,8 @@ pub(crate) fn apply_op(store: &cairn_store::Store, op: ReplicaOp, origin: Origin
 /// to 256, and no separator characters that its wire format uses.
 fn check_meta(meta: &[(String, String)]) -> cairn_store::Result<()> {
     for (k, v) in meta {
-        if k.is_empty() || k.len() > 64 || v.len() > 256 || k.contains(['\x01', '\x02']) || v.contains(['\x01', '\x02']) {
+        if k.is_empty() || k.len() > 64 || v.len() > 256 || k.contains(['\x01', '\x02']) || v.contains(['\x01', '\x02'])
+        {
             return Err(cairn_store::Error::InvalidArgument(format!(
                 "bad metadata pair {k:?}: names are 1-64 bytes, values at most 256, without \\x01 or \\x02"
             )));

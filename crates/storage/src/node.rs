@@ -83,14 +83,18 @@ impl Service for Node {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _load = LoadGuard(&self.in_flight);
         match req {
-            Request::Upload { appender, ext, store_path } => upload::upload(self, conn, appender, ext, store_path).await,
+            Request::Upload { appender, ext, store_path } => {
+                upload::upload(self, conn, appender, ext, store_path).await
+            }
             Request::UploadSlave { master, prefix, ext } => upload::upload_slave(self, conn, master, prefix, ext).await,
             Request::Download { file_id, offset, length } => read::download(self, conn, &file_id, offset, length).await,
             Request::FileInfo { file_id } => read::file_info(self, conn, &file_id).await,
             Request::GetMeta { file_id } => read::get_meta(self, conn, &file_id).await,
             Request::Append { file_id } => mutate::append(self, conn, &file_id).await,
             Request::Modify { file_id, offset } => mutate::modify(self, conn, &file_id, offset).await,
-            Request::Delete { .. } | Request::Truncate { .. } | Request::SetMeta { .. } => mutate::op(self, conn, req).await,
+            Request::Delete { .. } | Request::Truncate { .. } | Request::SetMeta { .. } => {
+                mutate::op(self, conn, req).await
+            }
             Request::ReplicaBody { epoch, store_path } => replica::body(self, conn, epoch, store_path).await,
             Request::ReplicaOp { epoch, op } => replica::op(self, conn, epoch, op).await,
             Request::Ping => write_frame(conn, &Response::Ok).await,
@@ -103,7 +107,13 @@ impl Service for Node {
 }
 
 /// Runs a storage node on `listener` until `shutdown` turns true.
-pub async fn run(listener: TcpListener, secret: ClusterSecret, cfg: StorageConfig, store: Store, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    listener: TcpListener,
+    secret: ClusterSecret,
+    cfg: StorageConfig,
+    store: Store,
+    shutdown: watch::Receiver<bool>,
+) {
     let node = Arc::new(Node {
         store: Arc::new(store),
         pool: Pool::new(secret.clone(), cfg.connect_timeout, POOL_IDLE_PER_PEER),

@@ -15,7 +15,13 @@ const READ_AHEAD: usize = 4;
 /// Streams a verified range of a blob. A checksum failure midway aborts the
 /// body and sends the error, so the client never takes bad bytes for good
 /// ones and can go to another member.
-pub async fn download(node: &Node, conn: &mut Conn, file_id: &str, offset: u64, length: Option<u64>) -> Result<(), ProtoError> {
+pub async fn download(
+    node: &Node,
+    conn: &mut Conn,
+    file_id: &str,
+    offset: u64,
+    length: Option<u64>,
+) -> Result<(), ProtoError> {
     let id = parse_id(file_id)?;
     let store = node.store.clone();
     let read_id = id.clone();

@@ -49,7 +49,9 @@ pub async fn body(node: &Node, conn: &mut Conn, epoch: u64, store_path: u8) -> R
     if let Some(e) = failure {
         return Err(e);
     }
-    let Some(spooled) = spooled else { return Err(refuse(ErrorCode::Internal, "spool lost")) };
+    let Some(spooled) = spooled else {
+        return Err(refuse(ErrorCode::Internal, "spool lost"));
+    };
     let store = node.store.clone();
     match commit {
         ReplicaCommit::Create { file_id, info, meta } => {

@@ -133,7 +133,12 @@ pub async fn replicate_op(node: &Node, view: &Snapshot, op: ReplicaOp) -> usize 
 }
 
 /// Logs and drops a failed or stalled peer.
-fn settle<T>(node: &Node, addr: &str, step: &str, r: Result<Result<T, ProtoError>, tokio::time::error::Elapsed>) -> Option<T> {
+fn settle<T>(
+    node: &Node,
+    addr: &str,
+    step: &str,
+    r: Result<Result<T, ProtoError>, tokio::time::error::Elapsed>,
+) -> Option<T> {
     match r {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {

@@ -77,7 +77,13 @@ pub(crate) async fn receive<'a>(
 }
 
 /// A new blob with a fresh name.
-pub async fn upload(node: &Node, conn: &mut Conn, appender: bool, ext: String, store_path: Option<u8>) -> Result<(), ProtoError> {
+pub async fn upload(
+    node: &Node,
+    conn: &mut Conn,
+    appender: bool,
+    ext: String,
+    store_path: Option<u8>,
+) -> Result<(), ProtoError> {
     let prep = node.view.ready(node.id()).and_then(|view| {
         validate_ext(&ext).map_err(|r| refuse(ErrorCode::InvalidArgument, r))?;
         let sp = node.store.choose_path(store_path).map_err(crate::error::remote)?;
@@ -91,7 +97,9 @@ pub async fn upload(node: &Node, conn: &mut Conn, appender: bool, ext: String, s
     let store = node.store.clone();
     match blocking(move || store.create(spooled, &ext, appender, vec![])).await {
         Ok((id, record)) => {
-            replicas.commit(&ReplicaCommit::Create { file_id: id.to_string(), info: record.info(), meta: vec![] }).await;
+            replicas
+                .commit(&ReplicaCommit::Create { file_id: id.to_string(), info: record.info(), meta: vec![] })
+                .await;
             write_frame(conn, &Response::FileId(id.to_string())).await
         }
         Err(e) => {
@@ -102,7 +110,13 @@ pub async fn upload(node: &Node, conn: &mut Conn, appender: bool, ext: String, s
 }
 
 /// A slave file: named from its master, stored beside it.
-pub async fn upload_slave(node: &Node, conn: &mut Conn, master: String, prefix: String, ext: String) -> Result<(), ProtoError> {
+pub async fn upload_slave(
+    node: &Node,
+    conn: &mut Conn,
+    master: String,
+    prefix: String,
+    ext: String,
+) -> Result<(), ProtoError> {
     let prep = node.view.ready(node.id()).and_then(|view| {
         let master = parse_id(&master)?;
         let slave = master.slave(&prefix, &ext).map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;

@@ -84,7 +84,9 @@ impl View {
         let mut write_set: Vec<(u32, String)> = Vec::new();
         for v in &views {
             for m in &v.members {
-                if matches!(m.state, MemberState::Active | MemberState::Syncing) && !write_set.iter().any(|(id, _)| *id == m.id) {
+                if matches!(m.state, MemberState::Active | MemberState::Syncing)
+                    && !write_set.iter().any(|(id, _)| *id == m.id)
+                {
                     write_set.push((m.id, m.addr.clone()));
                 }
             }
@@ -112,7 +114,8 @@ impl View {
         if views.is_empty() {
             return Err(refuse(ErrorCode::NotReady, "storage node has not heard from any tracker yet"));
         }
-        let states: Vec<MemberState> = views.iter().filter_map(|v| v.members.iter().find(|m| m.id == me)).map(|m| m.state).collect();
+        let states: Vec<MemberState> =
+            views.iter().filter_map(|v| v.members.iter().find(|m| m.id == me)).map(|m| m.state).collect();
         if !states.contains(&MemberState::Active) {
             let why = states.first().map(|s| s.as_str()).unwrap_or("not yet a member");
             return Err(refuse(ErrorCode::NotReady, format!("storage node is {why} in its group")));

@@ -126,12 +126,8 @@ fn last_seq(file: &mut File) -> std::io::Result<u64> {
     file.seek(SeekFrom::Start(start))?;
     let mut tail = String::new();
     file.take(4096).read_to_string(&mut tail).ok();
-    let seq = tail
-        .lines()
-        .rev()
-        .filter_map(|l| l.split(' ').next().and_then(|s| s.parse::<u64>().ok()))
-        .next()
-        .unwrap_or(0);
+    let seq =
+        tail.lines().rev().filter_map(|l| l.split(' ').next().and_then(|s| s.parse::<u64>().ok())).next().unwrap_or(0);
     Ok(seq)
 }
 

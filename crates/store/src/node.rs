@@ -16,9 +16,8 @@ const NODE_ID_FILE: &str = "node_id";
 pub fn load_or_create(data_dir: &Path) -> Result<u32> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<u32>().ok().filter(|id| *id > 0 && *id < (1 << 24)).ok_or_else(|| Error::Setup {
-            path: path.clone(),
-            reason: format!("not a valid node ID: {:?}", text.trim()),
+        Ok(text) => text.trim().parse::<u32>().ok().filter(|id| *id > 0 && *id < (1 << 24)).ok_or_else(|| {
+            Error::Setup { path: path.clone(), reason: format!("not a valid node ID: {:?}", text.trim()) }
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = rand::thread_rng().gen_range(100_000..(1u32 << 24));

@@ -58,17 +58,23 @@ impl BlobReader {
             return Err(Error::InvalidArgument(format!("{} shrank while being read", self.file_id)));
         }
         let block_start = self.pos / BLOCK_SIZE * BLOCK_SIZE;
-        let block_end = (block_start + READ_CHUNK).min(self.end.div_ceil(BLOCK_SIZE) * BLOCK_SIZE).min(self.record.size);
+        let block_end =
+            (block_start + READ_CHUNK).min(self.end.div_ceil(BLOCK_SIZE) * BLOCK_SIZE).min(self.record.size);
         let mut buf = vec![0u8; (block_end - block_start) as usize];
         read_exact_at(&self.file, &mut buf, block_start).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start },
+            std::io::ErrorKind::UnexpectedEof => {
+                Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start }
+            }
             _ => Error::Io { path: self.record_path.clone(), source: e },
         })?;
         for (i, block) in buf.chunks(BLOCK_SIZE as usize).enumerate() {
             let index = (block_start / BLOCK_SIZE) as usize + i;
             let expected = self.record.blocks.get(index).copied();
             if expected != Some(checksum::crc32(block)) {
-                return Err(Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: index as u64 * BLOCK_SIZE });
+                return Err(Error::ChecksumMismatch {
+                    file_id: self.file_id.clone(),
+                    offset: index as u64 * BLOCK_SIZE,
+                });
             }
         }
         let from = (self.pos - block_start) as usize;

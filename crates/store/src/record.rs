@@ -95,7 +95,10 @@ impl BlobRecord {
             Err(e) => return Err(Error::io(path)(e)),
         };
         if len > MAX_RECORD {
-            return Err(Error::CorruptRecord { file_id: file_id.to_string(), reason: format!("record of {len} bytes") });
+            return Err(Error::CorruptRecord {
+                file_id: file_id.to_string(),
+                reason: format!("record of {len} bytes"),
+            });
         }
         match std::fs::read(path) {
             Ok(bytes) => Self::decode(&bytes, file_id).map(Some),

@@ -83,7 +83,8 @@ impl Store {
         if roots.len() > 256 {
             return Err(Error::Setup { path: data_dir.to_path_buf(), reason: "at most 256 store paths".into() });
         }
-        let paths = roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
+        let paths =
+            roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
         let binlog = Binlog::open(&data_dir.join("binlog"))?;
         let store = Self {
             group: cfg.group,
@@ -156,13 +157,19 @@ impl Store {
     }
 
     fn store_path(&self, index: u8) -> Result<&StorePath> {
-        self.paths.get(index as usize).ok_or_else(|| Error::WrongPlace(format!("this node has no store path M{index:02X}")))
+        self.paths
+            .get(index as usize)
+            .ok_or_else(|| Error::WrongPlace(format!("this node has no store path M{index:02X}")))
     }
 
     /// The store path of a file ID, after checking it belongs here.
     fn place(&self, id: &FileId) -> Result<&StorePath> {
         if id.group() != self.group {
-            return Err(Error::WrongPlace(format!("{id} belongs to group {}, this node serves {}", id.group(), self.group)));
+            return Err(Error::WrongPlace(format!(
+                "{id} belongs to group {}, this node serves {}",
+                id.group(),
+                self.group
+            )));
         }
         self.store_path(id.store_path())
     }
@@ -206,7 +213,14 @@ impl Store {
     /// Turns a spool into a blob with a given ID: a replica's copy, or a
     /// slave file whose name derives from its master. Idempotent for a
     /// replica that already holds the same content.
-    pub fn create_as(&self, spooled: Spooled, id: &FileId, info: &BlobInfo, meta: Metadata, origin: Origin) -> Result<()> {
+    pub fn create_as(
+        &self,
+        spooled: Spooled,
+        id: &FileId,
+        info: &BlobInfo,
+        meta: Metadata,
+        origin: Origin,
+    ) -> Result<()> {
         let sp = self.place(id)?;
         if spooled.store_path != id.store_path() {
             return Err(Error::InvalidArgument("spool is on another store path".into()));
@@ -279,7 +293,8 @@ impl Store {
     }
 
     fn load_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
-        let rec = BlobRecord::load(&sp.record_path(id), &id.to_string())?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let rec =
+            BlobRecord::load(&sp.record_path(id), &id.to_string())?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         Ok(rec)
     }
 
@@ -304,14 +319,25 @@ impl Store {
             (file, record)
         };
         if offset > record.size {
-            return Err(Error::InvalidArgument(format!("offset {offset} is past the end of {id} ({} bytes)", record.size)));
+            return Err(Error::InvalidArgument(format!(
+                "offset {offset} is past the end of {id} ({} bytes)",
+                record.size
+            )));
         }
         let end = match length {
             Some(l) => offset.saturating_add(l).min(record.size),
             None => record.size,
         };
         let lock = record.appender.then(|| (self.locks.clone(), stripe(id)));
-        Ok(BlobReader { file, file_id: id.to_string(), record_path: sp.record_path(id), record, pos: offset, end, lock })
+        Ok(BlobReader {
+            file,
+            file_id: id.to_string(),
+            record_path: sp.record_path(id),
+            record,
+            pos: offset,
+            end,
+            lock,
+        })
     }
 
     /// Deletes a blob. A replica deleting what it does not have succeeds:
@@ -397,7 +423,10 @@ impl Store {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
             let mut rec = self.appender_record(sp, id)?;
             if offset > rec.size {
-                return Err(Error::InvalidArgument(format!("offset {offset} is past the end of {id} ({} bytes)", rec.size)));
+                return Err(Error::InvalidArgument(format!(
+                    "offset {offset} is past the end of {id} ({} bytes)",
+                    rec.size
+                )));
             }
             self.write_into(sp, id, &mut rec, &spooled, offset)?;
         }
@@ -407,7 +436,14 @@ impl Store {
 
     /// Writes spool content into a blob at `offset`, fsyncs, and re-derives
     /// the checksums of the blocks it touched. Caller holds the write lock.
-    fn write_into(&self, sp: &StorePath, id: &FileId, rec: &mut BlobRecord, spooled: &Spooled, offset: u64) -> Result<()> {
+    fn write_into(
+        &self,
+        sp: &StorePath,
+        id: &FileId,
+        rec: &mut BlobRecord,
+        spooled: &Spooled,
+        offset: u64,
+    ) -> Result<()> {
         let path = sp.blob_path(id);
         let mut blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
         let mut src = File::open(spooled.path()).map_err(Error::io(spooled.path()))?;

@@ -53,7 +53,8 @@ impl Group {
     /// with the lowest ID takes over under a higher epoch. The rule is
     /// deterministic so that several trackers pick the same primary.
     fn ensure_primary(&mut self) {
-        let current_ok = self.primary.and_then(|p| self.members.get(&p)).is_some_and(|m| m.state == MemberState::Active);
+        let current_ok =
+            self.primary.and_then(|p| self.members.get(&p)).is_some_and(|m| m.state == MemberState::Active);
         if current_ok {
             return;
         }
@@ -213,7 +214,8 @@ impl ClusterState {
                     .map(|(n, _)| n)
                     .collect();
                 if writable.is_empty() {
-                    let has_takers = self.groups.values().any(|g| g.takers().any(|m| !exclude.contains(&m.report.addr)));
+                    let has_takers =
+                        self.groups.values().any(|g| g.takers().any(|m| !exclude.contains(&m.report.addr)));
                     return Err(if has_takers {
                         err(ErrorCode::NoSpace, "every group is full (free space below the reserve)")
                     } else {
@@ -226,7 +228,8 @@ impl ClusterState {
                         writable[self.next_group % writable.len()].clone()
                     }
                     GroupPolicy::MostFree => {
-                        (*writable.iter().max_by_key(|n| self.groups[n.as_str()].capacity().1).unwrap_or(&writable[0])).clone()
+                        (*writable.iter().max_by_key(|n| self.groups[n.as_str()].capacity().1).unwrap_or(&writable[0]))
+                            .clone()
                     }
                 }
             }
@@ -242,9 +245,12 @@ impl ClusterState {
         }
         let chosen = match policy {
             MemberPolicy::RoundRobin => candidates[grp.next_member % candidates.len()],
-            MemberPolicy::LeastLoad => candidates.iter().min_by_key(|m| m.report.load).copied().unwrap_or(candidates[0]),
+            MemberPolicy::LeastLoad => {
+                candidates.iter().min_by_key(|m| m.report.load).copied().unwrap_or(candidates[0])
+            }
         };
-        let target = StoreTarget { group: name.clone(), node_id: chosen.report.node_id, addr: chosen.report.addr.clone() };
+        let target =
+            StoreTarget { group: name.clone(), node_id: chosen.report.node_id, addr: chosen.report.addr.clone() };
         grp.next_member = grp.next_member.wrapping_add(1);
         Ok(target)
     }
@@ -404,7 +410,11 @@ mod tests {
         // the old primary coming back does not take over again
         let v = beat(&mut s, 2, "g", 500, &[1], t0 + Duration::from_secs(8));
         assert_eq!((v.primary, v.epoch), (Some(1), 2));
-        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing, "back from offline: syncing");
+        assert_eq!(
+            v.members.iter().find(|m| m.id == 2).unwrap().state,
+            MemberState::Syncing,
+            "back from offline: syncing"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_proto::frame::write_frame;
-use cairn_proto::{ClusterSecret, Conn, ErrorCode, FileId, ProtoError, Request, Response, ServeLimits, Service, WireError};
+use cairn_proto::{
+    ClusterSecret, Conn, ErrorCode, FileId, ProtoError, Request, Response, ServeLimits, Service, WireError,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
@@ -29,7 +31,9 @@ impl Tracker {
         let parse = |s: &str| FileId::parse(s).map_err(|e| WireError::new(ErrorCode::BadFileId, e.to_string()));
         Ok(match req {
             Request::Heartbeat(report) => Response::Group(self.state().heartbeat(report, Instant::now())?),
-            Request::QueryStore { group, exclude } => Response::StoreTarget(self.state().place(group.as_deref(), &exclude)?),
+            Request::QueryStore { group, exclude } => {
+                Response::StoreTarget(self.state().place(group.as_deref(), &exclude)?)
+            }
             Request::QueryFetch { file_id } => Response::Members(self.state().fetch(&parse(&file_id)?)?),
             Request::QueryUpdate { file_id } => Response::Members(self.state().update(&parse(&file_id)?)?),
             Request::ClusterStatus => Response::Cluster(self.state().status(&self.addr, Instant::now())),

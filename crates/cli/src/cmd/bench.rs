@@ -81,7 +81,8 @@ where
 {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(count as u64) };
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(name.to_string());
     let op = Arc::new(op);
@@ -91,7 +92,8 @@ where
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers.max(1) {
-        let (op, next, latencies, errors, bar) = (op.clone(), next.clone(), latencies.clone(), errors.clone(), bar.clone());
+        let (op, next, latencies, errors, bar) =
+            (op.clone(), next.clone(), latencies.clone(), errors.clone(), bar.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +161,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         })
         .await
     };
-    let id_of = |ids: &Arc<Vec<Mutex<Option<FileId>>>>, i: usize| ids[i].lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let id_of =
+        |ids: &Arc<Vec<Mutex<Option<FileId>>>>, i: usize| ids[i].lock().unwrap_or_else(|p| p.into_inner()).clone();
     let download = {
         let (c, ids, data) = (c.clone(), ids.clone(), data.clone());
         phase("download", a.count, a.concurrency, a.size, quiet, move |i| {
@@ -194,7 +197,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         println!("{} files of {} bytes, concurrency {}", a.count, a.size, a.concurrency);
         println!("{:<9} {:>10} {:>10} {:>9} {:>9} {:>7}", "phase", "ops/s", "MiB/s", "p50 ms", "p99 ms", "errors");
         for (name, p) in [("upload", &report.upload), ("download", &report.download), ("delete", &report.delete)] {
-            println!("{name:<9} {:>10.0} {:>10.1} {:>9.2} {:>9.2} {:>7}", p.ops_per_s, p.mib_per_s, p.p50_ms, p.p99_ms, p.errors);
+            println!(
+                "{name:<9} {:>10.0} {:>10.1} {:>9.2} {:>9.2} {:>7}",
+                p.ops_per_s, p.mib_per_s, p.p50_ms, p.p99_ms, p.errors
+            );
             if let Some(e) = &p.first_error {
                 println!("          first error: {e}");
             }

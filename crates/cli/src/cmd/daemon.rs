@@ -208,7 +208,11 @@ fn storage_parts(
     advertise: String,
 ) -> Result<StorageParts> {
     let group = group.or(file.storage.group.as_ref()).cloned().unwrap_or_else(|| "group1".to_string());
-    let store_paths = if o.store_paths.is_empty() { file.storage.store_paths.clone().unwrap_or_default() } else { o.store_paths.clone() };
+    let store_paths = if o.store_paths.is_empty() {
+        file.storage.store_paths.clone().unwrap_or_default()
+    } else {
+        o.store_paths.clone()
+    };
     let policy = path_policy(o.store_path_policy.as_ref().or(file.storage.store_path_policy.as_ref()))?;
     let store = Store::open(data, StoreConfig { group, store_paths, policy })
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
@@ -229,7 +233,8 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
     let cfg = tracker_config(&file, &a.opts)?;
-    let listen = a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+    let listen =
+        a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
     let listener = bind(&listen, "tracker").await?;
     println!("tracker listening on {}", listener.local_addr()?);
     cairn_tracker::run(listener, secret, cfg, shutdown_on_signal()).await;
@@ -240,13 +245,15 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
 pub async fn storage(a: StorageArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.or(file.storage.data.clone()).ok_or_else(|| anyhow!("cairn storage needs --data DIR"))?;
-    let trackers = if a.tracker.is_empty() { file.storage.trackers.clone().unwrap_or_default() } else { a.tracker.clone() };
+    let trackers =
+        if a.tracker.is_empty() { file.storage.trackers.clone().unwrap_or_default() } else { a.tracker.clone() };
     if trackers.is_empty() {
         bail!("cairn storage needs --tracker ADDR[,ADDR...]");
     }
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
-    let listen = a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
+    let listen =
+        a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
     let listener = bind(&listen, "storage").await?;
     let advertise = advertise_for(&listener, a.advertise.as_ref().or(file.storage.advertise.as_ref()))?;
     let parts = storage_parts(&file, &a.opts, a.group.as_ref(), &data, trackers, advertise.clone())?;
@@ -264,22 +271,33 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
 pub async fn server(a: ServerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.clone().unwrap_or_else(config::default_data_dir);
-    let (secret, secret_path, created): (ClusterSecret, Option<PathBuf>, bool) = secret::for_server(a.secret_file.as_deref(), &data)?;
+    let (secret, secret_path, created): (ClusterSecret, Option<PathBuf>, bool) =
+        secret::for_server(a.secret_file.as_deref(), &data)?;
     let tcfg = tracker_config(&file, &a.tracker)?;
-    let tlisten = a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+    let tlisten =
+        a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
     let slisten =
         a.storage_listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
     let tl = bind(&tlisten, "tracker").await?;
     let sl = bind(&slisten, "storage").await?;
     let tracker_addr = advertise_for(&tl, None)?;
     let storage_addr = advertise_for(&sl, file.storage.advertise.as_ref())?;
-    let parts = storage_parts(&file, &a.storage, a.group.as_ref(), &data.join("storage"), vec![tracker_addr.clone()], storage_addr.clone())?;
+    let parts = storage_parts(
+        &file,
+        &a.storage,
+        a.group.as_ref(),
+        &data.join("storage"),
+        vec![tracker_addr.clone()],
+        storage_addr.clone(),
+    )?;
     println!("cairn server is running");
     println!("  tracker  {tracker_addr}");
     println!("  storage  {storage_addr}  (group {}, node {})", parts.store.group(), parts.store.node_id());
     println!("  data     {}", data.display());
     match (&secret_path, created) {
-        (Some(p), true) => println!("  secret   {} (new; give it to clients with --secret-file or CAIRN_SECRET)", p.display()),
+        (Some(p), true) => {
+            println!("  secret   {} (new; give it to clients with --secret-file or CAIRN_SECRET)", p.display())
+        }
         (Some(p), false) => println!("  secret   {}", p.display()),
         (None, _) => println!("  secret   from CAIRN_SECRET"),
     }

@@ -40,7 +40,10 @@ pub async fn run(a: StatusArgs) -> Result<()> {
             human_bytes(g.total),
             if g.writable { "" } else { "  (full: no uploads)" },
         );
-        println!("  {:<9} {:<22} {:<8} {:>9} {:>11} {:>11} {:>5} {:>10}", "NODE", "ADDR", "STATE", "FILES", "STORED", "FREE", "LOAD", "HEARTBEAT");
+        println!(
+            "  {:<9} {:<22} {:<8} {:>9} {:>11} {:>11} {:>5} {:>10}",
+            "NODE", "ADDR", "STATE", "FILES", "STORED", "FREE", "LOAD", "HEARTBEAT"
+        );
         for m in &g.members {
             println!(
                 "  {:<9} {:<22} {:<8} {:>9} {:>11} {:>11} {:>5} {:>8}ms{}",

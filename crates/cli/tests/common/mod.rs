@@ -110,7 +110,12 @@ impl Cluster {
     }
 
     /// Same, with extra flags for trackers and storage nodes.
-    pub fn start_full(trackers: usize, groups: &[(&str, usize)], tracker_flags: &[&str], storage_flags: &[&str]) -> Cluster {
+    pub fn start_full(
+        trackers: usize,
+        groups: &[(&str, usize)],
+        tracker_flags: &[&str],
+        storage_flags: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, "test-secret-please-ignore\n").expect("secret");
@@ -223,7 +228,8 @@ impl Cluster {
     /// Waits until every running storage node is active, and knows it, at
     /// every running tracker.
     pub fn wait_active(&self) {
-        let expected: Vec<&str> = self.nodes.iter().filter(|(_, p)| p.child.is_some()).map(|(_, p)| p.addr.as_str()).collect();
+        let expected: Vec<&str> =
+            self.nodes.iter().filter(|(_, p)| p.child.is_some()).map(|(_, p)| p.addr.as_str()).collect();
         self.wait_members(Duration::from_secs(30), |members| {
             expected.iter().all(|a| members.iter().any(|m| m.addr == *a && m.state == MemberState::Active && m.ready))
         });
@@ -245,8 +251,10 @@ impl Cluster {
             let mut all_ok = true;
             for t in self.trackers.iter().filter(|t| t.child.is_some()) {
                 let client = Client::new(ClientConfig::new(vec![t.addr.clone()], self.secret()));
-                let members: Vec<cairn_proto::MemberStatus> =
-                    rt.block_on(client.status()).map(|m| m.groups.into_iter().flat_map(|g| g.members).collect()).unwrap_or_default();
+                let members: Vec<cairn_proto::MemberStatus> = rt
+                    .block_on(client.status())
+                    .map(|m| m.groups.into_iter().flat_map(|g| g.members).collect())
+                    .unwrap_or_default();
                 all_ok &= pred(&members);
             }
             if all_ok {
