@@ -284,3 +284,46 @@ impl Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, RngCore};
+
+    use super::*;
+    use crate::frame::{read_frame, write_frame, BodyReader};
+
+    /// Random bytes, and mutations of valid frames, through every decoder of
+    /// wire input: they may fail, they may not panic or allocate wildly.
+    #[tokio::test]
+    async fn decoders_survive_random_and_mutated_input() {
+        let mut rng = rand::thread_rng();
+        let mut valid = Vec::new();
+        let req =
+            Request::SetMeta { file_id: "g/M00/00/00/x".into(), meta: vec![("k".into(), "v".into())], merge: true };
+        write_frame(&mut valid, &req).await.unwrap();
+        for i in 0..20_000 {
+            let mut buf = if i % 2 == 0 {
+                let mut b = vec![0u8; rng.gen_range(0..64)];
+                rng.fill_bytes(&mut b);
+                b
+            } else {
+                let mut b = valid.clone();
+                let n = rng.gen_range(0..b.len());
+                b[n] = rng.gen();
+                b.truncate(rng.gen_range(0..=b.len()));
+                b
+            };
+            if i % 7 == 0 {
+                // small length prefixes so that the payload is actually decoded
+                let len = buf.len().saturating_sub(4).min(60) as u32;
+                if buf.len() >= 4 {
+                    buf[..4].copy_from_slice(&len.to_be_bytes());
+                }
+            }
+            let _ = read_frame::<_, Request>(&mut &buf[..]).await;
+            let _ = read_frame::<_, Response>(&mut &buf[..]).await;
+            let _ = BodyReader::new().drain(&mut &buf[..]).await;
+            let _ = crate::FileId::parse(&String::from_utf8_lossy(&buf));
+        }
+    }
+}
