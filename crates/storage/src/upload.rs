@@ -3,12 +3,12 @@
 
 use cairn_proto::file_id::validate_ext;
 use cairn_proto::frame::write_frame;
-use cairn_proto::{BodyReader, Conn, ErrorCode, ProtoError, ReplicaCommit, Request, Response};
+use cairn_proto::{BodyReader, Conn, ErrorCode, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
 use cairn_store::{Origin, Spool, Spooled};
 
 use crate::error::refuse;
 use crate::node::{blocking, parse_id, Node};
-use crate::replicate::ReplicaSet;
+use crate::replicate::{replicate_op, ReplicaSet};
 use crate::view::Snapshot;
 
 /// Reads what is left of a request's body so the connection stays usable,
@@ -95,15 +95,23 @@ pub async fn upload(
     };
     let (spooled, replicas) = receive(node, conn, &view, sp).await?;
     let store = node.store.clone();
-    match blocking(move || store.create(spooled, &ext, appender, vec![])).await {
-        Ok((id, record)) => {
-            replicas
-                .commit(&ReplicaCommit::Create { file_id: id.to_string(), info: record.info(), meta: vec![] })
-                .await;
-            write_frame(conn, &Response::FileId(id.to_string())).await
-        }
+    let reserved = match blocking(move || store.reserve(spooled, &ext, appender, vec![])).await {
+        Ok(r) => r,
         Err(e) => {
             replicas.abort();
+            return Err(e);
+        }
+    };
+    // The name is ours: peers commit while this node does, rather than after.
+    let id = reserved.id().clone();
+    let commit = ReplicaCommit::Create { file_id: id.to_string(), info: reserved.record().info(), meta: vec![] };
+    let store = node.store.clone();
+    let (local, _) = tokio::join!(blocking(move || store.commit(reserved)), replicas.commit(&commit));
+    match local {
+        Ok(_) => write_frame(conn, &Response::FileId(id.to_string())).await,
+        Err(e) => {
+            // Peers may hold a blob this node could not keep: take it back.
+            replicate_op(node, &view, ReplicaOp::Delete { file_id: id.to_string() }).await;
             Err(e)
         }
     }

@@ -31,10 +31,11 @@ pub fn block_count(size: u64) -> usize {
     size.div_ceil(BLOCK_SIZE) as usize
 }
 
-/// Checksums content as it streams in.
+/// Checksums content as it streams in. Only block CRCs are computed from
+/// the bytes; the whole-content CRC is combined from them at the end, so
+/// every byte goes through CRC32 once.
 #[derive(Debug, Default)]
 pub struct Summer {
-    whole: crc32fast::Hasher,
     block: crc32fast::Hasher,
     in_block: u64,
     blocks: Vec<u32>,
@@ -44,7 +45,6 @@ pub struct Summer {
 impl Summer {
     /// Feeds the next bytes.
     pub fn update(&mut self, mut data: &[u8]) {
-        self.whole.update(data);
         self.size += data.len() as u64;
         while !data.is_empty() {
             let take = ((BLOCK_SIZE - self.in_block) as usize).min(data.len());
@@ -69,7 +69,8 @@ impl Summer {
         if self.in_block > 0 {
             self.blocks.push(self.block.finalize());
         }
-        (self.size, self.whole.finalize(), self.blocks)
+        let whole = combine(&self.blocks, self.size);
+        (self.size, whole, self.blocks)
     }
 }
 

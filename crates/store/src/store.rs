@@ -27,6 +27,38 @@ const LOCK_STRIPES: usize = 256;
 /// bits, so a second try is already rare).
 const NAME_TRIES: usize = 10;
 
+/// A new blob whose name is taken but which is not yet visible; see
+/// [`Store::reserve`].
+#[derive(Debug)]
+pub struct Reserved {
+    id: FileId,
+    record: BlobRecord,
+    spooled: Spooled,
+    /// The linked name, until the record makes it a blob. Dropped before
+    /// that, the reservation unlinks it so no invisible orphan stays.
+    link: Option<PathBuf>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            let _ = std::fs::remove_file(link);
+        }
+    }
+}
+
+impl Reserved {
+    /// The blob's ID.
+    pub fn id(&self) -> &FileId {
+        &self.id
+    }
+
+    /// Its record, as it will be written.
+    pub fn record(&self) -> &BlobRecord {
+        &self.record
+    }
+}
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -180,6 +212,15 @@ impl Store {
 
     /// Turns a spool into a new blob with a fresh name. Returns its ID and record.
     pub fn create(&self, spooled: Spooled, ext: &str, appender: bool, meta: Metadata) -> Result<(FileId, BlobRecord)> {
+        let reserved = self.reserve(spooled, ext, appender, meta)?;
+        self.commit(reserved)
+    }
+
+    /// First half of [`Store::create`]: picks a fresh name and links the
+    /// spool under it, which is what makes the name ours. The blob stays
+    /// invisible (no record) until [`Store::commit`], so the caller can
+    /// tell its peers the name and let them commit at the same time.
+    pub fn reserve(&self, spooled: Spooled, ext: &str, appender: bool, meta: Metadata) -> Result<Reserved> {
         cairn_proto::file_id::validate_ext(ext).map_err(|r| Error::InvalidArgument(r.to_string()))?;
         let created = now_secs();
         let record = BlobRecord {
@@ -197,17 +238,28 @@ impl Store {
             let name = generate_name(self.node_id, created as u32, spooled.size, spooled.crc32, appender, ext);
             let id = FileId::new(&self.group, sp.index(), rng.gen(), rng.gen(), &name)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            match self.link_new(sp, &id, spooled.path(), &record) {
+            match self.link_spool(sp, &id, spooled.path()) {
                 Ok(()) => {
-                    let _ = std::fs::remove_file(spooled.consume());
-                    self.after_create(&id, record.size, Origin::Local)?;
-                    return Ok((id, record));
+                    let link = Some(sp.blob_path(&id));
+                    return Ok(Reserved { id, record, spooled, link });
                 }
                 Err(Error::Exists(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
         Err(Error::Exists("could not find an unused file name".into()))
+    }
+
+    /// Second half of [`Store::create`]: writes the record (the blob becomes
+    /// visible), syncs the directory, drops the spool.
+    pub fn commit(&self, mut r: Reserved) -> Result<(FileId, BlobRecord)> {
+        let sp = self.store_path(r.spooled.store_path)?;
+        // On failure the reservation's drop unlinks the name.
+        self.write_record(sp, &r.id, &r.record)?;
+        r.link = None;
+        let (id, record) = (r.id.clone(), std::mem::replace(&mut r.record, empty_record()));
+        self.after_create(&id, record.size, Origin::Local)?;
+        Ok((id, record))
     }
 
     /// Turns a spool into a blob with a given ID: a replica's copy, or a
@@ -257,6 +309,16 @@ impl Store {
     /// then writes the record. Order matters: a blob without a record reads
     /// as absent, so a crash between the two steps exposes nothing.
     fn link_new(&self, sp: &StorePath, id: &FileId, spool: &Path, record: &BlobRecord) -> Result<()> {
+        self.link_spool(sp, id, spool)?;
+        if let Err(e) = self.write_record(sp, id, record) {
+            let _ = std::fs::remove_file(sp.blob_path(id));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Links a spool under a blob's name; `Exists` if the name is taken.
+    fn link_spool(&self, sp: &StorePath, id: &FileId, spool: &Path) -> Result<()> {
         let dir = sp.dir_of(id);
         if !dir.exists() {
             std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -267,15 +329,17 @@ impl Store {
         let blob = sp.blob_path(id);
         let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
         match std::fs::hard_link(spool, &blob) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
-            Err(e) => return Err(Error::io(&blob)(e)),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.to_string())),
+            Err(e) => Err(Error::io(&blob)(e)),
         }
-        if let Err(e) = record.save(&sp.record_path(id)) {
-            let _ = std::fs::remove_file(&blob);
-            return Err(e);
-        }
-        Ok(())
+    }
+
+    /// Writes a new blob's record durably (this also syncs the directory,
+    /// which makes the blob's link durable too).
+    fn write_record(&self, sp: &StorePath, id: &FileId, record: &BlobRecord) -> Result<()> {
+        let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+        record.save(&sp.record_path(id))
     }
 
     fn after_create(&self, id: &FileId, size: u64, origin: Origin) -> Result<()> {
@@ -582,6 +646,10 @@ fn resum_blocks(blob: &File, path: &Path, rec: &mut BlobRecord, first: u64, last
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
+
+fn empty_record() -> BlobRecord {
+    BlobRecord { size: 0, crc32: 0, created: 0, source_node: 0, appender: false, blocks: vec![], meta: vec![] }
+}
 
 fn sorted(meta: Metadata) -> Metadata {
     let all: std::collections::BTreeMap<String, String> = meta.into_iter().collect();

@@ -170,3 +170,18 @@ fn wrong_group_or_store_path_is_refused() {
     let id = FileId::parse("g1/M05/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
     assert!(matches!(store.read(&id, 0, None), Err(Error::WrongPlace(_))));
 }
+
+#[test]
+fn an_abandoned_reservation_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let r = store.reserve(spooled(&store, b"gone"), "", false, vec![]).unwrap();
+    let id = r.id().clone();
+    assert!(!store.contains(&id), "reserved but not committed is invisible");
+    drop(r);
+    assert!(!store.paths[0].blob_path(&id).exists());
+    let r = store.reserve(spooled(&store, b"kept"), "", false, vec![]).unwrap();
+    let (id, _) = store.commit(r).unwrap();
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), b"kept");
+    assert_eq!(std::fs::read_dir(store.paths[0].tmp_dir()).unwrap().count(), 0, "spools are cleaned up");
+}
