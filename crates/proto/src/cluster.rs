@@ -68,6 +68,12 @@ pub struct NodeReport {
     /// Whether the node knows itself active (and so takes uploads). The
     /// tracker places uploads only on members that do.
     pub ready: bool,
+    /// Changes every time the node process starts: a member that restarted
+    /// may have missed writes, even if no heartbeat was missed.
+    pub incarnation: u64,
+    /// Whether the node has caught up with its peers since it last became
+    /// syncing. A syncing member turns active only then.
+    pub caught_up: bool,
     /// Software version.
     pub version: String,
 }

@@ -26,7 +26,9 @@ pub use cluster::{
 pub use error::{ErrorCode, ProtoError, Result, WireError};
 pub use file_id::{FileId, NameInfo};
 pub use frame::{BodyReader, FrameIo, MAX_CHUNK, MAX_CONTROL_FRAME};
-pub use message::{BlobInfo, Metadata, ReplicaCommit, ReplicaOp, Request, Response, StoreTarget};
+pub use message::{
+    BlobInfo, BlobSummary, HealStatus, Metadata, ReplicaCommit, ReplicaOp, Request, Response, ScrubStatus, StoreTarget,
+};
 
 /// Protocol version sent in the handshake; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;

@@ -129,6 +129,44 @@ pub enum Request {
     },
     /// Liveness check; answered with [`Response::Ok`].
     Ping,
+
+    // ---- storage to storage: catch-up and repair ----
+    /// A page of the blobs this node holds, by ID after `after`:
+    /// [`Response::Blobs`].
+    ListBlobs {
+        /// Start after this ID (`None`: from the first).
+        after: Option<String>,
+        /// Most entries wanted.
+        limit: u32,
+    },
+    /// A page of the IDs this node has deleted, from its binlog:
+    /// [`Response::Tombstones`].
+    Tombstones {
+        /// Start after this binlog sequence number.
+        after_seq: u64,
+        /// Most entries wanted.
+        limit: u32,
+    },
+    /// A whole blob with its record, for a peer that lacks or lost it:
+    /// [`Response::Blob`] and a body.
+    FetchBlob {
+        /// The blob.
+        file_id: String,
+    },
+    /// Start a scrub now (`start`) or just report: [`Response::Scrub`].
+    Scrub {
+        /// Start one if none is running.
+        start: bool,
+    },
+    /// Catch-up progress of this node: [`Response::Heal`].
+    HealStatus,
+    /// Change the pace of background traffic at run time: [`Response::Ok`].
+    SetRates {
+        /// Catch-up and repair copying, MiB/s (0: unlimited).
+        heal_mib: Option<u64>,
+        /// Scrub reading, MiB/s (0: unlimited).
+        scrub_mib: Option<u64>,
+    },
 }
 
 impl Request {
@@ -153,6 +191,12 @@ impl Request {
             Request::ReplicaBody { .. } => "replica-body",
             Request::ReplicaOp { .. } => "replica-op",
             Request::Ping => "ping",
+            Request::ListBlobs { .. } => "list-blobs",
+            Request::Tombstones { .. } => "tombstones",
+            Request::FetchBlob { .. } => "fetch-blob",
+            Request::Scrub { .. } => "scrub",
+            Request::HealStatus => "heal-status",
+            Request::SetRates { .. } => "set-rates",
         }
     }
 }
@@ -265,6 +309,92 @@ pub enum Response {
     Meta(Metadata),
     /// Blob facts.
     Info(BlobInfo),
+    /// A page of blobs.
+    Blobs {
+        /// The blobs, by ID.
+        blobs: Vec<BlobSummary>,
+        /// Whether more follow after the last one.
+        more: bool,
+    },
+    /// A page of deleted IDs.
+    Tombstones {
+        /// Deleted IDs.
+        ids: Vec<String>,
+        /// Sequence number to ask after next.
+        next_seq: u64,
+        /// Whether more follow.
+        more: bool,
+    },
+    /// A blob's record; its content follows as a body.
+    Blob {
+        /// Facts.
+        info: BlobInfo,
+        /// Metadata.
+        meta: Metadata,
+    },
+    /// Scrub progress.
+    Scrub(ScrubStatus),
+    /// Catch-up progress.
+    Heal(HealStatus),
+}
+
+/// One blob in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobSummary {
+    /// Its ID.
+    pub file_id: String,
+    /// Size.
+    pub size: u64,
+    /// CRC32 of the content.
+    pub crc32: u32,
+    /// Whether it is an appender.
+    pub appender: bool,
+}
+
+/// Where a node's scrub stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubStatus {
+    /// A scrub is running.
+    pub running: bool,
+    /// Scrubs finished since the node started.
+    pub completed: u64,
+    /// Blobs checked in the current (or last) scrub.
+    pub checked: u64,
+    /// Blobs on the node when the current (or last) scrub started.
+    pub total: u64,
+    /// Bytes read in the current (or last) scrub.
+    pub bytes: u64,
+    /// Bad blobs found (checksum, truncated, missing) in the current (or last) scrub.
+    pub bad: u64,
+    /// Of those, repaired from a peer.
+    pub repaired: u64,
+    /// Blobs found missing here by comparison with a peer, and copied.
+    pub copied: u64,
+    /// The last problem that could not be fixed.
+    pub last_error: Option<String>,
+}
+
+/// Where a node's catch-up stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealStatus {
+    /// A catch-up is running.
+    pub running: bool,
+    /// The node holds everything its peers held when it last caught up.
+    pub caught_up: bool,
+    /// Peer it copies from.
+    pub source: Option<String>,
+    /// Blobs found to copy so far.
+    pub to_copy: u64,
+    /// Blobs copied.
+    pub copied: u64,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Deletes applied that were made while the node was away.
+    pub deleted: u64,
+    /// Milliseconds the current (or last) catch-up has run.
+    pub elapsed_ms: u64,
+    /// The last problem.
+    pub last_error: Option<String>,
 }
 
 impl Response {
@@ -281,6 +411,11 @@ impl Response {
             Response::Data { .. } => "data".into(),
             Response::Meta(_) => "meta".into(),
             Response::Info(_) => "info".into(),
+            Response::Blobs { .. } => "blobs".into(),
+            Response::Tombstones { .. } => "tombstones".into(),
+            Response::Blob { .. } => "blob".into(),
+            Response::Scrub(_) => "scrub".into(),
+            Response::Heal(_) => "heal".into(),
         }
     }
 }

@@ -15,6 +15,12 @@ pub struct StorageConfig {
     /// Time a peer may take for one step of a replication (a chunk, a
     /// commit) before it is left out of the write.
     pub replica_timeout: Duration,
+    /// Time between background scrubs (`None`: only on demand).
+    pub scrub_interval: Option<Duration>,
+    /// Scrub reading pace, MiB/s (0: unlimited).
+    pub scrub_rate_mib: u64,
+    /// Catch-up and repair copying pace, MiB/s (0: unlimited).
+    pub heal_rate_mib: u64,
 }
 
 impl StorageConfig {
@@ -26,6 +32,9 @@ impl StorageConfig {
             heartbeat_interval: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
             replica_timeout: Duration::from_secs(10),
+            scrub_interval: Some(Duration::from_secs(24 * 3600)),
+            scrub_rate_mib: 64,
+            heal_rate_mib: 0,
         }
     }
 }

@@ -24,7 +24,7 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
             }
         }
         let report = report(&node).await;
-        let reported = (report.ready, report.write_set.clone());
+        let reported = (report.ready, report.write_set.clone(), report.caught_up);
         let res = tokio::time::timeout(
             node.cfg.heartbeat_interval.max(Duration::from_secs(2)),
             node.pool.call(&tracker, &Request::Heartbeat(report)),
@@ -37,11 +37,12 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
                     failing = false;
                 }
                 node.view.update(&tracker, view);
+                crate::sync::maybe_start(&node);
                 // When the answer changed what this node would report (it
                 // became ready, its write set grew), report again at once:
                 // the tracker waits for exactly that to promote members.
                 let (_, _, write_set) = node.view.report();
-                let now = (node.view.ready(node.id()).is_ok(), write_set);
+                let now = (node.view.ready(node.id()).is_ok(), write_set, node.heal_state().caught_up);
                 again = !again && now != reported;
                 continue;
             }
@@ -81,6 +82,8 @@ async fn report(node: &Arc<Node>) -> NodeReport {
         primary,
         write_set,
         ready: node.view.ready(node.id()).is_ok(),
+        incarnation: node.incarnation,
+        caught_up: node.heal_state().caught_up,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -17,9 +17,12 @@ mod error;
 mod heartbeat;
 mod mutate;
 mod node;
+mod rate;
 mod read;
 mod replica;
 mod replicate;
+mod scrub;
+mod sync;
 mod upload;
 mod view;
 

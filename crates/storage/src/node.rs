@@ -1,12 +1,16 @@
 //! The node: shared state, request dispatch, and the daemon's main loop.
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use cairn_proto::frame::write_frame;
-use cairn_proto::{ClusterSecret, Conn, ErrorCode, FileId, Pool, ProtoError, Request, Response, ServeLimits, Service};
+use cairn_proto::{
+    ClusterSecret, Conn, ErrorCode, FileId, HealStatus, Pool, ProtoError, Request, Response, ScrubStatus, ServeLimits,
+    Service,
+};
 use cairn_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -14,8 +18,9 @@ use tracing::{info, warn};
 
 use crate::config::StorageConfig;
 use crate::error::{refuse, remote};
+use crate::rate::Rate;
 use crate::view::View;
-use crate::{heartbeat, mutate, read, replica, upload};
+use crate::{heartbeat, mutate, read, replica, scrub, upload};
 
 /// Stripes of the primary's ordering locks (see [`Node::order`]).
 const ORDER_STRIPES: usize = 256;
@@ -30,11 +35,35 @@ pub struct Node {
     pub(crate) pool: Pool,
     order: Vec<tokio::sync::Mutex<()>>,
     in_flight: AtomicU32,
+    /// Changes at every start, so trackers notice restarts.
+    pub(crate) incarnation: u64,
+    /// Whether the node last saw itself active (to notice a fall back to syncing).
+    pub(crate) was_active: AtomicBool,
+    heal: Mutex<HealStatus>,
+    scrub: Mutex<ScrubStatus>,
+    /// Blobs being repaired after a bad read.
+    pub(crate) repairing: Mutex<HashSet<String>>,
+    pub(crate) heal_rate: Rate,
+    pub(crate) scrub_rate: Rate,
+    me: Weak<Node>,
 }
 
 impl Node {
     pub(crate) fn id(&self) -> u32 {
         self.store.node_id()
+    }
+
+    /// This node as an `Arc`, for work that outlives a request.
+    pub(crate) fn arc(&self) -> Option<Arc<Node>> {
+        self.me.upgrade()
+    }
+
+    pub(crate) fn heal_state(&self) -> MutexGuard<'_, HealStatus> {
+        self.heal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn scrub_state(&self) -> MutexGuard<'_, ScrubStatus> {
+        self.scrub.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn load(&self) -> u32 {
@@ -98,6 +127,43 @@ impl Service for Node {
             Request::ReplicaBody { epoch, store_path } => replica::body(self, conn, epoch, store_path).await,
             Request::ReplicaOp { epoch, op } => replica::op(self, conn, epoch, op).await,
             Request::Ping => write_frame(conn, &Response::Ok).await,
+            Request::ListBlobs { after, limit } => {
+                let store = self.store.clone();
+                let limit = limit.clamp(1, 5000) as usize;
+                let (blobs, more) = blocking(move || store.summaries(after.as_deref(), limit)).await?;
+                write_frame(conn, &Response::Blobs { blobs, more }).await
+            }
+            Request::Tombstones { after_seq, limit } => {
+                let store = self.store.clone();
+                let limit = limit.clamp(1, 5000) as usize;
+                let (dels, more) = blocking(move || store.binlog().deletes_after(after_seq, limit)).await?;
+                let next_seq = dels.last().map(|(s, _)| *s).unwrap_or(after_seq);
+                let ids = dels.into_iter().map(|(_, id)| id).collect();
+                write_frame(conn, &Response::Tombstones { ids, next_seq, more }).await
+            }
+            Request::FetchBlob { file_id } => read::fetch_blob(self, conn, &file_id).await,
+            Request::Scrub { start } => {
+                if start {
+                    if let Some(me) = self.arc() {
+                        scrub::start(&me);
+                    }
+                }
+                let status = self.scrub_state().clone();
+                write_frame(conn, &Response::Scrub(status)).await
+            }
+            Request::SetRates { heal_mib, scrub_mib } => {
+                if let Some(r) = heal_mib {
+                    self.heal_rate.set(r);
+                }
+                if let Some(r) = scrub_mib {
+                    self.scrub_rate.set(r);
+                }
+                write_frame(conn, &Response::Ok).await
+            }
+            Request::HealStatus => {
+                let status = self.heal_state().clone();
+                write_frame(conn, &Response::Heal(status)).await
+            }
             other => Err(refuse(
                 ErrorCode::InvalidArgument,
                 format!("{} is a tracker request; this is a storage node", other.name()),
@@ -114,13 +180,22 @@ pub async fn run(
     store: Store,
     shutdown: watch::Receiver<bool>,
 ) {
-    let node = Arc::new(Node {
+    let (heal_rate, scrub_rate) = (cfg.heal_rate_mib, cfg.scrub_rate_mib);
+    let node = Arc::new_cyclic(|me: &Weak<Node>| Node {
         store: Arc::new(store),
         pool: Pool::new(secret.clone(), cfg.connect_timeout, POOL_IDLE_PER_PEER),
         view: View::new(cfg.heartbeat_interval),
         cfg,
         order: (0..ORDER_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         in_flight: AtomicU32::new(0),
+        incarnation: incarnation(),
+        was_active: AtomicBool::new(false),
+        heal: Mutex::new(HealStatus::default()),
+        scrub: Mutex::new(ScrubStatus::default()),
+        repairing: Mutex::new(HashSet::new()),
+        heal_rate: Rate::new(heal_rate),
+        scrub_rate: Rate::new(scrub_rate),
+        me: me.clone(),
     });
     info!(node = node.id(), group = node.store.group(), addr = %node.cfg.advertise, "storage node listening");
     let mut tasks = Vec::new();
@@ -128,12 +203,22 @@ pub async fn run(
         tasks.push(tokio::spawn(heartbeat::heartbeat_loop(node.clone(), t, shutdown.clone())));
     }
     tasks.push(tokio::spawn(binlog_flusher(node.clone(), shutdown.clone())));
+    if let Some(every) = node.cfg.scrub_interval {
+        tasks.push(tokio::spawn(scrub::periodic(node.clone(), every)));
+    }
     cairn_proto::net::serve(listener, secret, node.clone(), ServeLimits::default(), shutdown).await;
     for t in tasks {
         t.abort();
     }
     let store = node.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.binlog().sync()).await;
+}
+
+/// A number that differs at every start of the process.
+fn incarnation() -> u64 {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    now ^ (std::process::id() as u64).rotate_left(40)
 }
 
 /// Makes the binlog durable once a second.

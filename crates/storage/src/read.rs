@@ -25,8 +25,29 @@ pub async fn download(
     let id = parse_id(file_id)?;
     let store = node.store.clone();
     let read_id = id.clone();
-    let mut reader = blocking(move || store.read(&read_id, offset, length)).await?;
+    let reader = blocking(move || store.read(&read_id, offset, length)).await?;
     write_frame(conn, &Response::Data { length: reader.remaining() }).await?;
+    stream(node, conn, id, reader).await
+}
+
+/// A whole blob with its record, for a peer's catch-up or repair.
+pub async fn fetch_blob(node: &Node, conn: &mut Conn, file_id: &str) -> Result<(), ProtoError> {
+    let id = parse_id(file_id)?;
+    let store = node.store.clone();
+    let read_id = id.clone();
+    let reader = blocking(move || store.read(&read_id, 0, None)).await?;
+    let rec = reader.record();
+    write_frame(conn, &Response::Blob { info: rec.info(), meta: rec.meta.clone() }).await?;
+    stream(node, conn, id, reader).await
+}
+
+/// Streams a reader as a body, reading ahead on a blocking thread.
+async fn stream(
+    node: &Node,
+    conn: &mut Conn,
+    id: cairn_proto::FileId,
+    mut reader: cairn_store::BlobReader,
+) -> Result<(), ProtoError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || loop {
         let item = reader.next_chunk();
@@ -41,6 +62,11 @@ pub async fn download(
             Ok(None) => break,
             Err(e) => {
                 error!(file_id = %id, error = %e, "read failed; download aborted");
+                if matches!(e, cairn_store::Error::ChecksumMismatch { .. } | cairn_store::Error::CorruptRecord { .. }) {
+                    if let Some(me) = node.arc() {
+                        crate::scrub::queue_repair(&me, id.clone());
+                    }
+                }
                 write_body_abort(conn).await?;
                 write_frame(conn, &Response::Error(wire(e))).await?;
                 conn.flush().await?;

@@ -34,12 +34,19 @@ pub struct Snapshot {
     pub primary_addr: Option<String>,
     /// Every member in any tracker's write set (active or syncing), by ID.
     pub write_set: Vec<(u32, String)>,
+    /// Members some tracker counts active (they hold everything), by ID.
+    pub active: Vec<(u32, String)>,
 }
 
 impl Snapshot {
     /// Addresses of the write set without this node.
     pub fn peers(&self, me: u32) -> Vec<String> {
         self.write_set.iter().filter(|(id, _)| *id != me).map(|(_, a)| a.clone()).collect()
+    }
+
+    /// Active members other than this node: sources for copies.
+    pub fn sources(&self, me: u32) -> Vec<String> {
+        self.active.iter().filter(|(id, _)| *id != me).map(|(_, a)| a.clone()).collect()
     }
 
     /// Refuses unless this node is the primary.
@@ -82,6 +89,7 @@ impl View {
         let top = views.iter().max_by_key(|v| v.epoch)?;
         let primary_addr = top.primary.and_then(|p| top.members.iter().find(|m| m.id == p)).map(|m| m.addr.clone());
         let mut write_set: Vec<(u32, String)> = Vec::new();
+        let mut active: Vec<(u32, String)> = Vec::new();
         for v in &views {
             for m in &v.members {
                 if matches!(m.state, MemberState::Active | MemberState::Syncing)
@@ -89,9 +97,12 @@ impl View {
                 {
                     write_set.push((m.id, m.addr.clone()));
                 }
+                if m.state == MemberState::Active && !active.iter().any(|(id, _)| *id == m.id) {
+                    active.push((m.id, m.addr.clone()));
+                }
             }
         }
-        Some(Snapshot { epoch: top.epoch, primary: top.primary, primary_addr, write_set })
+        Some(Snapshot { epoch: top.epoch, primary: top.primary, primary_addr, write_set, active })
     }
 
     /// Epoch, primary and write set, for heartbeats.
@@ -99,6 +110,18 @@ impl View {
         match self.snapshot() {
             Some(s) => (s.epoch, s.primary, s.write_set.iter().map(|(id, _)| *id).collect()),
             None => (0, None, Vec::new()),
+        }
+    }
+
+    /// This node's state: syncing if any tracker says so (it must catch
+    /// up), else active if one says so.
+    pub fn my_state(&self, me: u32) -> Option<MemberState> {
+        let states: Vec<MemberState> =
+            self.fresh().iter().filter_map(|v| v.members.iter().find(|m| m.id == me)).map(|m| m.state).collect();
+        if states.contains(&MemberState::Syncing) {
+            Some(MemberState::Syncing)
+        } else {
+            states.first().copied()
         }
     }
 

@@ -113,6 +113,56 @@ impl Binlog {
         file.sync_data().map_err(Error::io(&self.path))
     }
 
+    /// Deleted IDs with their sequence numbers, after `after_seq`, at most
+    /// `limit` of them (for a peer's catch-up). Returns them and whether more follow.
+    pub fn deletes_after(&self, after_seq: u64, limit: usize) -> Result<(Vec<(u64, String)>, bool)> {
+        let mut out = Vec::new();
+        let mut more = false;
+        self.scan(|seq, op, id| {
+            if seq > after_seq && (op == 'D' || op == 'd') {
+                if out.len() == limit {
+                    more = true;
+                    return false;
+                }
+                out.push((seq, id.to_string()));
+            }
+            true
+        })?;
+        Ok((out, more))
+    }
+
+    /// Every ID ever deleted here (IDs are never reused, so this set only
+    /// grows; it guards against bringing a deleted file back).
+    pub fn all_deletes(&self) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        self.scan(|_, op, id| {
+            if op == 'D' || op == 'd' {
+                out.insert(id.to_string());
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(seq, op, file_id)` for each line until it returns false.
+    fn scan(&self, mut f: impl FnMut(u64, char, &str) -> bool) -> Result<()> {
+        use std::io::BufRead;
+        let file = File::open(&self.path).map_err(Error::io(&self.path))?;
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(Error::io(&self.path))?;
+            let mut parts = line.split(' ');
+            let (Some(seq), Some(_ms), Some(op), Some(id)) = (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(seq), Some(op)) = (seq.parse::<u64>(), op.chars().next()) else { continue };
+            if !f(seq, op, id) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Path of the log file.
     pub fn path(&self) -> &Path {
         &self.path

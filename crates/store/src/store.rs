@@ -93,6 +93,8 @@ pub struct Store {
     locks: Arc<Vec<RwLock<()>>>,
     files: AtomicU64,
     bytes: AtomicU64,
+    /// IDs deleted here, ever: a copy from a peer never brings one back.
+    deleted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_secs() -> u64 {
@@ -118,6 +120,7 @@ impl Store {
         let paths =
             roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
         let binlog = Binlog::open(&data_dir.join("binlog"))?;
+        let deleted = std::sync::Mutex::new(binlog.all_deletes()?);
         let store = Self {
             group: cfg.group,
             node_id,
@@ -128,6 +131,7 @@ impl Store {
             locks: Arc::new((0..LOCK_STRIPES).map(|_| RwLock::new(())).collect()),
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            deleted,
         };
         let (files, bytes) = store.count()?;
         store.files.store(files, Ordering::Relaxed);
@@ -274,6 +278,9 @@ impl Store {
         origin: Origin,
     ) -> Result<()> {
         let sp = self.place(id)?;
+        if self.was_deleted(id) {
+            return Err(Error::NotFound(format!("{id} was deleted")));
+        }
         if spooled.store_path != id.store_path() {
             return Err(Error::InvalidArgument("spool is on another store path".into()));
         }
@@ -362,6 +369,12 @@ impl Store {
         Ok(rec)
     }
 
+    /// True when the blob's content or its record is here (even one
+    /// without the other: a damaged blob).
+    pub fn contains_any(&self, id: &FileId) -> bool {
+        self.place(id).map(|sp| sp.record_path(id).exists() || sp.blob_path(id).exists()).unwrap_or(false)
+    }
+
     /// True when the blob is here.
     pub fn contains(&self, id: &FileId) -> bool {
         self.place(id).map(|sp| sp.record_path(id).exists() && sp.blob_path(id).exists()).unwrap_or(false)
@@ -437,6 +450,7 @@ impl Store {
                 Some(rec.map(|r| r.size).unwrap_or(0))
             }
         };
+        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
         if let Some(size) = size {
             self.files.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
@@ -571,6 +585,64 @@ impl Store {
         }
         self.binlog.append(BinlogOp::SetMeta, origin, &id.to_string(), None)?;
         Ok(())
+    }
+
+    /// Whether this ID was ever deleted here.
+    pub fn was_deleted(&self, id: &FileId) -> bool {
+        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).contains(&id.to_string())
+    }
+
+    /// Replaces a damaged or outdated blob with a good copy from a peer.
+    pub fn replace(&self, spooled: Spooled, id: &FileId, info: &BlobInfo, meta: Metadata) -> Result<()> {
+        let sp = self.place(id)?;
+        if self.was_deleted(id) {
+            return Err(Error::NotFound(format!("{id} was deleted")));
+        }
+        {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            for path in [sp.record_path(id), sp.blob_path(id)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&path)(e)),
+                }
+            }
+        }
+        self.create_as(spooled, id, info, meta, Origin::Replica)
+    }
+
+    /// A page of blob summaries, by ID, after `after`. Walks the disks on
+    /// each call; fine for catch-ups of up to millions of files, to be
+    /// replaced by an index when small files are packed (issue 6).
+    pub fn summaries(&self, after: Option<&str>, limit: usize) -> Result<(Vec<cairn_proto::BlobSummary>, bool)> {
+        let mut ids: Vec<String> = self.list()?.into_iter().map(|id| id.to_string()).collect();
+        ids.sort();
+        let start = match after {
+            Some(a) => ids.partition_point(|x| x.as_str() <= a),
+            None => 0,
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for s in &ids[start..] {
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            let Ok(id) = FileId::parse(s) else { continue };
+            // A blob whose record is unreadable is listed without one, so a
+            // comparing peer does not take it for a deleted file.
+            match self.record(&id) {
+                Ok(r) => out.push(cairn_proto::BlobSummary {
+                    file_id: s.clone(),
+                    size: r.size,
+                    crc32: r.crc32,
+                    appender: r.appender,
+                }),
+                Err(Error::NotFound(_)) => {}
+                Err(_) => out.push(cairn_proto::BlobSummary { file_id: s.clone(), size: 0, crc32: 0, appender: false }),
+            }
+        }
+        Ok((out, more))
     }
 
     /// Every blob ID on this node (walks the disks; for scrubs and tests).

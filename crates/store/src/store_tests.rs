@@ -185,3 +185,33 @@ fn an_abandoned_reservation_leaves_nothing_behind() {
     assert_eq!(read_all(&store, &id, 0, None).unwrap(), b"kept");
     assert_eq!(std::fs::read_dir(store.paths[0].tmp_dir()).unwrap().count(), 0, "spools are cleaned up");
 }
+
+#[test]
+fn deleted_ids_never_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, info) = {
+        let store = open(dir.path());
+        let (id, rec) = store.create(spooled(&store, b"once"), "", false, vec![]).unwrap();
+        store.delete(&id, Origin::Local).unwrap();
+        (id, rec.info())
+    };
+    let store = open(dir.path());
+    assert!(store.was_deleted(&id), "the delete survives a restart");
+    assert!(store.create_as(spooled(&store, b"once"), &id, &info, vec![], Origin::Replica).is_err());
+    assert!(store.replace(spooled(&store, b"once"), &id, &info, vec![]).is_err());
+    let (dels, more) = store.binlog().deletes_after(0, 10).unwrap();
+    assert_eq!((dels.len(), more), (1, false));
+    assert_eq!(dels[0].1, id.to_string());
+}
+
+#[test]
+fn replace_mends_a_damaged_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let content = data(100_000, 9);
+    let (id, rec) = store.create(spooled(&store, &content), "", false, vec![]).unwrap();
+    std::fs::write(store.paths[0].blob_path(&id), b"garbage").unwrap();
+    assert!(read_all(&store, &id, 0, None).is_err());
+    store.replace(spooled(&store, &content), &id, &rec.info(), vec![]).unwrap();
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
+}

@@ -79,6 +79,12 @@ impl Group {
             // older one may list it from before it went away, while the
             // view that peer holds now leaves it out.
             let since = self.members[&id].syncing_since;
+            // The member must also have caught up, in a report sent after
+            // it started syncing (an older one speaks of an older absence).
+            let m = &self.members[&id];
+            if !(m.report.caught_up && m.last_beat > since) {
+                continue;
+            }
             let known_by_all = self
                 .active()
                 .filter(|m| m.report.node_id != id)
@@ -165,9 +171,12 @@ impl ClusterState {
         let beat = self.beats;
         // A member that is new, or back from offline, joins the write set
         // first (syncing) and turns active once its peers forward to it.
+        // A new incarnation is a restart: whatever happened while the
+        // process was down, it may have missed writes.
+        let restarted = group.members.get(&id).is_some_and(|m| m.report.incarnation != report.incarnation);
         let (state, syncing_since) = match group.members.get(&id) {
-            Some(m) if m.state == MemberState::Active => (MemberState::Active, m.syncing_since),
-            Some(m) if m.state == MemberState::Syncing => (MemberState::Syncing, m.syncing_since),
+            Some(m) if m.state == MemberState::Active && !restarted => (MemberState::Active, m.syncing_since),
+            Some(m) if m.state == MemberState::Syncing && !restarted => (MemberState::Syncing, m.syncing_since),
             _ => (MemberState::Syncing, beat),
         };
         group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, report });
@@ -362,6 +371,8 @@ mod tests {
             primary: None,
             write_set: vec![],
             ready: true,
+            incarnation: 1,
+            caught_up: true,
             version: "test".into(),
         }
     }
@@ -378,13 +389,48 @@ mod tests {
         let mut s = state();
         let t = Instant::now();
         let v = beat(&mut s, 1, "g", 500, &[], t);
+        assert_eq!(v.members[0].state, MemberState::Syncing, "caught up only in a later report");
+        let v = beat(&mut s, 1, "g", 500, &[], t);
         assert_eq!(v.members[0].state, MemberState::Active, "the first member has no one to wait for");
         let v = beat(&mut s, 2, "g", 500, &[1], t);
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing);
         let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
         assert_eq!(s.fetch(&id).unwrap(), vec!["127.0.0.1:1".to_string()], "no reads from a syncing member");
-        let v = beat(&mut s, 1, "g", 500, &[2], t);
+        beat(&mut s, 1, "g", 500, &[2], t);
+        let v = beat(&mut s, 2, "g", 500, &[1], t);
         assert!(v.members.iter().all(|m| m.state == MemberState::Active));
+    }
+
+    #[test]
+    fn a_restarted_member_must_catch_up_before_it_is_active_again() {
+        let mut s = state();
+        let t = Instant::now();
+        beat(&mut s, 1, "g", 500, &[2], t);
+        beat(&mut s, 2, "g", 500, &[1], t);
+        beat(&mut s, 1, "g", 500, &[2], t);
+        let mut r = report(2, "g", 500);
+        r.write_set = vec![1];
+        r.incarnation = 2;
+        r.caught_up = false;
+        let v = s.heartbeat(r.clone(), t).unwrap();
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing);
+        beat(&mut s, 1, "g", 500, &[2], t);
+        let v = s.heartbeat(r.clone(), t).unwrap();
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing, "not caught up yet");
+        r.caught_up = true;
+        let v = s.heartbeat(r, t).unwrap();
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Active);
+    }
+
+    /// Heartbeat rounds until every listed member (id, group, free) is
+    /// settled: each lists the others of its group in its write set.
+    fn settle(s: &mut ClusterState, members: &[(u32, &str, u64)], now: Instant) {
+        for _ in 0..3 {
+            for &(id, group, free) in members {
+                let peers: Vec<u32> = members.iter().filter(|m| m.1 == group && m.0 != id).map(|m| m.0).collect();
+                beat(s, id, group, free, &peers, now);
+            }
+        }
     }
 
     fn state() -> ClusterState {
@@ -395,11 +441,10 @@ mod tests {
     fn primary_moves_with_a_higher_epoch_when_it_goes_offline() {
         let mut s = state();
         let t0 = Instant::now();
-        let v = s.heartbeat(report(2, "g", 500), t0).unwrap();
-        assert_eq!((v.primary, v.epoch), (Some(2), 1));
-        let v = s.heartbeat(report(1, "g", 500), t0).unwrap();
-        assert_eq!((v.primary, v.epoch), (Some(2), 1), "a newcomer does not take over");
-        beat(&mut s, 2, "g", 500, &[1], t0);
+        settle(&mut s, &[(2, "g", 500)], t0);
+        settle(&mut s, &[(2, "g", 500), (1, "g", 500)], t0);
+        let map = s.status("t", t0);
+        assert_eq!((map.groups[0].primary, map.groups[0].epoch), (Some(2), 1), "a newcomer does not take over");
         let later = t0 + Duration::from_secs(5);
         beat(&mut s, 1, "g", 500, &[2], later);
         s.sweep(t0 + Duration::from_secs(7));
@@ -419,18 +464,21 @@ mod tests {
 
     #[test]
     fn restarted_tracker_adopts_the_epoch_the_nodes_know() {
+        let now = Instant::now();
         let mut s = state();
         let mut r = report(5, "g", 500);
         r.epoch = 9;
         r.primary = Some(7);
-        let v = s.heartbeat(r, Instant::now()).unwrap();
-        // node 7 is not known yet, so node 5 takes over under a higher epoch
+        s.heartbeat(r.clone(), now).unwrap();
+        let v = s.heartbeat(r, now).unwrap();
+        // node 7 is not known here, so node 5 takes over under a higher epoch
         assert_eq!((v.primary, v.epoch), (Some(5), 10));
         let mut s = state();
         let mut r7 = report(7, "g", 500);
         r7.epoch = 9;
         r7.primary = Some(7);
-        let v = s.heartbeat(r7, Instant::now()).unwrap();
+        s.heartbeat(r7.clone(), now).unwrap();
+        let v = s.heartbeat(r7, now).unwrap();
         assert_eq!((v.primary, v.epoch), (Some(7), 9));
     }
 
@@ -438,10 +486,7 @@ mod tests {
     fn placement_honours_reserve_policy_and_exclusions() {
         let mut s = state();
         let now = Instant::now();
-        s.heartbeat(report(1, "small", 50), now).unwrap();
-        beat(&mut s, 2, "big", 900, &[3], now);
-        beat(&mut s, 3, "big", 800, &[2], now);
-        beat(&mut s, 2, "big", 900, &[3], now);
+        settle(&mut s, &[(1, "small", 50), (2, "big", 900), (3, "big", 800)], now);
         for _ in 0..4 {
             assert_eq!(s.place(None, &[]).unwrap().group, "big");
         }
@@ -473,8 +518,10 @@ mod tests {
         let mut s = state();
         let now = Instant::now();
         beat(&mut s, 1, "g", 500, &[2], now);
+        beat(&mut s, 1, "g", 500, &[2], now);
         beat(&mut s, 2, "g", 500, &[1], now);
         beat(&mut s, 1, "g", 500, &[2], now);
+        beat(&mut s, 2, "g", 500, &[1], now);
         let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
         let a = s.fetch(&id).unwrap();
         let b = s.fetch(&id).unwrap();
