@@ -57,6 +57,12 @@ pub struct StorageSection {
     pub heartbeat_interval_ms: Option<u64>,
     /// Milliseconds a peer may take per replication step.
     pub replica_timeout_ms: Option<u64>,
+    /// Seconds between background scrubs (0: on demand only).
+    pub scrub_interval_secs: Option<u64>,
+    /// Scrub pace, MiB/s (0: unlimited).
+    pub scrub_rate_mib: Option<u64>,
+    /// Catch-up and repair pace, MiB/s (0: unlimited).
+    pub heal_rate_mib: Option<u64>,
 }
 
 /// Reads the file, or the defaults when there is none.

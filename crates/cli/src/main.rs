@@ -67,6 +67,10 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// Measure upload, download and delete speed against a running cluster
     Bench(cmd::bench::BenchArgs),
+    /// Catch-up of members that were away: `heal status`, `heal rate`
+    Heal(cmd::heal::HealArgs),
+    /// Re-read and verify every blob, repairing from peers: `scrub start|status|rate`
+    Scrub(cmd::heal::ScrubArgs),
 }
 
 fn init_logging(daemon: bool) {
@@ -103,6 +107,8 @@ fn main() -> ExitCode {
             Command::MetaGet(a) => cmd::blob::meta_get(a).await,
             Command::Status(a) => cmd::status::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
+            Command::Heal(a) => cmd::heal::heal(a).await,
+            Command::Scrub(a) => cmd::heal::scrub(a).await,
         }
     });
     // Don't wait for blocking tasks (a stdin reader) to notice the end.

@@ -5,4 +5,5 @@ mod common;
 mod blob_ops;
 mod cli;
 mod failover;
+mod heal;
 mod hostile;

@@ -376,6 +376,11 @@ impl Client {
         }
     }
 
+    /// Asks one storage node directly (operators' commands: scrub, heal).
+    pub async fn node_call(&self, addr: &str, req: &Request) -> Result<Response> {
+        self.pool.call(addr, req).await.map_err(|e| Error::node(addr, e))
+    }
+
     /// Deletes a blob from every member of its group.
     pub async fn delete(&self, id: &FileId) -> Result<()> {
         self.mutate(id, Request::Delete { file_id: id.to_string() }, None).await

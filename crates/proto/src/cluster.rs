@@ -115,6 +115,8 @@ pub struct MemberStatus {
     pub primary: bool,
     /// Whether it knows itself active and so takes uploads.
     pub ready: bool,
+    /// Changes whenever the node process restarts.
+    pub incarnation: u64,
     /// Total bytes over its store paths.
     pub total: u64,
     /// Free bytes over its store paths.

@@ -128,7 +128,12 @@ pub async fn pass(node: &Node, source: &str) -> Result<u64, ProtoError> {
             }
             let store = node.store.clone();
             let lid = id.clone();
-            let local = tokio::task::spawn_blocking(move || store.record(&lid)).await.ok().and_then(|r| r.ok());
+            // Both halves must be here: a record whose content is gone is a loss.
+            let local =
+                tokio::task::spawn_blocking(move || store.contains(&lid).then(|| store.record(&lid).ok()).flatten())
+                    .await
+                    .ok()
+                    .flatten();
             if local.is_some_and(|r| r.size == b.size && r.crc32 == b.crc32) {
                 continue;
             }

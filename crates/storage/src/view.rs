@@ -44,9 +44,12 @@ impl Snapshot {
         self.write_set.iter().filter(|(id, _)| *id != me).map(|(_, a)| a.clone()).collect()
     }
 
-    /// Active members other than this node: sources for copies.
+    /// Active members other than this node: sources for copies. An entry
+    /// with this node's own address (its previous ID, before a wipe) is not
+    /// another member.
     pub fn sources(&self, me: u32) -> Vec<String> {
-        self.active.iter().filter(|(id, _)| *id != me).map(|(_, a)| a.clone()).collect()
+        let mine: Vec<&String> = self.write_set.iter().filter(|(id, _)| *id == me).map(|(_, a)| a).collect();
+        self.active.iter().filter(|(id, a)| *id != me && !mine.contains(&a)).map(|(_, a)| a.clone()).collect()
     }
 
     /// Refuses unless this node is the primary.

@@ -685,12 +685,22 @@ fn walk(sp: &StorePath, mut f: impl FnMut((u8, u8, String), u64)) -> Result<()> 
     };
     for (d1, p1) in hex_dirs(&sp.data_dir())? {
         for (d2, p2) in hex_dirs(&p1)? {
+            // A blob is listed if its content or its record is there: one
+            // without the other is damage that a scrub must see.
+            let mut names: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
             for e in std::fs::read_dir(&p2).map_err(Error::io(&p2))?.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if is_record_name(&name) || name.starts_with('.') {
+                if name.starts_with('.') {
                     continue;
                 }
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                if is_record_name(&name) {
+                    names.entry(name.trim_end_matches(".rec").to_string()).or_insert(0);
+                } else {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    names.insert(name, size);
+                }
+            }
+            for (name, size) in names {
                 f((d1, d2, name), size);
             }
         }

@@ -179,6 +179,17 @@ impl ClusterState {
             Some(m) if m.state == MemberState::Syncing && !restarted => (MemberState::Syncing, m.syncing_since),
             _ => (MemberState::Syncing, beat),
         };
+        // A new ID at the address of another member is that machine back
+        // with an empty disk (two processes cannot listen on one address):
+        // the old entry will never answer again.
+        let addr = report.addr.clone();
+        group.members.retain(|mid, m| {
+            let stale = *mid != id && m.report.addr == addr;
+            if stale {
+                tracing::warn!(old = *mid, new = id, %addr, "a new node ID took over this address; dropping the old one");
+            }
+            !stale
+        });
         group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, report });
         group.promote();
         group.ensure_primary();
@@ -318,6 +329,7 @@ impl ClusterState {
                             state: m.state,
                             primary: g.primary == Some(m.report.node_id),
                             ready: m.report.ready && m.state == MemberState::Active,
+                            incarnation: m.report.incarnation,
                             total: m.report.store_paths.iter().map(|p| p.total).sum(),
                             free: m.report.store_paths.iter().map(|p| p.free).sum(),
                             files: m.report.files,

@@ -48,6 +48,15 @@ pub struct StorageOpts {
     /// Milliseconds a peer may take per replication step before it is left out [default: 10000]
     #[arg(long, env = "CAIRN_REPLICA_TIMEOUT_MS")]
     replica_timeout_ms: Option<u64>,
+    /// Seconds between background scrubs, 0 for on demand only [default: 86400]
+    #[arg(long, env = "CAIRN_SCRUB_INTERVAL_SECS")]
+    scrub_interval_secs: Option<u64>,
+    /// Scrub reading pace in MiB/s, 0 for unlimited [default: 64]
+    #[arg(long, env = "CAIRN_SCRUB_RATE_MIB")]
+    scrub_rate_mib: Option<u64>,
+    /// Catch-up and repair copying pace in MiB/s, 0 for unlimited [default: 0]
+    #[arg(long, env = "CAIRN_HEAL_RATE_MIB")]
+    heal_rate_mib: Option<u64>,
 }
 
 /// `cairn tracker`
@@ -222,6 +231,15 @@ fn storage_parts(
     }
     if let Some(ms) = o.replica_timeout_ms.or(file.storage.replica_timeout_ms) {
         cfg.replica_timeout = Duration::from_millis(ms.max(10));
+    }
+    if let Some(secs) = o.scrub_interval_secs.or(file.storage.scrub_interval_secs) {
+        cfg.scrub_interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(r) = o.scrub_rate_mib.or(file.storage.scrub_rate_mib) {
+        cfg.scrub_rate_mib = r;
+    }
+    if let Some(r) = o.heal_rate_mib.or(file.storage.heal_rate_mib) {
+        cfg.heal_rate_mib = r;
     }
     Ok(StorageParts { store, cfg })
 }

@@ -208,7 +208,9 @@ impl Cluster {
             .expect("run cairn");
         if let Some(bytes) = stdin {
             let mut s = child.stdin.take().expect("stdin");
-            s.write_all(bytes).expect("write stdin");
+            // A command that fails before reading its input closes the pipe;
+            // its exit status and stderr tell the test what happened.
+            let _ = s.write_all(bytes);
         }
         child.wait_with_output().expect("wait cairn")
     }
@@ -263,6 +265,43 @@ impl Cluster {
             assert!(Instant::now() < deadline, "cluster did not reach the expected state in {limit:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The node ID a storage node's data dir holds (waits for it to exist).
+    pub fn node_id(&self, i: usize) -> u32 {
+        let path = self.dir.path().join(format!("node{i}/node_id"));
+        for _ in 0..100 {
+            if let Some(id) = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()) {
+                return id;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node{i} never wrote its node ID");
+    }
+
+    /// The incarnation the trackers know for node `i` (0 if unknown).
+    pub fn incarnation(&self, i: usize) -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let addr = self.node_addr(i);
+        rt.block_on(self.client().status())
+            .ok()
+            .and_then(|m| m.groups.into_iter().flat_map(|g| g.members).find(|m| m.addr == addr).map(|m| m.incarnation))
+            .unwrap_or(0)
+    }
+
+    /// Waits until the process now running as node `i` (its ID, a new
+    /// incarnation) is active and ready, and so has caught up.
+    pub fn wait_restarted(&self, i: usize, old_incarnation: u64) {
+        let (id, addr) = (self.node_id(i), self.node_addr(i));
+        self.wait_members(Duration::from_secs(30), |members| {
+            members.iter().any(|m| {
+                m.id == id
+                    && m.addr == addr
+                    && m.incarnation != old_incarnation
+                    && m.state == MemberState::Active
+                    && m.ready
+            })
+        });
     }
 
     pub fn node_addr(&self, i: usize) -> String {
