@@ -50,37 +50,32 @@ impl<'a> ReplicaSet<'a> {
             return;
         }
         self.sent += data.len() as u64;
-        let t = self.node.cfg.replica_timeout;
-        let node = self.node;
-        let streams = std::mem::take(&mut self.streams);
-        let kept = join_all(streams.into_iter().map(|mut s| async move {
-            let r = tokio::time::timeout(t, async {
-                write_chunk(&mut s.conn, data).await?;
-                s.conn.flush().await?;
-                Ok::<_, ProtoError>(())
-            })
-            .await;
-            let addr = s.addr.clone();
-            settle(node, &addr, "send", r.map(|r| r.map(|()| s)))
-        }))
-        .await;
-        self.streams = kept.into_iter().flatten().collect();
+        self.send("send", Some(data)).await;
     }
 
     /// Ends the body on every peer, so they fsync while the caller does too.
     pub async fn end_body(&mut self) {
+        self.send("end", None).await;
+    }
+
+    /// Writes a chunk (or, for `None`, the end of the body) to every peer,
+    /// dropping those that fail or stall.
+    async fn send(&mut self, step: &'static str, data: Option<&[u8]>) {
         let t = self.node.cfg.replica_timeout;
         let node = self.node;
         let streams = std::mem::take(&mut self.streams);
         let kept = join_all(streams.into_iter().map(|mut s| async move {
             let r = tokio::time::timeout(t, async {
-                write_body_end(&mut s.conn).await?;
+                match data {
+                    Some(d) => write_chunk(&mut s.conn, d).await?,
+                    None => write_body_end(&mut s.conn).await?,
+                }
                 s.conn.flush().await?;
                 Ok::<_, ProtoError>(())
             })
             .await;
             let addr = s.addr.clone();
-            settle(node, &addr, "end", r.map(|r| r.map(|()| s)))
+            settle(node, &addr, step, r.map(|r| r.map(|()| s)))
         }))
         .await;
         self.streams = kept.into_iter().flatten().collect();
