@@ -24,10 +24,6 @@ pub const SEND_CHUNK: usize = 1 << 20;
 /// Chunk length that tells the receiver the sender gave up on the body.
 pub const ABORT_MARKER: u32 = u32::MAX;
 
-/// Reading and writing frames on any async byte stream.
-pub trait FrameIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> FrameIo for T {}
-
 /// Writes one control frame (without flushing).
 pub async fn write_frame<W, M>(w: &mut W, msg: &M) -> Result<()>
 where

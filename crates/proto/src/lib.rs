@@ -25,7 +25,7 @@ pub use cluster::{
 };
 pub use error::{ErrorCode, ProtoError, Result, WireError};
 pub use file_id::{FileId, NameInfo};
-pub use frame::{BodyReader, FrameIo, MAX_CHUNK, MAX_CONTROL_FRAME};
+pub use frame::{BodyReader, MAX_CHUNK, MAX_CONTROL_FRAME};
 pub use message::{
     BlobInfo, BlobSummary, HealStatus, Metadata, ReplicaCommit, ReplicaOp, Request, Response, ScrubStatus, StoreTarget,
 };

@@ -154,11 +154,6 @@ impl Store {
         &self.binlog
     }
 
-    /// Number of store paths.
-    pub fn path_count(&self) -> usize {
-        self.paths.len()
-    }
-
     /// Counters and capacity.
     pub fn stats(&self) -> StoreStats {
         StoreStats {

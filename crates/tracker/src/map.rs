@@ -1,7 +1,7 @@
 //! The cluster map and the rules that act on it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cairn_proto::{
     ClusterMap, ErrorCode, FileId, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport,
@@ -344,11 +344,6 @@ impl ClusterState {
             .collect();
         ClusterMap { tracker: tracker.to_string(), groups }
     }
-
-    /// How long a member may stay silent.
-    pub fn offline_after(&self) -> Duration {
-        self.cfg.offline_after
-    }
 }
 
 fn view(name: &str, g: &Group) -> GroupView {
@@ -366,6 +361,8 @@ fn view(name: &str, g: &Group) -> GroupView {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use cairn_proto::StorePathUsage;
 
     use super::*;
