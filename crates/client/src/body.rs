@@ -37,6 +37,15 @@ pub(crate) enum SendError {
 }
 
 impl Body {
+    /// Its size, when known before sending.
+    pub(crate) async fn len(&mut self) -> Option<u64> {
+        match self {
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::File(p) => tokio::fs::metadata(p).await.ok().map(|m| m.len()),
+            Body::Reader(_) => None,
+        }
+    }
+
     /// Whether the body can be sent a second time.
     pub(crate) fn replayable(&self) -> bool {
         !matches!(self, Body::Reader(_))

@@ -27,12 +27,23 @@ pub struct ClientConfig {
     /// How long to keep retrying while a group has no reachable primary
     /// (a primary that died is replaced once the trackers notice).
     pub failover_wait: Duration,
+    /// How long an upload waits on a member that stopped answering before
+    /// it tries another (plus time for the size: see [`upload_deadline`]).
+    /// Uploads are safe to repeat elsewhere: at worst the silent member
+    /// keeps an orphan copy under a name nobody was given.
+    pub upload_stall: Duration,
 }
 
 impl ClientConfig {
     /// Defaults for the given trackers and secret.
     pub fn new(trackers: Vec<String>, secret: ClusterSecret) -> Self {
-        Self { trackers, secret, connect_timeout: Duration::from_secs(3), failover_wait: Duration::from_secs(15) }
+        Self {
+            trackers,
+            secret,
+            connect_timeout: Duration::from_secs(3),
+            failover_wait: Duration::from_secs(15),
+            upload_stall: Duration::from_secs(1),
+        }
     }
 }
 
@@ -53,6 +64,13 @@ pub struct Client {
     cfg: ClientConfig,
     pool: Pool,
     tracker_cursor: AtomicUsize,
+}
+
+/// Time to allow a body of `bytes` on top of the stall limit: sending at 1
+/// MiB/s at least, and the members' fsync at 32 MiB/s.
+fn upload_deadline(stall: Duration, bytes: Option<u64>) -> (Option<Duration>, Duration) {
+    let fsync = stall + Duration::from_secs(bytes.unwrap_or(0) >> 25);
+    (bytes.map(|b| stall + Duration::from_secs(b >> 20)), fsync)
 }
 
 /// Tries of an upload on different members before giving up.
@@ -134,7 +152,7 @@ impl Client {
         let mut last = None;
         for _ in 0..UPLOAD_TRIES {
             let target = self.query_store(opts.group.as_deref(), &exclude).await?;
-            match self.send_with_body(&target.addr, &req, &mut body).await {
+            match self.send_with_body(&target.addr, &req, &mut body, true).await {
                 Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
                 Ok(other) => return Err(unexpected("file id", other)),
                 Err(Attempt { err, retry }) => {
@@ -157,7 +175,7 @@ impl Client {
         let members = self.query_fetch(master).await?;
         let mut last = None;
         for addr in members {
-            match self.send_with_body(&addr, &req, &mut body).await {
+            match self.send_with_body(&addr, &req, &mut body, true).await {
                 Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
                 Ok(other) => return Err(unexpected("file id", other)),
                 Err(Attempt { err, retry })
@@ -173,13 +191,22 @@ impl Client {
 
     /// Sends a request and its body, reads the response. On a stale pooled
     /// connection it retries once on a fresh one if the body allows it.
-    async fn send_with_body(&self, addr: &str, req: &Request, body: &mut Body) -> Result<Response, Attempt> {
+    /// With `watch`, a member that stops answering is given up after the
+    /// upload stall limit (only for requests that are safe to repeat).
+    async fn send_with_body(
+        &self,
+        addr: &str,
+        req: &Request,
+        body: &mut Body,
+        watch: bool,
+    ) -> Result<Response, Attempt> {
         let mut c = self.pool.get(addr).await.map_err(|e| Attempt::retry(Error::node(addr, e)))?;
-        match self.exchange(&mut c, req, body).await {
+        let stall = watch.then_some(self.cfg.upload_stall);
+        match self.exchange(&mut c, req, body, stall).await {
             Err(Attempt { err: Error::Node { source, .. }, retry: true }) if c.reused && source.is_connection() => {
                 self.pool.forget(addr);
                 c = self.pool.fresh(addr).await.map_err(|e| Attempt::retry(Error::node(addr, e)))?;
-                let r = self.exchange(&mut c, req, body).await;
+                let r = self.exchange(&mut c, req, body, stall).await;
                 if r.is_ok() {
                     self.pool.put(c);
                 }
@@ -193,21 +220,40 @@ impl Client {
         }
     }
 
-    async fn exchange(&self, c: &mut Pooled, req: &Request, body: &mut Body) -> Result<Response, Attempt> {
+    async fn exchange(
+        &self,
+        c: &mut Pooled,
+        req: &Request,
+        body: &mut Body,
+        stall: Option<Duration>,
+    ) -> Result<Response, Attempt> {
         let addr = c.addr.clone();
         let replayable = body.replayable();
+        let (send_limit, answer_limit) = match stall {
+            Some(s) => {
+                let (send, answer) = upload_deadline(s, body.len().await);
+                (send, Some(answer))
+            }
+            None => (None, None),
+        };
+        let stalled = |what: &str| {
+            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("member stopped answering ({what})"));
+            Attempt { err: Error::node(&addr, ProtoError::Io(e)), retry: replayable }
+        };
         write_frame(&mut c.conn, req).await.map_err(|e| Attempt::retry(Error::node(&addr, e)))?;
-        match body.send(&mut c.conn).await {
+        let sent = within(send_limit, body.send(&mut c.conn)).await.ok_or_else(|| stalled("sending"))?;
+        match sent {
             Ok(_) => {}
             Err(SendError::Input(e)) => return Err(Attempt::fatal(Error::Input(e))),
             Err(SendError::Conn(e)) => return Err(Attempt { err: Error::node(&addr, e), retry: replayable }),
         }
-        let resp = async {
+        let resp = within(answer_limit, async {
             c.conn.flush().await?;
             let resp: Response = expect_frame(&mut c.conn).await?;
             check(resp)
-        }
-        .await;
+        })
+        .await
+        .ok_or_else(|| stalled("answering"))?;
         resp.map_err(|e| Attempt { err: Error::node(&addr, e), retry: replayable })
     }
 
@@ -353,7 +399,7 @@ impl Client {
             let attempt = async {
                 let primary = self.query_update(id).await.map_err(Attempt::retry)?;
                 match body.as_mut() {
-                    Some(b) => self.send_with_body(&primary, &req, b).await,
+                    Some(b) => self.send_with_body(&primary, &req, b, false).await,
                     None => self.pool.call(&primary, &req).await.map_err(|e| Attempt::retry(Error::node(&primary, e))),
                 }
             }
@@ -364,7 +410,12 @@ impl Client {
                 Err(Attempt { err, retry }) => {
                     let failover = matches!(
                         err.code(),
-                        Some(ErrorCode::NotPrimary | ErrorCode::NotReady | ErrorCode::Unavailable)
+                        Some(
+                            ErrorCode::NotPrimary
+                                | ErrorCode::NotReady
+                                | ErrorCode::Unavailable
+                                | ErrorCode::StaleEpoch
+                        )
                     ) || matches!(&err, Error::Node { source, .. } if source.is_connection());
                     if !retry || !failover || Instant::now() >= deadline {
                         return Err(err);
@@ -404,6 +455,14 @@ impl Client {
     /// Sets metadata, replacing it all or merging key by key.
     pub async fn set_meta(&self, id: &FileId, meta: Metadata, merge: bool) -> Result<()> {
         self.mutate(id, Request::SetMeta { file_id: id.to_string(), meta, merge }, None).await
+    }
+}
+
+/// Runs `f` to completion, or until `limit` passes (`None`).
+async fn within<F: std::future::Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
+    match limit {
+        Some(l) => tokio::time::timeout(l, f).await.ok(),
+        None => Some(f.await),
     }
 }
 

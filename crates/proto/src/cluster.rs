@@ -71,11 +71,28 @@ pub struct NodeReport {
     /// Changes every time the node process starts: a member that restarted
     /// may have missed writes, even if no heartbeat was missed.
     pub incarnation: u64,
-    /// Whether the node has caught up with its peers since it last became
-    /// syncing. A syncing member turns active only then.
-    pub caught_up: bool,
+    /// The round (see [`MemberView::round`]) for which this node finished
+    /// catching up with its peers; 0 if none. A syncing member turns active
+    /// only once this equals its current round at this tracker.
+    pub caught_up_round: u64,
+    /// Peers this node left out of a write (they failed or stalled), each
+    /// with the round this tracker gave it: they missed data and must catch
+    /// up. Repeated until the tracker's view shows the member moved on.
+    pub missed: Vec<Miss>,
+    /// The node was taken out of its group by an operator (it remembers
+    /// this across restarts and serves nothing).
+    pub removed: bool,
     /// Software version.
     pub version: String,
+}
+
+/// A member left out of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Miss {
+    /// The member.
+    pub node_id: u32,
+    /// Its round at the tracker told, when it missed the write.
+    pub round: u64,
 }
 
 /// One member as peers need to know it.
@@ -87,6 +104,14 @@ pub struct MemberView {
     pub addr: String,
     /// State in the group.
     pub state: MemberState,
+    /// Changes every time the member must catch up again (it joined, came
+    /// back, restarted, or missed a write): the tracker's heartbeat count
+    /// when that happened.
+    pub round: u64,
+    /// Every active peer forwards writes to it (reported after the round
+    /// began): from here on it misses nothing, so a catch-up that starts now
+    /// leaves it holding everything.
+    pub forwarded: bool,
 }
 
 /// A group as a tracker tells its members.
@@ -159,4 +184,19 @@ pub struct ClusterMap {
     pub tracker: String,
     /// Groups, by name.
     pub groups: Vec<GroupStatus>,
+    /// Storage nodes waiting to be put into a group.
+    pub spares: Vec<SpareStatus>,
+}
+
+/// A storage node without a group yet (state `init`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpareStatus {
+    /// Address.
+    pub addr: String,
+    /// Group it was told to join, if an operator did so.
+    pub assigned: Option<String>,
+    /// Milliseconds since it last reported.
+    pub last_heartbeat_ms: u64,
+    /// Software version.
+    pub version: String,
 }

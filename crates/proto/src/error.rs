@@ -35,6 +35,9 @@ pub enum ErrorCode {
     Io,
     /// Anything else; the message says what.
     Internal,
+    /// What was asked for no longer exists in that form (a binlog position
+    /// from before a crash).
+    Gone,
 }
 
 /// An error as it travels in a [`crate::Response::Error`].

@@ -21,13 +21,15 @@ pub mod net;
 
 pub use auth::{ClusterSecret, Handshake};
 pub use cluster::{
-    ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport, StorePathUsage,
+    ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, Miss, NodeReport, SpareStatus,
+    StorePathUsage,
 };
 pub use error::{ErrorCode, ProtoError, Result, WireError};
 pub use file_id::{FileId, NameInfo};
 pub use frame::{BodyReader, MAX_CHUNK, MAX_CONTROL_FRAME};
 pub use message::{
-    BlobInfo, BlobSummary, HealStatus, Metadata, ReplicaCommit, ReplicaOp, Request, Response, ScrubStatus, StoreTarget,
+    BinlogEntry, BlobInfo, BlobSummary, HealStatus, Metadata, ReplicaCommit, ReplicaOp, Request, Response, ScrubStatus,
+    StoreTarget, SyncPoint,
 };
 
 /// Protocol version sent in the handshake; peers with another version are refused.

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterMap, GroupView, NodeReport};
+use crate::cluster::{ClusterMap, GroupView, Miss, NodeReport};
 use crate::error::WireError;
 
 /// Metadata of one blob: ordered key/value pairs.
@@ -38,6 +38,37 @@ pub enum Request {
     },
     /// The whole map: [`Response::Cluster`].
     ClusterStatus,
+    /// A storage node left members out of a write: [`Response::Group`].
+    /// Sent before the write is acknowledged, so that no read goes to a
+    /// member that lacks it.
+    ReportMissed {
+        /// The reporter's group.
+        group: String,
+        /// The members, with their rounds at this tracker.
+        missed: Vec<Miss>,
+    },
+    /// Take a member out of its group (operator): [`Response::Ok`].
+    RemoveMember {
+        /// Its group.
+        group: String,
+        /// Its node ID.
+        node_id: u32,
+    },
+    /// A spare storage node (no group yet) announces itself:
+    /// [`Response::Assigned`].
+    SpareHeartbeat {
+        /// Address it serves on.
+        addr: String,
+        /// Software version.
+        version: String,
+    },
+    /// Put the spare at `addr` into `group` (operator): [`Response::Ok`].
+    AddMember {
+        /// The group to join (a new name starts a new group).
+        group: String,
+        /// Address of a spare that heartbeats to this tracker.
+        addr: String,
+    },
 
     // ---- storage, client-facing ----
     /// Upload a new blob; a body follows. Answered with [`Response::FileId`].
@@ -167,6 +198,27 @@ pub enum Request {
         /// Scrub reading, MiB/s (0: unlimited).
         scrub_mib: Option<u64>,
     },
+    /// Where this node's binlog stands: [`Response::SyncPoint`].
+    SyncPoint,
+    /// A page of this node's binlog after a point: [`Response::BinlogTail`],
+    /// or an error with [`crate::ErrorCode::Gone`] when the binlog changed
+    /// generation (the node crashed and may have lost its last lines).
+    BinlogTail {
+        /// The binlog generation the point belongs to.
+        generation: u64,
+        /// Entries after this sequence number.
+        after_seq: u64,
+        /// Byte offset where that entry's successor is expected (a hint).
+        offset: u64,
+        /// Most entries wanted.
+        limit: u32,
+    },
+    /// Size and checksum of the named blobs that this node holds:
+    /// [`Response::Blobs`] (absent ones left out).
+    BlobSummaries {
+        /// IDs.
+        ids: Vec<String>,
+    },
 }
 
 impl Request {
@@ -197,6 +249,13 @@ impl Request {
             Request::Scrub { .. } => "scrub",
             Request::HealStatus => "heal-status",
             Request::SetRates { .. } => "set-rates",
+            Request::ReportMissed { .. } => "report-missed",
+            Request::RemoveMember { .. } => "remove-member",
+            Request::SpareHeartbeat { .. } => "spare-heartbeat",
+            Request::AddMember { .. } => "add-member",
+            Request::SyncPoint => "sync-point",
+            Request::BinlogTail { .. } => "binlog-tail",
+            Request::BlobSummaries { .. } => "blob-summaries",
         }
     }
 }
@@ -336,6 +395,48 @@ pub enum Response {
     Scrub(ScrubStatus),
     /// Catch-up progress.
     Heal(HealStatus),
+    /// A spare's answer: the group it was put in, if any.
+    Assigned(Option<String>),
+    /// Where a node's binlog ends now, and what it holds.
+    SyncPoint {
+        /// The end of its binlog.
+        point: SyncPoint,
+        /// Blobs it holds.
+        files: u64,
+        /// Bytes of content it holds.
+        bytes: u64,
+    },
+    /// A page of binlog entries.
+    BinlogTail {
+        /// Entries, in order.
+        entries: Vec<BinlogEntry>,
+        /// Where the page ended.
+        end: SyncPoint,
+        /// Whether more follow.
+        more: bool,
+    },
+}
+
+/// A position in a node's binlog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPoint {
+    /// Changes when the binlog may have lost lines (a crash).
+    pub generation: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Byte offset just past that entry.
+    pub offset: u64,
+}
+
+/// One binlog line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinlogEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Whether the entry is a delete (the rest change content or metadata).
+    pub delete: bool,
+    /// The blob.
+    pub file_id: String,
 }
 
 /// One blob in a listing.
@@ -391,6 +492,14 @@ pub struct HealStatus {
     pub bytes: u64,
     /// Deletes applied that were made while the node was away.
     pub deleted: u64,
+    /// Bytes left to copy (exact after a binlog comparison, estimated
+    /// from the peer's totals during a full comparison).
+    pub bytes_left: u64,
+    /// Copy speed over the current catch-up, bytes per second.
+    pub bytes_per_sec: u64,
+    /// Whether the current (or last) catch-up replays the peer's binlog
+    /// (false: a full comparison).
+    pub from_binlog: bool,
     /// Milliseconds the current (or last) catch-up has run.
     pub elapsed_ms: u64,
     /// The last problem.
@@ -416,6 +525,9 @@ impl Response {
             Response::Blob { .. } => "blob".into(),
             Response::Scrub(_) => "scrub".into(),
             Response::Heal(_) => "heal".into(),
+            Response::Assigned(_) => "assigned".into(),
+            Response::SyncPoint { .. } => "sync-point".into(),
+            Response::BinlogTail { .. } => "binlog-tail".into(),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_proto::{NodeReport, Request, Response, StorePathUsage};
+use cairn_proto::{MemberState, NodeReport, Request, Response, StorePathUsage};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -20,11 +20,12 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
         if !again {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = node.beat_now.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }
-        let report = report(&node).await;
-        let reported = (report.ready, report.write_set.clone(), report.caught_up);
+        let report = report(&node, &tracker).await;
+        let reported = (report.ready, report.write_set.clone(), report.caught_up_round);
         let res = tokio::time::timeout(
             node.cfg.heartbeat_interval.max(Duration::from_secs(2)),
             node.pool.call(&tracker, &Request::Heartbeat(report)),
@@ -36,13 +37,21 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
                     info!(%tracker, "tracker reachable again");
                     failing = false;
                 }
+                let removed = view.members.iter().any(|m| m.id == node.id() && m.state == MemberState::Removed);
                 node.view.update(&tracker, view);
+                node.prune_missed();
+                if removed && !node.store.is_removed() {
+                    warn!("removed from the group by an operator; this node now serves nothing");
+                    let store = node.store.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.mark_removed()).await {
+                        warn!(error = %e, "could not record the removal on disk");
+                    }
+                }
                 crate::sync::maybe_start(&node);
                 // When the answer changed what this node would report (it
                 // became ready, its write set grew), report again at once:
                 // the tracker waits for exactly that to promote members.
-                let (_, _, write_set) = node.view.report();
-                let now = (node.view.ready(node.id()).is_ok(), write_set, node.heal_state().caught_up);
+                let now = (node.ready().is_ok(), node.reported_write_set(), node.caught_up_round(&tracker));
                 again = !again && now != reported;
                 continue;
             }
@@ -65,10 +74,11 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
     }
 }
 
-async fn report(node: &Arc<Node>) -> NodeReport {
+async fn report(node: &Arc<Node>, tracker: &str) -> NodeReport {
     let store = node.store.clone();
     let stats = tokio::task::spawn_blocking(move || store.stats()).await.ok();
-    let (epoch, primary, write_set) = node.view.report();
+    let (epoch, primary, _) = node.view.report();
+    let write_set = node.reported_write_set();
     let (files, bytes, paths) = stats.map(|s| (s.files, s.bytes, s.paths)).unwrap_or_default();
     NodeReport {
         node_id: node.store.node_id(),
@@ -81,9 +91,11 @@ async fn report(node: &Arc<Node>) -> NodeReport {
         epoch,
         primary,
         write_set,
-        ready: node.view.ready(node.id()).is_ok(),
+        ready: node.ready().is_ok(),
         incarnation: node.incarnation,
-        caught_up: node.heal_state().caught_up,
+        caught_up_round: node.caught_up_round(tracker),
+        missed: node.missed_for(tracker),
+        removed: node.store.is_removed(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -15,6 +15,8 @@
 mod config;
 mod error;
 mod heartbeat;
+mod inflight;
+mod missed;
 mod mutate;
 mod node;
 mod rate;

@@ -11,7 +11,7 @@ use crate::upload::{receive, refuse_body};
 /// Delete, truncate and set-metadata: apply here, then on every active peer,
 /// holding the blob's order lock throughout.
 pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoError> {
-    let view = node.view.ready(node.id())?;
+    let (view, _write) = node.begin_write()?;
     view.require_primary(node.id())?;
     let op = match req {
         Request::Delete { file_id } => ReplicaOp::Delete { file_id },
@@ -24,7 +24,7 @@ pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoE
     let store = node.store.clone();
     let local = op.clone();
     blocking(move || apply_op(&store, local, Origin::Local)).await?;
-    replicate_op(node, &view, op).await;
+    replicate_op(node, &view, op).await.settle(node).await?;
     write_frame(conn, &Response::Ok).await
 }
 
@@ -74,11 +74,11 @@ pub async fn modify(node: &Node, conn: &mut Conn, file_id: &str, offset: u64) ->
 }
 
 async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<u64>) -> Result<(), ProtoError> {
-    let prep = node.view.ready(node.id()).and_then(|view| {
+    let prep = node.begin_write().and_then(|(view, guard)| {
         view.require_primary(node.id())?;
-        Ok((view, parse_id(file_id)?))
+        Ok((view, guard, parse_id(file_id)?))
     });
-    let (view, id) = match prep {
+    let (view, _write, id) = match prep {
         Ok(p) => p,
         Err(e) => return Err(refuse_body(conn, e).await),
     };
@@ -97,7 +97,7 @@ async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<
                 None => ReplicaCommit::Append { file_id: id.to_string(), at },
                 Some(offset) => ReplicaCommit::Modify { file_id: id.to_string(), offset },
             };
-            replicas.commit(&commit).await;
+            replicas.commit(&commit).await.settle(node).await?;
             write_frame(conn, &Response::Ok).await
         }
         Err(e) => {

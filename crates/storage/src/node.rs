@@ -1,15 +1,15 @@
 //! The node: shared state, request dispatch, and the daemon's main loop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use cairn_proto::frame::write_frame;
 use cairn_proto::{
-    ClusterSecret, Conn, ErrorCode, FileId, HealStatus, Pool, ProtoError, Request, Response, ScrubStatus, ServeLimits,
-    Service,
+    BlobSummary, ClusterSecret, Conn, ErrorCode, FileId, HealStatus, Miss, Pool, ProtoError, Request, Response,
+    ScrubStatus, ServeLimits, Service,
 };
 use cairn_store::Store;
 use tokio::net::TcpListener;
@@ -18,8 +18,9 @@ use tracing::{info, warn};
 
 use crate::config::StorageConfig;
 use crate::error::{refuse, remote};
+use crate::inflight::InFlight;
 use crate::rate::Rate;
-use crate::view::View;
+use crate::view::{Snapshot, View};
 use crate::{heartbeat, mutate, read, replica, scrub, upload};
 
 /// Stripes of the primary's ordering locks (see [`Node::order`]).
@@ -37,8 +38,14 @@ pub struct Node {
     in_flight: AtomicU32,
     /// Changes at every start, so trackers notice restarts.
     pub(crate) incarnation: u64,
-    /// Whether the node last saw itself active (to notice a fall back to syncing).
-    pub(crate) was_active: AtomicBool,
+    /// Writes this node originates that are still running.
+    pub(crate) inflight: InFlight,
+    /// Members left out of writes, per tracker, until it acted on it.
+    pub(crate) missed: Mutex<Vec<(String, Miss)>>,
+    /// Per tracker, the round for which this node last caught up.
+    pub(crate) caught_up: Mutex<HashMap<String, u64>>,
+    /// Wakes the heartbeat loops for an early report.
+    pub(crate) beat_now: tokio::sync::Notify,
     heal: Mutex<HealStatus>,
     scrub: Mutex<ScrubStatus>,
     /// Blobs being repaired after a bad read.
@@ -70,6 +77,19 @@ impl Node {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// The group, provided this node is active in it and not removed.
+    pub(crate) fn ready(&self) -> Result<Snapshot, ProtoError> {
+        if self.store.is_removed() {
+            return Err(removed());
+        }
+        self.view.ready(self.id())
+    }
+
+    /// The round this node last caught up for at `tracker`.
+    pub(crate) fn caught_up_round(&self, tracker: &str) -> u64 {
+        self.caught_up.lock().unwrap_or_else(|p| p.into_inner()).get(tracker).copied().unwrap_or(0)
+    }
+
     /// The lock a primary holds from applying a mutation of `id` until its
     /// peers acknowledged it, so every member applies a blob's mutations in
     /// the same order.
@@ -99,6 +119,10 @@ pub(crate) fn parse_id(s: &str) -> Result<FileId, ProtoError> {
     FileId::parse(s).map_err(|e| refuse(ErrorCode::BadFileId, e.to_string()))
 }
 
+fn removed() -> ProtoError {
+    refuse(ErrorCode::NotReady, "this storage node was removed from its group; it serves nothing")
+}
+
 struct LoadGuard<'a>(&'a AtomicU32);
 
 impl Drop for LoadGuard<'_> {
@@ -111,6 +135,20 @@ impl Service for Node {
     async fn handle(&self, req: Request, conn: &mut Conn) -> Result<(), ProtoError> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let _load = LoadGuard(&self.in_flight);
+        let admin = matches!(req, Request::Ping | Request::HealStatus | Request::Scrub { start: false });
+        if !admin && self.store.is_removed() {
+            if matches!(
+                req,
+                Request::Upload { .. }
+                    | Request::Append { .. }
+                    | Request::Modify { .. }
+                    | Request::UploadSlave { .. }
+                    | Request::ReplicaBody { .. }
+            ) {
+                return Err(upload::refuse_body(conn, removed()).await);
+            }
+            return Err(removed());
+        }
         match req {
             Request::Upload { appender, ext, store_path } => {
                 upload::upload(self, conn, appender, ext, store_path).await
@@ -164,6 +202,41 @@ impl Service for Node {
                 let status = self.heal_state().clone();
                 write_frame(conn, &Response::Heal(status)).await
             }
+            Request::SyncPoint => {
+                let stats = self.store.stats();
+                let point = self.store.binlog().point();
+                write_frame(conn, &Response::SyncPoint { point, files: stats.files, bytes: stats.bytes }).await
+            }
+            Request::BinlogTail { generation, after_seq, offset, limit } => {
+                if generation != self.store.binlog().generation() {
+                    return Err(refuse(
+                        ErrorCode::Gone,
+                        "binlog generation changed (this node restarted after a crash)",
+                    ));
+                }
+                let store = self.store.clone();
+                let limit = limit.clamp(1, 5000) as usize;
+                let (entries, end, more) = blocking(move || store.binlog().tail(after_seq, offset, limit)).await?;
+                write_frame(conn, &Response::BinlogTail { entries, end, more }).await
+            }
+            Request::BlobSummaries { ids } => {
+                if ids.len() > 5000 {
+                    return Err(refuse(ErrorCode::InvalidArgument, "at most 5000 IDs per request"));
+                }
+                let store = self.store.clone();
+                let blobs = blocking(move || {
+                    Ok(ids
+                        .into_iter()
+                        .filter_map(|s| {
+                            let id = FileId::parse(&s).ok()?;
+                            let r = store.contains(&id).then(|| store.record(&id).ok()).flatten()?;
+                            Some(BlobSummary { file_id: s, size: r.size, crc32: r.crc32, appender: r.appender })
+                        })
+                        .collect::<Vec<_>>())
+                })
+                .await?;
+                write_frame(conn, &Response::Blobs { blobs, more: false }).await
+            }
             other => Err(refuse(
                 ErrorCode::InvalidArgument,
                 format!("{} is a tracker request; this is a storage node", other.name()),
@@ -189,7 +262,10 @@ pub async fn run(
         order: (0..ORDER_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         in_flight: AtomicU32::new(0),
         incarnation: incarnation(),
-        was_active: AtomicBool::new(false),
+        inflight: InFlight::default(),
+        missed: Mutex::new(Vec::new()),
+        caught_up: Mutex::new(HashMap::new()),
+        beat_now: tokio::sync::Notify::new(),
         heal: Mutex::new(HealStatus::default()),
         scrub: Mutex::new(ScrubStatus::default()),
         repairing: Mutex::new(HashSet::new()),
@@ -211,7 +287,11 @@ pub async fn run(
         t.abort();
     }
     let store = node.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.binlog().sync()).await;
+    match tokio::task::spawn_blocking(move || store.binlog().close_clean()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "could not close the binlog cleanly"),
+        Err(e) => warn!(error = %e, "binlog close failed"),
+    }
 }
 
 /// A number that differs at every start of the process.

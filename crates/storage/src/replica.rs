@@ -17,9 +17,9 @@ fn stale(node: &Node, epoch: u64) -> Option<ProtoError> {
 /// does what the commit frame says. The body and the commit frame are always
 /// read whole, so the connection stays usable after a refusal.
 pub async fn body(node: &Node, conn: &mut Conn, epoch: u64, store_path: u8) -> Result<(), ProtoError> {
-    let mut failure = stale(node, epoch);
+    let mut failure = None;
     let mut spool: Option<Spool> = None;
-    if failure.is_none() {
+    {
         let store = node.store.clone();
         match blocking(move || store.spool(store_path)).await {
             Ok(s) => spool = Some(s),
@@ -46,6 +46,11 @@ pub async fn body(node: &Node, conn: &mut Conn, epoch: u64, store_path: u8) -> R
         _ => None,
     };
     let commit: ReplicaCommit = expect_frame(conn).await?;
+    // New blobs may come from any active member; only the primary orders
+    // changes to existing ones, so only those must carry the current epoch.
+    if matches!(commit, ReplicaCommit::Append { .. } | ReplicaCommit::Modify { .. }) {
+        failure = failure.or_else(|| stale(node, epoch));
+    }
     if let Some(e) = failure {
         return Err(e);
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cairn_proto::frame::{expect_frame, write_body_end, write_chunk, write_frame};
 use cairn_proto::net::check;
-use cairn_proto::{Pooled, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
+use cairn_proto::{ErrorCode, Pooled, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
 use futures::future::join_all;
 use tokio::io::AsyncWriteExt;
 use tracing::warn;
@@ -18,11 +18,32 @@ const FSYNC_ALLOWANCE_BYTES_PER_SEC: u64 = 32 << 20;
 
 /// Body streams to the active peers of one write. A peer that fails or
 /// stalls past the replica timeout is dropped from the set, and the write
-/// goes on without it: it will be offline soon, and catch up when back.
+/// goes on without it; the caller reports it (see `missed.rs`) before
+/// answering the client.
 pub struct ReplicaSet<'a> {
     node: &'a Node,
-    streams: Vec<Pooled>,
+    streams: Vec<(u32, Pooled)>,
+    outcome: Outcome,
     sent: u64,
+}
+
+/// How a replicated write went on the peers.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Outcome {
+    /// Members left out (failed or stalled): they must be reported.
+    pub missed: Vec<u32>,
+    /// A peer knows a newer epoch: this node's view is out of date, and a
+    /// mutation it ordered must be refused (the client asks again).
+    pub stale: bool,
+}
+
+/// Why a peer left a write.
+enum Left {
+    /// It failed or stalled.
+    Out,
+    /// It refused an older epoch.
+    Stale,
 }
 
 impl<'a> ReplicaSet<'a> {
@@ -31,17 +52,19 @@ impl<'a> ReplicaSet<'a> {
         let peers = view.peers(node.id());
         let t = node.cfg.replica_timeout;
         let header = &header;
-        let opened = join_all(peers.into_iter().map(|addr| async move {
+        let opened = join_all(peers.into_iter().map(|(id, addr)| async move {
             let r = tokio::time::timeout(t, async {
                 let mut c = node.pool.get(&addr).await?;
                 write_frame(&mut c.conn, header).await?;
                 Ok::<_, ProtoError>(c)
             })
             .await;
-            settle(node, &addr, "open", r)
+            settle(node, &addr, "open", r).map(|c| (id, c)).map_err(|why| (id, why))
         }))
         .await;
-        ReplicaSet { node, streams: opened.into_iter().flatten().collect(), sent: 0 }
+        let mut outcome = Outcome::default();
+        let streams = split(opened, &mut outcome);
+        ReplicaSet { node, streams, outcome, sent: 0 }
     }
 
     /// Sends one chunk to every peer still in the set.
@@ -64,7 +87,7 @@ impl<'a> ReplicaSet<'a> {
         let t = self.node.cfg.replica_timeout;
         let node = self.node;
         let streams = std::mem::take(&mut self.streams);
-        let kept = join_all(streams.into_iter().map(|mut s| async move {
+        let kept = join_all(streams.into_iter().map(|(id, mut s)| async move {
             let r = tokio::time::timeout(t, async {
                 match data {
                     Some(d) => write_chunk(&mut s.conn, d).await?,
@@ -75,18 +98,18 @@ impl<'a> ReplicaSet<'a> {
             })
             .await;
             let addr = s.addr.clone();
-            settle(node, &addr, step, r.map(|r| r.map(|()| s)))
+            settle(node, &addr, step, r.map(|r| r.map(|()| s))).map(|s| (id, s)).map_err(|why| (id, why))
         }))
         .await;
-        self.streams = kept.into_iter().flatten().collect();
+        self.streams = split(kept, &mut self.outcome);
     }
 
     /// Tells every peer what to do with the body and waits for each to
-    /// confirm it is on disk. Returns how many did.
-    pub async fn commit(self, commit: &ReplicaCommit) -> usize {
+    /// confirm it is on disk.
+    pub async fn commit(self, commit: &ReplicaCommit) -> Outcome {
         let t = self.node.cfg.replica_timeout + Duration::from_secs(self.sent / FSYNC_ALLOWANCE_BYTES_PER_SEC);
         let node = self.node;
-        let done = join_all(self.streams.into_iter().map(|mut s| async move {
+        let done = join_all(self.streams.into_iter().map(|(id, mut s)| async move {
             let r = tokio::time::timeout(t, async {
                 write_frame(&mut s.conn, commit).await?;
                 s.conn.flush().await?;
@@ -96,35 +119,45 @@ impl<'a> ReplicaSet<'a> {
             })
             .await;
             let addr = s.addr.clone();
-            match settle(node, &addr, "commit", r.map(|r| r.map(|()| s))) {
-                Some(s) => {
-                    node.pool.put(s);
-                    true
-                }
-                None => false,
-            }
+            settle(node, &addr, "commit", r.map(|r| r.map(|()| s))).map(|s| node.pool.put(s)).map_err(|why| (id, why))
         }))
         .await;
-        done.into_iter().filter(|ok| *ok).count()
+        let mut outcome = self.outcome;
+        split(done, &mut outcome);
+        outcome
     }
 
     /// Gives up: the connections close and each peer throws its spool away.
     pub fn abort(self) {}
 }
 
-/// Sends a mutation without a body to every active peer; returns how many
-/// applied it.
-pub async fn replicate_op(node: &Node, view: &Snapshot, op: ReplicaOp) -> usize {
+/// Sends a mutation without a body to every peer of the write set.
+pub async fn replicate_op(node: &Node, view: &Snapshot, op: ReplicaOp) -> Outcome {
     let peers = view.peers(node.id());
     let req = Request::ReplicaOp { epoch: view.epoch, op };
     let t = node.cfg.replica_timeout;
     let req = &req;
-    let done = join_all(peers.into_iter().map(|addr| async move {
+    let done = join_all(peers.into_iter().map(|(id, addr)| async move {
         let r = tokio::time::timeout(t, node.pool.call(&addr, req)).await;
-        settle(node, &addr, "apply", r.map(|r| r.map(|_| ()))).is_some()
+        settle(node, &addr, "apply", r.map(|r| r.map(|_| ()))).map_err(|why| (id, why))
     }))
     .await;
-    done.into_iter().filter(|ok| *ok).count()
+    let mut outcome = Outcome::default();
+    split(done, &mut outcome);
+    outcome
+}
+
+/// Keeps the peers still in the write; notes the others in `outcome`.
+fn split<T>(results: Vec<Result<T, (u32, Left)>>, outcome: &mut Outcome) -> Vec<T> {
+    let mut kept = Vec::new();
+    for r in results {
+        match r {
+            Ok(k) => kept.push(k),
+            Err((id, Left::Out)) => outcome.missed.push(id),
+            Err((_, Left::Stale)) => outcome.stale = true,
+        }
+    }
+    kept
 }
 
 /// Logs and drops a failed or stalled peer.
@@ -133,20 +166,42 @@ fn settle<T>(
     addr: &str,
     step: &str,
     r: Result<Result<T, ProtoError>, tokio::time::error::Elapsed>,
-) -> Option<T> {
+) -> Result<T, Left> {
     match r {
-        Ok(Ok(v)) => Some(v),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(ProtoError::Remote(e))) if e.code == ErrorCode::StaleEpoch => {
+            warn!(peer = addr, step, error = %e, "a peer knows a newer epoch; this node's view is out of date");
+            node.beat_now.notify_waiters();
+            Err(Left::Stale)
+        }
         Ok(Err(e)) => {
             if e.is_connection() {
                 node.pool.forget(addr);
             }
             warn!(peer = addr, step, error = %e, "replica left out of the write");
-            None
+            Err(Left::Out)
         }
         Err(_) => {
             node.pool.forget(addr);
             warn!(peer = addr, step, "replica timed out; left out of the write");
-            None
+            Err(Left::Out)
         }
+    }
+}
+
+impl Outcome {
+    /// Reports the members left out, then refuses if a peer knew a newer
+    /// epoch (the mutation may stand here but not everywhere: the client
+    /// asks the trackers again, and the true primary's write fixes this
+    /// node's copy or takes it out of the group to catch up).
+    pub async fn settle(self, node: &Node) -> Result<(), ProtoError> {
+        node.report_missed(&self.missed).await;
+        if self.stale {
+            return Err(crate::error::refuse(
+                ErrorCode::StaleEpoch,
+                "this node's view of its group is out of date; ask the trackers again",
+            ));
+        }
+        Ok(())
     }
 }

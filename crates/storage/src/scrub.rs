@@ -11,7 +11,7 @@ use cairn_proto::{FileId, ProtoError};
 use tracing::{info, warn};
 
 use crate::node::Node;
-use crate::sync::{fetch_into, pass};
+use crate::sync::{compare_listing, fetch_into};
 
 /// Starts a scrub unless one runs; returns whether it started.
 pub fn start(node: &Arc<Node>) -> bool {
@@ -73,8 +73,8 @@ async fn run(node: Arc<Node>) {
         }
     }
     let sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
-    if let Some(source) = sources.first() {
-        match pass(&node, source).await {
+    if let Some((_, source)) = sources.first() {
+        match compare_listing(&node, source, std::time::Instant::now()).await {
             Ok(n) => node.scrub_state().copied += n,
             Err(e) => node.scrub_state().last_error = Some(format!("comparing with {source}: {e}")),
         }
@@ -107,8 +107,8 @@ fn verify(store: &cairn_store::Store, id: &FileId) -> Result<u64, String> {
 pub async fn repair(node: &Node, id: &FileId) -> Result<(), ProtoError> {
     let sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
     let mut last = ProtoError::Auth("no healthy member to repair from".into());
-    for source in sources {
-        match fetch_into(node, &source, id).await {
+    for (_, source) in sources {
+        match fetch_into(node, &source, id, cairn_store::Expect::Any).await {
             Ok(_) => {
                 info!(file_id = %id, peer = %source, "repaired from peer");
                 return Ok(());

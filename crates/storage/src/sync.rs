@@ -1,112 +1,228 @@
 //! Catch-up: a member that is syncing (new, back from offline, restarted,
-//! or with a wiped disk) compares itself with an active peer and copies
+//! left out of a write, or with a wiped disk) copies from an active peer
 //! what it lacks, while it already receives new writes. Deletes the peer
 //! made meanwhile are applied, and a deleted file is never copied back.
-//! When a pass finds nothing left to copy, the node reports itself caught
-//! up and the tracker turns it active.
 //!
-//! This is the full-comparison path (FastDFS's disk recovery). Replaying
-//! only the binlog tail since the node left is a later optimisation.
+//! Order matters. The node starts only once its tracker says every active
+//! peer forwards writes to it (`forwarded`): from then on it misses
+//! nothing, so what it copies afterwards plus what it receives is
+//! everything. It then reports itself caught up for that round, and the
+//! tracker turns it active.
+//!
+//! Two ways to copy:
+//! - **binlog tail**: when the node knows where it left the peer's binlog
+//!   (a sync point saved at its last catch-up, same binlog generation), it
+//!   reads only the entries after it and compares just those blobs;
+//! - **full comparison** (FastDFS's disk recovery): otherwise, every
+//!   tombstone in the peer's binlog and every blob in its listing.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_proto::frame::{expect_frame, write_frame, BodyReader};
 use cairn_proto::net::check;
-use cairn_proto::{FileId, MemberState, ProtoError, Request, Response};
-use cairn_store::Origin;
+use cairn_proto::{BlobSummary, ErrorCode, FileId, MemberState, ProtoError, Request, Response, SyncPoint};
+use cairn_store::{Expect, Origin};
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
+use crate::error::refuse;
 use crate::node::{blocking, Node};
+use crate::view::Standing;
 
-/// Entries per listing page (about 100 bytes each, well under a frame).
+/// Entries per page (about 100 bytes each, well under a frame).
 const PAGE: u32 = 2000;
-/// Passes before giving up on converging (writes racing the copy).
-const MAX_PASSES: usize = 5;
+/// Tries to copy one blob that keeps changing under the copy.
+const COPY_TRIES: usize = 3;
+/// Longest wait for every tracker to answer after a catch-up.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
-/// Starts a catch-up if this node is syncing and has not caught up yet.
-pub fn maybe_start(node: &Arc<Node>) {
-    match node.view.my_state(node.id()) {
-        Some(MemberState::Active) => {
-            node.was_active.store(true, Ordering::Relaxed);
-        }
-        Some(MemberState::Syncing) => {
-            // Back to syncing after being active: the tracker saw us leave.
-            if node.was_active.swap(false, Ordering::Relaxed) {
-                node.heal_state().caught_up = false;
-            }
-            let mut h = node.heal_state();
-            if h.caught_up || h.running {
-                return;
-            }
-            h.running = true;
-            drop(h);
-            let node = node.clone();
-            tokio::spawn(async move { run(node).await });
-        }
-        _ => {}
+/// Rounds this node still has to catch up for: trackers that count it
+/// syncing, with every active peer forwarding to it, in a round it has not
+/// caught up in yet.
+fn due(node: &Node) -> Vec<(String, u64)> {
+    if node.store.is_removed() {
+        return Vec::new();
     }
+    node.view
+        .standing(node.id())
+        .into_iter()
+        .filter(|s| s.state == MemberState::Syncing && s.forwarded && node.caught_up_round(&s.tracker) != s.round)
+        .map(|s| (s.tracker, s.round))
+        .collect()
+}
+
+/// Starts a catch-up if one is due and none runs.
+pub fn maybe_start(node: &Arc<Node>) {
+    if due(node).is_empty() {
+        return;
+    }
+    let mut h = node.heal_state();
+    h.caught_up = false;
+    if h.running {
+        return;
+    }
+    h.running = true;
+    drop(h);
+    let node = node.clone();
+    tokio::spawn(async move { run(node).await });
 }
 
 async fn run(node: Arc<Node>) {
-    let started = Instant::now();
-    {
-        let mut h = node.heal_state();
-        h.to_copy = 0;
-        h.copied = 0;
-        h.bytes = 0;
-        h.deleted = 0;
-        h.last_error = None;
-    }
-    let mut done = false;
-    for _ in 0..MAX_PASSES {
-        let sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
-        let Some(source) = sources.first().cloned() else {
-            // No active peer to learn from: what this node holds is the best
-            // the group has.
-            done = true;
+    loop {
+        let rounds = due(&node);
+        if rounds.is_empty() {
             break;
+        }
+        let started = Instant::now();
+        {
+            let mut h = node.heal_state();
+            let (running, caught_up) = (h.running, h.caught_up);
+            *h = cairn_proto::HealStatus { running, caught_up, ..Default::default() };
+        }
+        let result = catch_up(&node, started).await;
+        let failed = {
+            let mut h = node.heal_state();
+            h.elapsed_ms = started.elapsed().as_millis() as u64;
+            match result {
+                Ok(()) => {
+                    let mut c = node.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+                    for (t, r) in &rounds {
+                        c.insert(t.clone(), *r);
+                    }
+                    h.caught_up = true;
+                    h.bytes_left = 0;
+                    info!(
+                        copied = h.copied,
+                        deleted = h.deleted,
+                        bytes = h.bytes,
+                        ms = h.elapsed_ms,
+                        binlog = h.from_binlog,
+                        "caught up with the group"
+                    );
+                    false
+                }
+                Err(e) => {
+                    warn!(error = %e, "catch-up failed; trying again");
+                    h.last_error = Some(e.to_string());
+                    true
+                }
+            }
         };
-        node.heal_state().source = Some(source.clone());
-        match pass(&node, &source).await {
-            Ok(0) => {
-                done = true;
-                break;
-            }
-            Ok(_) => continue,
-            Err(e) => {
-                warn!(peer = %source, error = %e, "catch-up pass failed");
-                node.heal_state().last_error = Some(format!("{source}: {e}"));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        if failed {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        } else {
+            node.beat_now.notify_waiters();
         }
     }
-    let mut h = node.heal_state();
-    h.running = false;
-    h.caught_up = done;
-    h.elapsed_ms = started.elapsed().as_millis() as u64;
-    if done {
-        info!(copied = h.copied, deleted = h.deleted, bytes = h.bytes, ms = h.elapsed_ms, "caught up with the group");
+    node.heal_state().running = false;
+}
+
+/// One catch-up from one active peer.
+async fn catch_up(node: &Node, started: Instant) -> Result<(), ProtoError> {
+    let sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
+    // No active peer to learn from: what this node holds is the best the group has.
+    let Some(first) = sources.first().cloned() else { return Ok(()) };
+    // Prefer a peer whose binlog this node knows where it left.
+    let (src, addr, known) = sources
+        .iter()
+        .find_map(|(id, a)| node.store.sync_point(*id).map(|p| (*id, a.clone(), Some(p))))
+        .unwrap_or((first.0, first.1, None));
+    let before = node.view.standing(src);
+    node.heal_state().source = Some(addr.clone());
+    let resp = check(node.pool.call(&addr, &Request::SyncPoint).await?)?;
+    let Response::SyncPoint { point: start, files, bytes } = resp else {
+        return Err(ProtoError::Unexpected { expected: "sync point", got: resp.name() });
+    };
+    let mut done = false;
+    if let Some(from) = known.filter(|p| p.generation == start.generation && p.seq <= start.seq) {
+        match tail(node, &addr, from, start, started).await {
+            Ok(()) => done = true,
+            Err(ProtoError::Remote(e)) if e.code == ErrorCode::Gone => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !done {
+        let have = node.store.stats().bytes;
+        node.heal_state().bytes_left = bytes.saturating_sub(have);
+        full(node, &addr, files, started).await?;
+    }
+    // What was copied is complete only if the source held everything all
+    // along: had it missed a write meanwhile, a tracker would have moved it
+    // out of the active set. Wait for every tracker's word on it.
+    node.beat_now.notify_waiters();
+    let asked = Instant::now();
+    while !node.view.all_answered_since(asked) && asked.elapsed() < SETTLE_WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !stayed_active(&before, &node.view.standing(src)) {
+        return Err(refuse(ErrorCode::Unavailable, format!("{addr} left the active set during the catch-up")));
+    }
+    let store = node.store.clone();
+    blocking(move || store.set_sync_point(src, start)).await
+}
+
+/// Whether a member is active now at every tracker, in the round it had.
+fn stayed_active(before: &[Standing], now: &[Standing]) -> bool {
+    !now.is_empty()
+        && now.iter().all(|n| {
+            n.state == MemberState::Active
+                && before.iter().find(|b| b.tracker == n.tracker).is_none_or(|b| b.round == n.round)
+        })
+}
+
+/// Replays the peer's binlog after `from`: applies its deletes, copies the
+/// blobs its other entries touched where this node's copy differs.
+async fn tail(node: &Node, addr: &str, from: SyncPoint, to: SyncPoint, started: Instant) -> Result<(), ProtoError> {
+    node.heal_state().from_binlog = true;
+    let mut at = from;
+    loop {
+        let req =
+            Request::BinlogTail { generation: from.generation, after_seq: at.seq, offset: at.offset, limit: PAGE };
+        let resp = check(node.pool.call(addr, &req).await?)?;
+        let Response::BinlogTail { entries, end, more } = resp else {
+            return Err(ProtoError::Unexpected { expected: "binlog tail", got: resp.name() });
+        };
+        let mut touched: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for e in entries {
+            let Ok(id) = FileId::parse(&e.file_id) else { continue };
+            if e.delete {
+                apply_delete(node, id).await?;
+            } else if seen.insert(e.file_id.clone()) {
+                touched.push(e.file_id);
+            }
+        }
+        let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: touched }).await?)?;
+        let Response::Blobs { blobs, .. } = resp else {
+            return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
+        };
+        copy_differing(node, addr, &blobs, started).await?;
+        at = end;
+        // Bytes left, estimated from what the entries so far cost.
+        let left = to.seq.saturating_sub(at.seq);
+        let done = at.seq.saturating_sub(from.seq).max(1);
+        let mut h = node.heal_state();
+        h.bytes_left = h.bytes.saturating_mul(left) / done;
+        if !more {
+            return Ok(());
+        }
     }
 }
 
-/// One comparison with `source`: applies its deletes, copies what differs.
-/// Returns how many blobs were copied.
-pub async fn pass(node: &Node, source: &str) -> Result<u64, ProtoError> {
+/// Compares with every tombstone and every blob of the peer.
+async fn full(node: &Node, addr: &str, peer_files: u64, started: Instant) -> Result<(), ProtoError> {
     let mut after_seq = 0;
     loop {
-        let resp = node.pool.call(source, &Request::Tombstones { after_seq, limit: PAGE }).await?;
+        let resp = check(node.pool.call(addr, &Request::Tombstones { after_seq, limit: PAGE }).await?)?;
         let Response::Tombstones { ids, next_seq, more } = resp else {
             return Err(ProtoError::Unexpected { expected: "tombstones", got: resp.name() });
         };
         for s in ids {
             let Ok(id) = FileId::parse(&s) else { continue };
-            if node.store.contains(&id) {
-                let store = node.store.clone();
-                blocking(move || store.delete(&id, Origin::Replica)).await?;
-                node.heal_state().deleted += 1;
+            if node.store.contains_any(&id) {
+                apply_delete(node, id).await?;
             }
         }
         after_seq = next_seq;
@@ -114,52 +230,106 @@ pub async fn pass(node: &Node, source: &str) -> Result<u64, ProtoError> {
             break;
         }
     }
+    node.heal_state().to_copy = peer_files.saturating_sub(node.store.stats().files);
+    compare_listing(node, addr, started).await.map(|_| ())
+}
+
+/// Compares this node with the peer's whole listing and copies what
+/// differs. Returns how many blobs were copied. Also the last step of a
+/// scrub, to find blobs missing here altogether.
+pub async fn compare_listing(node: &Node, addr: &str, started: Instant) -> Result<u64, ProtoError> {
     let mut copied = 0;
     let mut after: Option<String> = None;
     loop {
-        let resp = node.pool.call(source, &Request::ListBlobs { after: after.clone(), limit: PAGE }).await?;
+        let resp = check(node.pool.call(addr, &Request::ListBlobs { after: after.clone(), limit: PAGE }).await?)?;
         let Response::Blobs { blobs, more } = resp else {
             return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
         };
-        for b in &blobs {
-            let Ok(id) = FileId::parse(&b.file_id) else { continue };
-            if node.store.was_deleted(&id) {
-                continue;
-            }
-            let store = node.store.clone();
-            let lid = id.clone();
-            // Both halves must be here: a record whose content is gone is a loss.
-            let local =
-                tokio::task::spawn_blocking(move || store.contains(&lid).then(|| store.record(&lid).ok()).flatten())
-                    .await
-                    .ok()
-                    .flatten();
-            if local.is_some_and(|r| r.size == b.size && r.crc32 == b.crc32) {
-                continue;
-            }
-            node.heal_state().to_copy += 1;
-            match fetch_into(node, source, &id).await {
-                Ok(bytes) => {
-                    copied += 1;
-                    let mut h = node.heal_state();
-                    h.copied += 1;
-                    h.bytes += bytes;
-                }
-                // Deleted at the source meanwhile, or here: nothing to copy.
-                Err(ProtoError::Remote(e)) if e.code == cairn_proto::ErrorCode::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
+        copied += copy_differing(node, addr, &blobs, started).await?;
         after = blobs.last().map(|b| b.file_id.clone());
         if !more || after.is_none() {
-            break;
+            return Ok(copied);
+        }
+    }
+}
+
+async fn apply_delete(node: &Node, id: FileId) -> Result<(), ProtoError> {
+    let store = node.store.clone();
+    let had = blocking(move || {
+        let had = store.contains_any(&id);
+        store.delete(&id, Origin::Replica).map(|()| had)
+    })
+    .await?;
+    if had {
+        node.heal_state().deleted += 1;
+    }
+    Ok(())
+}
+
+/// Copies each listed blob that this node lacks or holds otherwise.
+async fn copy_differing(node: &Node, addr: &str, blobs: &[BlobSummary], started: Instant) -> Result<u64, ProtoError> {
+    let mut copied = 0;
+    for b in blobs {
+        let Ok(id) = FileId::parse(&b.file_id) else { continue };
+        if local_state(node, &id).await == (Expect::Is { size: b.size, crc32: b.crc32 }) || node.store.was_deleted(&id)
+        {
+            continue;
+        }
+        if let Some(bytes) = copy_one(node, addr, &id).await? {
+            copied += 1;
+            let mut h = node.heal_state();
+            h.copied += 1;
+            h.bytes += bytes;
+            h.bytes_left = h.bytes_left.saturating_sub(bytes);
+            h.to_copy = h.to_copy.max(h.copied);
+            let secs = started.elapsed().as_secs_f64();
+            if secs > 0.0 {
+                h.bytes_per_sec = (h.bytes as f64 / secs) as u64;
+            }
         }
     }
     Ok(copied)
 }
 
-/// Copies one blob from `source`, replacing what is here. Returns its size.
-pub async fn fetch_into(node: &Node, source: &str, id: &FileId) -> Result<u64, ProtoError> {
+/// What this node holds of a blob: both halves, or nothing usable.
+async fn local_state(node: &Node, id: &FileId) -> Expect {
+    let store = node.store.clone();
+    let id = id.clone();
+    tokio::task::spawn_blocking(move || {
+        store
+            .contains(&id)
+            .then(|| store.record(&id).ok())
+            .flatten()
+            .map(|r| Expect::Is { size: r.size, crc32: r.crc32 })
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or(Expect::Absent)
+}
+
+/// Copies one blob from `addr`, unless a write here changes it meanwhile
+/// (then it looks again). Returns the bytes copied, or `None` when there
+/// was nothing to copy (deleted at the source or here).
+async fn copy_one(node: &Node, addr: &str, id: &FileId) -> Result<Option<u64>, ProtoError> {
+    for _ in 0..COPY_TRIES {
+        if node.store.was_deleted(id) {
+            return Ok(None);
+        }
+        let expect = local_state(node, id).await;
+        match fetch_into(node, addr, id, expect).await {
+            Ok(n) => return Ok(Some(n)),
+            Err(ProtoError::Remote(e)) if e.code == ErrorCode::NotFound => return Ok(None),
+            Err(ProtoError::Remote(e)) if e.code == ErrorCode::Exists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Copies one blob from `source` over what is here, provided what is here
+/// is still `expect`. Returns its size.
+pub async fn fetch_into(node: &Node, source: &str, id: &FileId, expect: Expect) -> Result<u64, ProtoError> {
     let mut c = node.pool.get(source).await?;
     write_frame(&mut c.conn, &Request::FetchBlob { file_id: id.to_string() }).await?;
     c.conn.flush().await?;
@@ -194,6 +364,6 @@ pub async fn fetch_into(node: &Node, source: &str, id: &FileId) -> Result<u64, P
     let store = node.store.clone();
     let id = id.clone();
     let size = info.size;
-    blocking(move || store.replace(spooled, &id, &info, meta)).await?;
+    blocking(move || store.replace(spooled, &id, &info, meta, expect)).await?;
     Ok(size)
 }

@@ -84,12 +84,12 @@ pub async fn upload(
     ext: String,
     store_path: Option<u8>,
 ) -> Result<(), ProtoError> {
-    let prep = node.view.ready(node.id()).and_then(|view| {
+    let prep = node.begin_write().and_then(|(view, guard)| {
         validate_ext(&ext).map_err(|r| refuse(ErrorCode::InvalidArgument, r))?;
         let sp = node.store.choose_path(store_path).map_err(crate::error::remote)?;
-        Ok((view, sp))
+        Ok((view, guard, sp))
     });
-    let (view, sp) = match prep {
+    let (view, _write, sp) = match prep {
         Ok(p) => p,
         Err(e) => return Err(refuse_body(conn, e).await),
     };
@@ -106,12 +106,16 @@ pub async fn upload(
     let id = reserved.id().clone();
     let commit = ReplicaCommit::Create { file_id: id.to_string(), info: reserved.record().info(), meta: vec![] };
     let store = node.store.clone();
-    let (local, _) = tokio::join!(blocking(move || store.commit(reserved)), replicas.commit(&commit));
+    let (local, outcome) = tokio::join!(blocking(move || store.commit(reserved)), replicas.commit(&commit));
     match local {
-        Ok(_) => write_frame(conn, &Response::FileId(id.to_string())).await,
+        Ok(_) => {
+            outcome.settle(node).await?;
+            write_frame(conn, &Response::FileId(id.to_string())).await
+        }
         Err(e) => {
             // Peers may hold a blob this node could not keep: take it back.
-            replicate_op(node, &view, ReplicaOp::Delete { file_id: id.to_string() }).await;
+            let _ = outcome.settle(node).await;
+            let _ = replicate_op(node, &view, ReplicaOp::Delete { file_id: id.to_string() }).await.settle(node).await;
             Err(e)
         }
     }
@@ -125,12 +129,12 @@ pub async fn upload_slave(
     prefix: String,
     ext: String,
 ) -> Result<(), ProtoError> {
-    let prep = node.view.ready(node.id()).and_then(|view| {
+    let prep = node.begin_write().and_then(|(view, guard)| {
         let master = parse_id(&master)?;
         let slave = master.slave(&prefix, &ext).map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
-        Ok((view, master, slave))
+        Ok((view, guard, master, slave))
     });
-    let (view, master, slave) = match prep {
+    let (view, _write, master, slave) = match prep {
         Ok(p) => p,
         Err(e) => return Err(refuse_body(conn, e).await),
     };
@@ -153,7 +157,11 @@ pub async fn upload_slave(
     let (id, inf) = (slave.clone(), info.clone());
     match blocking(move || store.create_as(spooled, &id, &inf, vec![], Origin::Local)).await {
         Ok(()) => {
-            replicas.commit(&ReplicaCommit::Create { file_id: slave.to_string(), info, meta: vec![] }).await;
+            replicas
+                .commit(&ReplicaCommit::Create { file_id: slave.to_string(), info, meta: vec![] })
+                .await
+                .settle(node)
+                .await?;
             write_frame(conn, &Response::FileId(slave.to_string())).await
         }
         Err(e) => {

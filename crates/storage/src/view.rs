@@ -38,18 +38,31 @@ pub struct Snapshot {
     pub active: Vec<(u32, String)>,
 }
 
+/// This node as one tracker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The tracker.
+    pub tracker: String,
+    /// State there.
+    pub state: MemberState,
+    /// Round there (see [`cairn_proto::MemberView::round`]).
+    pub round: u64,
+    /// Whether every active peer forwards writes to it.
+    pub forwarded: bool,
+}
+
 impl Snapshot {
-    /// Addresses of the write set without this node.
-    pub fn peers(&self, me: u32) -> Vec<String> {
-        self.write_set.iter().filter(|(id, _)| *id != me).map(|(_, a)| a.clone()).collect()
+    /// The write set without this node: (ID, address).
+    pub fn peers(&self, me: u32) -> Vec<(u32, String)> {
+        self.write_set.iter().filter(|(id, _)| *id != me).cloned().collect()
     }
 
-    /// Active members other than this node: sources for copies. An entry
-    /// with this node's own address (its previous ID, before a wipe) is not
-    /// another member.
-    pub fn sources(&self, me: u32) -> Vec<String> {
+    /// Active members other than this node, (ID, address): sources for
+    /// copies. An entry with this node's own address (its previous ID,
+    /// before a wipe) is not another member.
+    pub fn sources(&self, me: u32) -> Vec<(u32, String)> {
         let mine: Vec<&String> = self.write_set.iter().filter(|(id, _)| *id == me).map(|(_, a)| a).collect();
-        self.active.iter().filter(|(id, a)| *id != me && !mine.contains(&a)).map(|(_, a)| a.clone()).collect()
+        self.active.iter().filter(|(id, a)| *id != me && !mine.contains(&a)).cloned().collect()
     }
 
     /// Refuses unless this node is the primary.
@@ -74,16 +87,55 @@ impl View {
     }
 
     fn fresh(&self) -> Vec<GroupView> {
+        self.fresh_by_tracker().into_iter().map(|(_, _, v)| v).collect()
+    }
+
+    /// The views to go by, with their trackers and when they arrived.
+    fn fresh_by_tracker(&self) -> Vec<(String, Instant, GroupView)> {
         let views = self.views.read().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let fresh: Vec<GroupView> =
-            views.values().filter(|(t, _)| now.duration_since(*t) < self.stale_after).map(|(_, v)| v.clone()).collect();
+        let fresh: Vec<(String, Instant, GroupView)> = views
+            .iter()
+            .filter(|(_, (t, _))| now.duration_since(*t) < self.stale_after)
+            .map(|(k, (t, v))| (k.clone(), *t, v.clone()))
+            .collect();
         if fresh.is_empty() {
             // Every tracker is gone: keep serving with what we last knew.
-            views.values().max_by_key(|(t, _)| *t).map(|(_, v)| vec![v.clone()]).unwrap_or_default()
+            views
+                .iter()
+                .max_by_key(|(_, (t, _))| *t)
+                .map(|(k, (t, v))| vec![(k.clone(), *t, v.clone())])
+                .unwrap_or_default()
         } else {
             fresh
         }
+    }
+
+    /// How each tracker sees member `id` (state, round, forwarded), for
+    /// the trackers that list it.
+    pub fn standing(&self, id: u32) -> Vec<Standing> {
+        self.fresh_by_tracker()
+            .into_iter()
+            .filter_map(|(tracker, _, v)| {
+                v.members.iter().find(|m| m.id == id).map(|m| Standing {
+                    tracker,
+                    state: m.state,
+                    round: m.round,
+                    forwarded: m.forwarded,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether every tracker to go by has answered since `t`.
+    pub fn all_answered_since(&self, t: Instant) -> bool {
+        let views = self.fresh_by_tracker();
+        !views.is_empty() && views.iter().all(|(_, at, _)| *at > t)
+    }
+
+    /// The view one tracker last gave.
+    pub fn of_tracker(&self, tracker: &str) -> Option<GroupView> {
+        self.views.read().unwrap_or_else(|p| p.into_inner()).get(tracker).map(|(_, v)| v.clone())
     }
 
     /// The group as of now, if any tracker has answered yet.
@@ -113,18 +165,6 @@ impl View {
         match self.snapshot() {
             Some(s) => (s.epoch, s.primary, s.write_set.iter().map(|(id, _)| *id).collect()),
             None => (0, None, Vec::new()),
-        }
-    }
-
-    /// This node's state: syncing if any tracker says so (it must catch
-    /// up), else active if one says so.
-    pub fn my_state(&self, me: u32) -> Option<MemberState> {
-        let states: Vec<MemberState> =
-            self.fresh().iter().filter_map(|v| v.members.iter().find(|m| m.id == me)).map(|m| m.state).collect();
-        if states.contains(&MemberState::Syncing) {
-            Some(MemberState::Syncing)
-        } else {
-            states.first().copied()
         }
     }
 

@@ -9,12 +9,20 @@
 //! durable and is called once a second by the daemon. The blobs themselves are
 //! fsync'd before any client is answered; the binlog is the index for
 //! catching up, and a full comparison covers a tail lost in a crash.
+//!
+//! A crash can lose the last lines, and the numbers after them are then
+//! given again to other mutations. So the log has a *generation*, kept in
+//! `generation` beside it, that changes whenever the log was not closed
+//! cleanly (no `clean` mark): a peer's position in an older generation is
+//! no longer trusted, and that peer does a full comparison instead.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_proto::{BinlogEntry, SyncPoint};
 
 use crate::error::{Error, Result};
 
@@ -65,6 +73,8 @@ impl BinlogOp {
 #[derive(Debug)]
 pub struct Binlog {
     path: PathBuf,
+    dir: PathBuf,
+    generation: u64,
     inner: Mutex<Inner>,
 }
 
@@ -72,9 +82,13 @@ pub struct Binlog {
 struct Inner {
     file: File,
     seq: u64,
+    /// Bytes in the file (the offset just past the last line).
+    len: u64,
 }
 
 const BINLOG_FILE: &str = "binlog.log";
+const GENERATION_FILE: &str = "generation";
+const CLEAN_MARK: &str = "clean";
 
 impl Binlog {
     /// Opens (or starts) the binlog in `dir`.
@@ -82,8 +96,70 @@ impl Binlog {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let path = dir.join(BINLOG_FILE);
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(Error::io(&path))?;
-        let seq = last_seq(&mut file).map_err(Error::io(&path))?;
-        Ok(Self { path, inner: Mutex::new(Inner { file, seq }) })
+        let (seq, len) = last_seq(&mut file).map_err(Error::io(&path))?;
+        let generation = open_generation(dir)?;
+        Ok(Self { path, dir: dir.to_path_buf(), generation, inner: Mutex::new(Inner { file, seq, len }) })
+    }
+
+    /// Makes the log durable and marks it closed cleanly, so the next open
+    /// keeps its generation. Nothing may be appended afterwards.
+    pub fn close_clean(&self) -> Result<()> {
+        self.sync()?;
+        crate::layout::write_durably(&self.dir.join(CLEAN_MARK), b"")
+    }
+
+    /// Where the log ends now.
+    pub fn point(&self) -> SyncPoint {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        SyncPoint { generation: self.generation, seq: inner.seq, offset: inner.len }
+    }
+
+    /// Up to `limit` entries after `after_seq`, starting the read at
+    /// `offset` when that is where they begin (else from the start). Returns
+    /// them, the point after the last one, and whether more follow.
+    pub fn tail(&self, after_seq: u64, offset: u64, limit: usize) -> Result<(Vec<BinlogEntry>, SyncPoint, bool)> {
+        use std::io::BufRead;
+        let end = self.point();
+        let mut out = Vec::new();
+        let mut last = SyncPoint { generation: self.generation, seq: after_seq, offset };
+        if after_seq >= end.seq {
+            return Ok((out, end, false));
+        }
+        let mut file = File::open(&self.path).map_err(Error::io(&self.path))?;
+        // The hint is right when the line there is the one after `after_seq`.
+        let mut pos = if offset <= end.offset { offset } else { 0 };
+        let first = read_seq_at(&mut file, pos).map_err(Error::io(&self.path))?;
+        if first != Some(after_seq + 1) {
+            pos = 0;
+        }
+        file.seek(SeekFrom::Start(pos)).map_err(Error::io(&self.path))?;
+        let mut reader = std::io::BufReader::new(file.take(end.offset - pos));
+        let mut line = String::new();
+        let mut more = false;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(Error::io(&self.path))?;
+            if n == 0 || !line.ends_with('\n') {
+                break;
+            }
+            pos += n as u64;
+            let Some((seq, op, id)) = parse_line(&line) else { continue };
+            if seq <= after_seq {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(BinlogEntry { seq, delete: op == 'D' || op == 'd', file_id: id.to_string() });
+            last = SyncPoint { generation: self.generation, seq, offset: pos };
+        }
+        Ok((out, last, more))
+    }
+
+    /// The generation (see the module notes).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Records a mutation; returns its sequence number.
@@ -96,6 +172,7 @@ impl Binlog {
             None => format!("{} {} {} {}\n", inner.seq, ms, op.letter(origin), file_id),
         };
         inner.file.write_all(line.as_bytes()).map_err(Error::io(&self.path))?;
+        inner.len += line.len() as u64;
         Ok(inner.seq)
     }
 
@@ -150,12 +227,7 @@ impl Binlog {
         let file = File::open(&self.path).map_err(Error::io(&self.path))?;
         for line in std::io::BufReader::new(file).lines() {
             let line = line.map_err(Error::io(&self.path))?;
-            let mut parts = line.split(' ');
-            let (Some(seq), Some(_ms), Some(op), Some(id)) = (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let (Ok(seq), Some(op)) = (seq.parse::<u64>(), op.chars().next()) else { continue };
+            let Some((seq, op, id)) = parse_line(&line) else { continue };
             if !f(seq, op, id) {
                 break;
             }
@@ -169,8 +241,50 @@ impl Binlog {
     }
 }
 
-/// Finds the sequence number of the last complete line by reading the tail.
-fn last_seq(file: &mut File) -> std::io::Result<u64> {
+/// Splits a line into sequence number, op letter and file ID.
+fn parse_line(line: &str) -> Option<(u64, char, &str)> {
+    let mut parts = line.trim_end().split(' ');
+    let (seq, _ms, op, id) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some((seq.parse().ok()?, op.chars().next()?, id))
+}
+
+/// The sequence number of the line starting at `pos`, if one does.
+fn read_seq_at(file: &mut File, pos: u64) -> std::io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(pos))?;
+    let mut buf = [0u8; 24];
+    let n = file.read(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    Ok(text.split(' ').next().and_then(|s| s.parse().ok()).filter(|_| text.contains(' ')))
+}
+
+/// Reads the generation, and starts a new one unless the log was closed
+/// cleanly. The clean mark is removed (durably) before any line is added.
+fn open_generation(dir: &Path) -> Result<u64> {
+    let gen_path = dir.join(GENERATION_FILE);
+    let clean = dir.join(CLEAN_MARK);
+    let kept = match (clean.exists(), std::fs::read_to_string(&gen_path)) {
+        (true, Ok(text)) => text.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    let generation = match kept {
+        Some(g) => g,
+        None => {
+            let g = rand::random::<u64>() | 1;
+            crate::layout::write_durably(&gen_path, g.to_string().as_bytes())?;
+            g
+        }
+    };
+    match std::fs::remove_file(&clean) {
+        Ok(()) => crate::layout::fsync_dir(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&clean)(e)),
+    }
+    Ok(generation)
+}
+
+/// Finds the sequence number of the last complete line by reading the
+/// tail, and the file's length.
+fn last_seq(file: &mut File) -> std::io::Result<(u64, u64)> {
     let len = file.seek(SeekFrom::End(0))?;
     let start = len.saturating_sub(4096);
     file.seek(SeekFrom::Start(start))?;
@@ -178,7 +292,7 @@ fn last_seq(file: &mut File) -> std::io::Result<u64> {
     file.take(4096).read_to_string(&mut tail).ok();
     let seq =
         tail.lines().rev().filter_map(|l| l.split(' ').next().and_then(|s| s.parse::<u64>().ok())).next().unwrap_or(0);
-    Ok(seq)
+    Ok((seq, len))
 }
 
 #[cfg(test)]
@@ -198,5 +312,35 @@ mod tests {
         assert_eq!(b.last_seq(), 2);
         let text = std::fs::read_to_string(b.path()).unwrap();
         assert!(text.lines().nth(1).unwrap().contains(" a g/M00/00/00/x 10"));
+    }
+
+    #[test]
+    fn tail_pages_from_a_point_and_generation_changes_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        for i in 0..10u64 {
+            let op = if i % 3 == 0 { BinlogOp::Delete } else { BinlogOp::Create };
+            b.append(op, Origin::Local, &format!("g/M00/00/00/f{i}"), None).unwrap();
+        }
+        let (page, end, more) = b.tail(0, 0, 4).unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert!(page[0].delete && !page[1].delete && more);
+        let (page, end2, more) = b.tail(end.seq, end.offset, 100).unwrap();
+        assert_eq!(page.first().map(|e| e.seq), Some(5));
+        assert_eq!((end2.seq, more), (10, false));
+        assert_eq!(end2, b.point());
+        // a wrong offset hint falls back to a scan from the start
+        let (page, _, _) = b.tail(6, 3, 100).unwrap();
+        assert_eq!(page.first().map(|e| e.seq), Some(7));
+        let (page, _, _) = b.tail(10, end2.offset, 100).unwrap();
+        assert!(page.is_empty());
+        let g = b.generation();
+        b.close_clean().unwrap();
+        drop(b);
+        let b = Binlog::open(dir.path()).unwrap();
+        assert_eq!(b.generation(), g, "a clean close keeps the generation");
+        drop(b);
+        let b = Binlog::open(dir.path()).unwrap();
+        assert_ne!(b.generation(), g, "an open without a clean close starts a new one");
     }
 }

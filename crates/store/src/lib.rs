@@ -29,4 +29,4 @@ pub use layout::{PathPolicy, StorePath};
 pub use reader::BlobReader;
 pub use record::BlobRecord;
 pub use spool::{Spool, Spooled};
-pub use store::{Reserved, Store, StoreConfig, StoreStats};
+pub use store::{Expect, Reserved, Store, StoreConfig, StoreStats};

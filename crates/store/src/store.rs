@@ -95,7 +95,30 @@ pub struct Store {
     bytes: AtomicU64,
     /// IDs deleted here, ever: a copy from a peer never brings one back.
     deleted: std::sync::Mutex<std::collections::HashSet<String>>,
+    data_dir: std::path::PathBuf,
 }
+
+/// What a copy from a peer expects to replace (see [`Store::replace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (a repair of a damaged blob).
+    Any,
+    /// Nothing.
+    Absent,
+    /// A blob of this size and CRC32.
+    Is {
+        /// Size.
+        size: u64,
+        /// CRC32.
+        crc32: u32,
+    },
+}
+
+/// Where this node's copy of each peer's binlog was last complete, by peer
+/// node ID (file `sync-points` in the data dir).
+const SYNC_POINTS_FILE: &str = "sync-points";
+/// Present once an operator removed the node from its group.
+const REMOVED_MARK: &str = "removed";
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -132,6 +155,7 @@ impl Store {
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             deleted,
+            data_dir: data_dir.to_path_buf(),
         };
         let (files, bytes) = store.count()?;
         store.files.store(files, Ordering::Relaxed);
@@ -152,6 +176,45 @@ impl Store {
     /// The binlog.
     pub fn binlog(&self) -> &Binlog {
         &self.binlog
+    }
+
+    /// Where this node last held everything of `peer`'s binlog.
+    pub fn sync_point(&self, peer: u32) -> Option<cairn_proto::SyncPoint> {
+        self.sync_points().remove(&peer)
+    }
+
+    /// Records (durably) that this node holds everything up to `point` of
+    /// `peer`'s binlog.
+    pub fn set_sync_point(&self, peer: u32, point: cairn_proto::SyncPoint) -> Result<()> {
+        let mut all = self.sync_points();
+        all.insert(peer, point);
+        let text: String = all.iter().map(|(p, s)| format!("{p} {} {} {}\n", s.generation, s.seq, s.offset)).collect();
+        crate::layout::write_durably(&self.data_dir.join(SYNC_POINTS_FILE), text.as_bytes())
+    }
+
+    fn sync_points(&self) -> std::collections::BTreeMap<u32, cairn_proto::SyncPoint> {
+        let text = std::fs::read_to_string(self.data_dir.join(SYNC_POINTS_FILE)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let v: Vec<u64> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+                match v[..] {
+                    [p, generation, seq, offset] => {
+                        Some((p as u32, cairn_proto::SyncPoint { generation, seq, offset }))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether an operator removed this node from its group.
+    pub fn is_removed(&self) -> bool {
+        self.data_dir.join(REMOVED_MARK).exists()
+    }
+
+    /// Remembers (durably) that this node was removed from its group.
+    pub fn mark_removed(&self) -> Result<()> {
+        crate::layout::write_durably(&self.data_dir.join(REMOVED_MARK), b"removed by an operator\n")
     }
 
     /// Counters and capacity.
@@ -587,14 +650,36 @@ impl Store {
         self.deleted.lock().unwrap_or_else(|p| p.into_inner()).contains(&id.to_string())
     }
 
-    /// Replaces a damaged or outdated blob with a good copy from a peer.
-    pub fn replace(&self, spooled: Spooled, id: &FileId, info: &BlobInfo, meta: Metadata) -> Result<()> {
+    /// Replaces a damaged or outdated blob with a good copy from a peer,
+    /// provided the blob here is still what the caller saw before fetching
+    /// (`expect`): a write that landed meanwhile is newer than the copy.
+    pub fn replace(
+        &self,
+        spooled: Spooled,
+        id: &FileId,
+        info: &BlobInfo,
+        meta: Metadata,
+        expect: Expect,
+    ) -> Result<()> {
         let sp = self.place(id)?;
         if self.was_deleted(id) {
             return Err(Error::NotFound(format!("{id} was deleted")));
         }
         {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let now = match self.load_record(sp, id) {
+                Ok(r) => Some((r.size, r.crc32)),
+                Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let same = match expect {
+                Expect::Any => true,
+                Expect::Absent => now.is_none() || !sp.blob_path(id).exists(),
+                Expect::Is { size, crc32 } => now == Some((size, crc32)),
+            };
+            if !same {
+                return Err(Error::Exists(format!("{id} changed while a copy was fetched")));
+            }
             for path in [sp.record_path(id), sp.blob_path(id)] {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use cairn_proto::{
-    ClusterMap, ErrorCode, FileId, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, NodeReport,
-    StoreTarget, WireError,
+    ClusterMap, ErrorCode, FileId, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, Miss, NodeReport,
+    SpareStatus, StoreTarget, WireError,
 };
+use tracing::warn;
 
 use crate::config::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
 
@@ -65,36 +66,54 @@ impl Group {
         }
     }
 
-    /// Turns syncing members active once every active peer lists them in
-    /// its write set: from then on no acknowledged write can miss them, so
-    /// reads may go to them. (Catch-up of what they missed while away is the
-    /// job of the sync protocol; see docs/decisions.)
+    /// Whether every active peer of `id` forwards writes to it. Only
+    /// reports sent after the member's round began count: an older one may
+    /// list it from before it went away, while the view that peer holds now
+    /// leaves it out. (Nodes list a member only once no write they started
+    /// without it is still in flight.)
+    fn forwarded(&self, id: u32) -> bool {
+        let Some(since) = self.members.get(&id).map(|m| m.syncing_since) else { return false };
+        self.active()
+            .filter(|m| m.report.node_id != id)
+            .all(|m| m.last_beat > since && m.report.write_set.contains(&id))
+    }
+
+    /// Turns a syncing member active once its peers forward every write to
+    /// it and it has caught up in this round: it then holds everything, so
+    /// reads may go to it. The member starts catching up only once it sees
+    /// itself forwarded, so nothing can fall between the two.
     fn promote(&mut self) {
         let ids: Vec<u32> = self.members.keys().copied().collect();
         for id in ids {
-            if self.members[&id].state != MemberState::Syncing {
-                continue;
-            }
-            // Only reports sent after the member started syncing count: an
-            // older one may list it from before it went away, while the
-            // view that peer holds now leaves it out.
-            let since = self.members[&id].syncing_since;
-            // The member must also have caught up, in a report sent after
-            // it started syncing (an older one speaks of an older absence).
             let m = &self.members[&id];
-            if !(m.report.caught_up && m.last_beat > since) {
+            if m.state != MemberState::Syncing || m.report.caught_up_round != m.syncing_since {
                 continue;
             }
-            let known_by_all = self
-                .active()
-                .filter(|m| m.report.node_id != id)
-                .all(|m| m.last_beat > since && m.report.write_set.contains(&id));
-            if known_by_all {
+            if self.forwarded(id) {
                 if let Some(m) = self.members.get_mut(&id) {
                     m.state = MemberState::Active;
                 }
             }
         }
+    }
+
+    /// Takes reports that members were left out of writes: each is taken
+    /// offline (out of the write set, no reads) and catches up when it next
+    /// reports. A report about an older round is already dealt with.
+    fn apply_misses(&mut self, reporter: u32, misses: &[Miss]) {
+        for miss in misses {
+            if miss.node_id == reporter {
+                continue;
+            }
+            if let Some(m) = self.members.get_mut(&miss.node_id) {
+                let live = matches!(m.state, MemberState::Active | MemberState::Syncing);
+                if live && m.syncing_since == miss.round {
+                    warn!(member = miss.node_id, reporter, addr = %m.report.addr, "member missed a write; offline until it catches up");
+                    m.state = MemberState::Offline;
+                }
+            }
+        }
+        self.ensure_primary();
     }
 
     /// (total, free) of the smallest active member: a group holds only what
@@ -122,6 +141,15 @@ pub struct ClusterState {
     next_group: usize,
     /// Counts heartbeats, to order them without trusting clocks.
     beats: u64,
+    /// Storage nodes without a group, by address.
+    spares: BTreeMap<String, Spare>,
+}
+
+#[derive(Debug, Clone)]
+struct Spare {
+    last_seen: Instant,
+    version: String,
+    assigned: Option<String>,
 }
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
@@ -131,7 +159,7 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
 impl ClusterState {
     /// An empty map.
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg, groups: BTreeMap::new(), next_group: 0, beats: 0 }
+        Self { cfg, groups: BTreeMap::new(), next_group: 0, beats: 0, spares: BTreeMap::new() }
     }
 
     /// Takes a heartbeat and answers with the node's group as now known.
@@ -175,6 +203,10 @@ impl ClusterState {
         // process was down, it may have missed writes.
         let restarted = group.members.get(&id).is_some_and(|m| m.report.incarnation != report.incarnation);
         let (state, syncing_since) = match group.members.get(&id) {
+            // Removal sticks: the node learns it from the answer and keeps
+            // a mark on its disk, so trackers restarted later know too.
+            _ if report.removed => (MemberState::Removed, beat),
+            Some(m) if m.state == MemberState::Removed => (MemberState::Removed, m.syncing_since),
             Some(m) if m.state == MemberState::Active && !restarted => (MemberState::Active, m.syncing_since),
             Some(m) if m.state == MemberState::Syncing && !restarted => (MemberState::Syncing, m.syncing_since),
             _ => (MemberState::Syncing, beat),
@@ -190,10 +222,77 @@ impl ClusterState {
             }
             !stale
         });
+        let missed = report.missed.clone();
+        self.spares.remove(&addr);
         group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, report });
+        group.apply_misses(id, &missed);
         group.promote();
         group.ensure_primary();
         Ok(view(&name, group))
+    }
+
+    /// A storage node reports members it left out of a write.
+    pub fn report_missed(&mut self, group: &str, misses: &[Miss]) -> Result<GroupView, WireError> {
+        let g =
+            self.groups.get_mut(group).ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {group}")))?;
+        g.apply_misses(0, misses);
+        g.promote();
+        Ok(view(group, g))
+    }
+
+    /// Takes a member out of its group for good. Refused when no other
+    /// active member would hold the group's files.
+    pub fn remove_member(&mut self, group: &str, node_id: u32) -> Result<(), WireError> {
+        let g =
+            self.groups.get_mut(group).ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {group}")))?;
+        let state = g
+            .members
+            .get(&node_id)
+            .map(|m| m.state)
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("group {group} has no member {node_id}")))?;
+        if state == MemberState::Removed {
+            return Ok(());
+        }
+        if !g.active().any(|m| m.report.node_id != node_id) {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "member {node_id} is the only active member of {group}: removing it would lose the group's files"
+                ),
+            ));
+        }
+        if let Some(m) = g.members.get_mut(&node_id) {
+            warn!(group, member = node_id, addr = %m.report.addr, "member removed by an operator");
+            m.state = MemberState::Removed;
+        }
+        g.ensure_primary();
+        Ok(())
+    }
+
+    /// A spare storage node reports; answers with the group it was given.
+    pub fn spare_heartbeat(&mut self, addr: &str, version: String, now: Instant) -> Option<String> {
+        let spare = self.spares.entry(addr.to_string()).or_insert(Spare {
+            last_seen: now,
+            version: String::new(),
+            assigned: None,
+        });
+        spare.last_seen = now;
+        spare.version = version;
+        spare.assigned.clone()
+    }
+
+    /// Puts a spare into a group; it joins at its next heartbeat.
+    pub fn add_member(&mut self, group: &str, addr: &str, now: Instant) -> Result<(), WireError> {
+        cairn_proto::file_id::validate_group(group).map_err(|r| err(ErrorCode::InvalidArgument, r))?;
+        let alive = self.cfg.offline_after;
+        let spare = self.spares.get_mut(addr).filter(|s| now.duration_since(s.last_seen) < alive).ok_or_else(|| {
+            err(
+                ErrorCode::NotFound,
+                format!("no spare storage node reports from {addr} (start one with `cairn storage --spare`)"),
+            )
+        })?;
+        spare.assigned = Some(group.to_string());
+        Ok(())
     }
 
     /// Marks members that missed their heartbeats offline and moves
@@ -210,6 +309,7 @@ impl ClusterState {
             g.promote();
             g.ensure_primary();
         }
+        self.spares.retain(|_, s| now.duration_since(s.last_seen) < limit * 10);
     }
 
     /// Chooses where an upload goes.
@@ -342,7 +442,17 @@ impl ClusterState {
                 }
             })
             .collect();
-        ClusterMap { tracker: tracker.to_string(), groups }
+        let spares = self
+            .spares
+            .iter()
+            .map(|(addr, s)| SpareStatus {
+                addr: addr.clone(),
+                assigned: s.assigned.clone(),
+                last_heartbeat_ms: now.saturating_duration_since(s.last_seen).as_millis() as u64,
+                version: s.version.clone(),
+            })
+            .collect();
+        ClusterMap { tracker: tracker.to_string(), groups, spares }
     }
 }
 
@@ -354,7 +464,13 @@ fn view(name: &str, g: &Group) -> GroupView {
         members: g
             .members
             .values()
-            .map(|m| MemberView { id: m.report.node_id, addr: m.report.addr.clone(), state: m.state })
+            .map(|m| MemberView {
+                id: m.report.node_id,
+                addr: m.report.addr.clone(),
+                state: m.state,
+                round: m.syncing_since,
+                forwarded: m.state == MemberState::Syncing && g.forwarded(m.report.node_id),
+            })
             .collect(),
     }
 }
@@ -381,15 +497,23 @@ mod tests {
             write_set: vec![],
             ready: true,
             incarnation: 1,
-            caught_up: true,
+            caught_up_round: 0,
+            missed: vec![],
+            removed: false,
             version: "test".into(),
         }
     }
 
     /// A heartbeat from a node that knows `peers` as its write set.
+    /// The member's current round (it reports having caught up in it).
+    fn round(s: &ClusterState, id: u32, group: &str) -> u64 {
+        s.groups.get(group).and_then(|g| g.members.get(&id)).map(|m| m.syncing_since).unwrap_or(0)
+    }
+
     fn beat(s: &mut ClusterState, id: u32, group: &str, free: u64, peers: &[u32], now: Instant) -> GroupView {
         let mut r = report(id, group, free);
         r.write_set = peers.to_vec();
+        r.caught_up_round = round(s, id, group);
         s.heartbeat(r, now).unwrap()
     }
 
@@ -420,15 +544,72 @@ mod tests {
         let mut r = report(2, "g", 500);
         r.write_set = vec![1];
         r.incarnation = 2;
-        r.caught_up = false;
+        r.caught_up_round = round(&s, 2, "g");
         let v = s.heartbeat(r.clone(), t).unwrap();
-        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing);
-        beat(&mut s, 1, "g", 500, &[2], t);
+        let m2 = v.members.iter().find(|m| m.id == 2).unwrap().clone();
+        assert_eq!(m2.state, MemberState::Syncing);
+        assert!(!m2.forwarded, "its peer has not reported it since");
+        let v = beat(&mut s, 1, "g", 500, &[2], t);
+        assert!(v.members.iter().find(|m| m.id == 2).unwrap().forwarded);
         let v = s.heartbeat(r.clone(), t).unwrap();
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing, "not caught up yet");
-        r.caught_up = true;
+        r.caught_up_round = m2.round;
         let v = s.heartbeat(r, t).unwrap();
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Active);
+    }
+
+    #[test]
+    fn a_member_that_missed_a_write_goes_offline_then_catches_up_in_a_new_round() {
+        let mut s = state();
+        let t = Instant::now();
+        settle(&mut s, &[(1, "g", 500), (2, "g", 500)], t);
+        let r2 = round(&s, 2, "g");
+        let v = s.report_missed("g", &[Miss { node_id: 2, round: r2 }]).unwrap();
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Offline);
+        let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
+        assert_eq!(s.fetch(&id).unwrap(), vec!["127.0.0.1:1".to_string()], "no reads from it");
+        // its next report puts it back, syncing, in a new round
+        let mut r = report(2, "g", 500);
+        r.write_set = vec![1];
+        r.caught_up_round = r2;
+        let v = s.heartbeat(r, t).unwrap();
+        let m2 = v.members.iter().find(|m| m.id == 2).unwrap();
+        assert_eq!(m2.state, MemberState::Syncing);
+        assert!(m2.round > r2);
+        // a repeated report about the old round changes nothing
+        let v = s.report_missed("g", &[Miss { node_id: 2, round: r2 }]).unwrap();
+        assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing);
+        settle(&mut s, &[(1, "g", 500), (2, "g", 500)], t);
+        assert!(s.status("t", t).groups[0].members.iter().all(|m| m.state == MemberState::Active));
+    }
+
+    #[test]
+    fn removal_needs_another_active_member_and_sticks() {
+        let mut s = state();
+        let t = Instant::now();
+        settle(&mut s, &[(1, "g", 500)], t);
+        assert_eq!(s.remove_member("g", 1).unwrap_err().code, ErrorCode::InvalidArgument);
+        settle(&mut s, &[(1, "g", 500), (2, "g", 500)], t);
+        s.remove_member("g", 1).unwrap();
+        let map = s.status("t", t);
+        assert_eq!(map.groups[0].primary, Some(2), "the primary moves off a removed member");
+        let v = beat(&mut s, 1, "g", 500, &[2], t);
+        assert_eq!(v.members.iter().find(|m| m.id == 1).unwrap().state, MemberState::Removed);
+        let target = s.place(Some("g"), &[]).unwrap();
+        assert_eq!(target.node_id, 2);
+    }
+
+    #[test]
+    fn a_spare_joins_the_group_it_is_given() {
+        let mut s = state();
+        let t = Instant::now();
+        assert_eq!(s.spare_heartbeat("127.0.0.1:7", "v".into(), t), None);
+        assert_eq!(s.add_member("g", "127.0.0.1:8", t).unwrap_err().code, ErrorCode::NotFound);
+        s.add_member("g", "127.0.0.1:7", t).unwrap();
+        assert_eq!(s.spare_heartbeat("127.0.0.1:7", "v".into(), t), Some("g".into()));
+        assert_eq!(s.status("t", t).spares.len(), 1);
+        beat(&mut s, 7, "g", 500, &[], t);
+        assert!(s.status("t", t).spares.is_empty(), "a member is no longer a spare");
     }
 
     /// Heartbeat rounds until every listed member (id, group, free) is
@@ -479,6 +660,7 @@ mod tests {
         r.epoch = 9;
         r.primary = Some(7);
         s.heartbeat(r.clone(), now).unwrap();
+        r.caught_up_round = round(&s, 5, "g");
         let v = s.heartbeat(r, now).unwrap();
         // node 7 is not known here, so node 5 takes over under a higher epoch
         assert_eq!((v.primary, v.epoch), (Some(5), 10));
@@ -487,6 +669,7 @@ mod tests {
         r7.epoch = 9;
         r7.primary = Some(7);
         s.heartbeat(r7.clone(), now).unwrap();
+        r7.caught_up_round = round(&s, 7, "g");
         let v = s.heartbeat(r7, now).unwrap();
         assert_eq!((v.primary, v.epoch), (Some(7), 9));
     }

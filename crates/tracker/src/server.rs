@@ -38,6 +38,18 @@ impl Tracker {
             Request::QueryUpdate { file_id } => Response::Members(self.state().update(&parse(&file_id)?)?),
             Request::ClusterStatus => Response::Cluster(self.state().status(&self.addr, Instant::now())),
             Request::Ping => Response::Ok,
+            Request::ReportMissed { group, missed } => Response::Group(self.state().report_missed(&group, &missed)?),
+            Request::RemoveMember { group, node_id } => {
+                self.state().remove_member(&group, node_id)?;
+                Response::Ok
+            }
+            Request::SpareHeartbeat { addr, version } => {
+                Response::Assigned(self.state().spare_heartbeat(&addr, version, Instant::now()))
+            }
+            Request::AddMember { group, addr } => {
+                self.state().add_member(&group, &addr, Instant::now())?;
+                Response::Ok
+            }
             other => {
                 return Err(WireError::new(
                     ErrorCode::InvalidArgument,
