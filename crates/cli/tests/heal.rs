@@ -1,44 +1,12 @@
 //! Recovery: members that come back, wiped disks, corruption behind a
 //! node's back. Real processes, real SIGKILL.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_client::{Body, Client, UploadOptions};
-use cairn_proto::{FileId, Request, Response};
+use cairn_proto::FileId;
 
-use crate::common::{content, Cluster};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
-}
-
-/// (id, size, crc) of every blob a node holds, from the node itself.
-fn listing(c: &Cluster, client: &Client, node: usize) -> BTreeMap<String, (u64, u32)> {
-    rt().block_on(async {
-        let mut out = BTreeMap::new();
-        let mut after = None;
-        loop {
-            let r = client
-                .node_call(&c.node_addr(node), &Request::ListBlobs { after: after.clone(), limit: 1000 })
-                .await
-                .unwrap();
-            let Response::Blobs { blobs, more } = r else { panic!("unexpected {r:?}") };
-            after = blobs.last().map(|b| b.file_id.clone());
-            for b in blobs {
-                out.insert(b.file_id, (b.size, b.crc32));
-            }
-            if !more {
-                return out;
-            }
-        }
-    })
-}
-
-fn read_from(client: &Client, addr: &str, id: &FileId) -> Option<Vec<u8>> {
-    let mut got = Vec::new();
-    rt().block_on(client.download_from(addr, id, 0, None, &mut got)).ok().map(|_| got)
-}
+use crate::common::{content, listing, read_from, rt, Cluster};
 
 fn upload_many(client: &Client, n: u64, seed: u64) -> Vec<(FileId, Vec<u8>)> {
     rt().block_on(async {

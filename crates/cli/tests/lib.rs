@@ -5,5 +5,6 @@ mod common;
 mod blob_ops;
 mod cli;
 mod failover;
+mod faults;
 mod heal;
 mod hostile;

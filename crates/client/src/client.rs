@@ -152,7 +152,7 @@ impl Client {
         let mut last = None;
         for _ in 0..UPLOAD_TRIES {
             let target = self.query_store(opts.group.as_deref(), &exclude).await?;
-            match self.send_with_body(&target.addr, &req, &mut body, true).await {
+            match self.send_with_body(&target.addr, &req, &mut body, SendMode::UPLOAD).await {
                 Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
                 Ok(other) => return Err(unexpected("file id", other)),
                 Err(Attempt { err, retry }) => {
@@ -175,7 +175,7 @@ impl Client {
         let members = self.query_fetch(master).await?;
         let mut last = None;
         for addr in members {
-            match self.send_with_body(&addr, &req, &mut body, true).await {
+            match self.send_with_body(&addr, &req, &mut body, SendMode::UPLOAD).await {
                 Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
                 Ok(other) => return Err(unexpected("file id", other)),
                 Err(Attempt { err, retry })
@@ -198,15 +198,26 @@ impl Client {
         addr: &str,
         req: &Request,
         body: &mut Body,
-        watch: bool,
+        mode: SendMode,
     ) -> Result<Response, Attempt> {
-        let mut c = self.pool.get(addr).await.map_err(|e| Attempt::retry(Error::node(addr, e)))?;
-        let stall = watch.then_some(self.cfg.upload_stall);
-        match self.exchange(&mut c, req, body, stall).await {
-            Err(Attempt { err: Error::Node { source, .. }, retry: true }) if c.reused && source.is_connection() => {
+        let stall = mode.watch.then_some(self.cfg.upload_stall);
+        let stalled = || Error::node(addr, ProtoError::Io(std::io::ErrorKind::TimedOut.into()));
+        let mut c = within(stall, self.pool.get(addr))
+            .await
+            .ok_or_else(|| Attempt::retry(stalled()))?
+            .map_err(|e| Attempt::retry(Error::node(addr, e)))?;
+        match self.exchange(&mut c, req, body, stall, mode.repeatable).await {
+            // A pooled connection the node had closed: once more on a fresh
+            // one (not after a stall: the node is there but silent).
+            Err(Attempt { err: Error::Node { source, .. }, retry: true })
+                if c.reused && source.is_connection() && !source.is_timeout() =>
+            {
                 self.pool.forget(addr);
-                c = self.pool.fresh(addr).await.map_err(|e| Attempt::retry(Error::node(addr, e)))?;
-                let r = self.exchange(&mut c, req, body, stall).await;
+                c = within(stall, self.pool.fresh(addr))
+                    .await
+                    .ok_or_else(|| Attempt::retry(stalled()))?
+                    .map_err(|e| Attempt::retry(Error::node(addr, e)))?;
+                let r = self.exchange(&mut c, req, body, stall, mode.repeatable).await;
                 if r.is_ok() {
                     self.pool.put(c);
                 }
@@ -220,15 +231,22 @@ impl Client {
         }
     }
 
+    /// Sends one request with its body and reads the answer. A failure once
+    /// the request is out may leave it applied or not: it is offered for a
+    /// retry only when `repeatable`.
     async fn exchange(
         &self,
         c: &mut Pooled,
         req: &Request,
         body: &mut Body,
         stall: Option<Duration>,
+        repeatable: bool,
     ) -> Result<Response, Attempt> {
         let addr = c.addr.clone();
-        let replayable = body.replayable();
+        // A refusal means the request was not applied; a broken connection
+        // leaves it unknown.
+        let refused_retry = body.replayable();
+        let replayable = refused_retry && repeatable;
         let (send_limit, answer_limit) = match stall {
             Some(s) => {
                 let (send, answer) = upload_deadline(s, body.len().await);
@@ -254,7 +272,10 @@ impl Client {
         })
         .await
         .ok_or_else(|| stalled("answering"))?;
-        resp.map_err(|e| Attempt { err: Error::node(&addr, e), retry: replayable })
+        resp.map_err(|e| {
+            let retry = if matches!(e, ProtoError::Remote(_)) { refused_retry } else { replayable };
+            Attempt { err: Error::node(&addr, e), retry }
+        })
     }
 
     /// Downloads `[offset, offset + length)` of a blob into `sink`, from any
@@ -395,17 +416,30 @@ impl Client {
     /// for up to [`ClientConfig::failover_wait`].
     async fn mutate(&self, id: &FileId, req: Request, mut body: Option<Body>) -> Result<()> {
         let deadline = Instant::now() + self.cfg.failover_wait;
+        // An append applied twice would duplicate bytes: after a failure
+        // that leaves unknown whether it was applied, it is not repeated.
+        let mode = SendMode { watch: false, repeatable: !matches!(req, Request::Append { .. }) };
+        let mut tries = 0;
         loop {
+            tries += 1;
             let attempt = async {
                 let primary = self.query_update(id).await.map_err(Attempt::retry)?;
                 match body.as_mut() {
-                    Some(b) => self.send_with_body(&primary, &req, b, false).await,
+                    Some(b) => self.send_with_body(&primary, &req, b, mode).await,
                     None => self.pool.call(&primary, &req).await.map_err(|e| Attempt::retry(Error::node(&primary, e))),
                 }
             }
             .await;
             match attempt {
                 Ok(Response::Ok) => return Ok(()),
+                // A repeated delete finds the file gone: the first one did it.
+                Err(Attempt { err, .. })
+                    if tries > 1
+                        && matches!(req, Request::Delete { .. })
+                        && err.code() == Some(ErrorCode::NotFound) =>
+                {
+                    return Ok(())
+                }
                 Ok(other) => return Err(unexpected("ok", other)),
                 Err(Attempt { err, retry }) => {
                     let failover = matches!(
@@ -464,6 +498,23 @@ async fn within<F: std::future::Future>(limit: Option<Duration>, f: F) -> Option
         Some(l) => tokio::time::timeout(l, f).await.ok(),
         None => Some(f.await),
     }
+}
+
+/// How a request with a body may be sent.
+#[derive(Debug, Clone, Copy)]
+struct SendMode {
+    /// Give up on a member that stops answering after the upload stall
+    /// limit, to try another.
+    watch: bool,
+    /// The request may be sent again after a failure that leaves unknown
+    /// whether it was applied.
+    repeatable: bool,
+}
+
+impl SendMode {
+    /// Uploads: a repeat makes at worst an orphan copy under a name nobody
+    /// was given.
+    const UPLOAD: SendMode = SendMode { watch: true, repeatable: true };
 }
 
 /// A failed try, and whether trying again could work.

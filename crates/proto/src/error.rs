@@ -100,6 +100,11 @@ impl ProtoError {
     pub fn is_connection(&self) -> bool {
         matches!(self, ProtoError::Io(_) | ProtoError::Malformed(_) | ProtoError::FrameTooLarge { .. })
     }
+
+    /// Whether the peer stopped answering (a time limit passed).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ProtoError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
+    }
 }
 
 /// Result alias of this crate.

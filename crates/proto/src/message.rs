@@ -435,6 +435,11 @@ pub struct BinlogEntry {
     pub seq: u64,
     /// Whether the entry is a delete (the rest change content or metadata).
     pub delete: bool,
+    /// Whether the mutation started on this node (a client asked it), as
+    /// opposed to a copy from a peer.
+    pub here: bool,
+    /// Whether the entry made a new blob.
+    pub create: bool,
     /// The blob.
     pub file_id: String,
 }

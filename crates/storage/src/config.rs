@@ -31,7 +31,7 @@ impl StorageConfig {
             advertise,
             heartbeat_interval: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
-            replica_timeout: Duration::from_millis(500),
+            replica_timeout: Duration::from_millis(350),
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             scrub_rate_mib: 64,
             heal_rate_mib: 0,

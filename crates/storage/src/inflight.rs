@@ -46,6 +46,11 @@ impl Node {
         Ok((view, WriteGuard { inflight: &self.inflight, token }))
     }
 
+    /// Whether no write this node originated is running.
+    pub(crate) fn no_writes_running(&self) -> bool {
+        self.inflight.writes.lock().unwrap_or_else(|p| p.into_inner()).1.is_empty()
+    }
+
     /// The write set to report: members of the current view that every
     /// running write also includes.
     pub(crate) fn reported_write_set(&self) -> Vec<u32> {

@@ -18,7 +18,7 @@ use tracing::warn;
 use crate::node::Node;
 
 /// Time a write waits for a tracker to take a miss report.
-const REPORT_TIMEOUT: Duration = Duration::from_millis(300);
+const REPORT_TIMEOUT: Duration = Duration::from_millis(200);
 
 impl Node {
     /// Records that `members` missed a write and tells the trackers.

@@ -44,6 +44,9 @@ pub struct Node {
     pub(crate) missed: Mutex<Vec<(String, Miss)>>,
     /// Per tracker, the round for which this node last caught up.
     pub(crate) caught_up: Mutex<HashMap<String, u64>>,
+    /// Blobs a change was forwarded for while this node, still catching
+    /// up, held no current copy: copied again before it reports caught up.
+    pub(crate) dirty: Mutex<HashSet<String>>,
     /// Wakes the heartbeat loops for an early report.
     pub(crate) beat_now: tokio::sync::Notify,
     heal: Mutex<HealStatus>,
@@ -83,6 +86,12 @@ impl Node {
             return Err(removed());
         }
         self.view.ready(self.id())
+    }
+
+    /// Whether every tracker counts this node active.
+    pub(crate) fn fully_active(&self) -> bool {
+        let s = self.view.standing(self.id());
+        !s.is_empty() && s.iter().all(|s| s.state == cairn_proto::MemberState::Active)
     }
 
     /// The round this node last caught up for at `tracker`.
@@ -266,6 +275,7 @@ pub async fn run(
         missed: Mutex::new(Vec::new()),
         caught_up: Mutex::new(HashMap::new()),
         beat_now: tokio::sync::Notify::new(),
+        dirty: Mutex::new(HashSet::new()),
         heal: Mutex::new(HealStatus::default()),
         scrub: Mutex::new(ScrubStatus::default()),
         repairing: Mutex::new(HashSet::new()),

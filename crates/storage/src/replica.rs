@@ -65,11 +65,13 @@ pub async fn body(node: &Node, conn: &mut Conn, epoch: u64, store_path: u8) -> R
         }
         ReplicaCommit::Append { file_id, at } => {
             let id = parse_id(&file_id)?;
-            blocking(move || store.append(&id, spooled, Some(at), Origin::Replica)).await?;
+            let r = blocking(move || store.append(&id, spooled, Some(at), Origin::Replica)).await.map(|_| ());
+            behind_is_fine(node, &file_id, r)?;
         }
         ReplicaCommit::Modify { file_id, offset } => {
             let id = parse_id(&file_id)?;
-            blocking(move || store.modify(&id, offset, spooled, Origin::Replica)).await?;
+            let r = blocking(move || store.modify(&id, offset, spooled, Origin::Replica)).await;
+            behind_is_fine(node, &file_id, r)?;
         }
         ReplicaCommit::Abort => drop(spooled),
     }
@@ -82,6 +84,25 @@ pub async fn op(node: &Node, conn: &mut Conn, epoch: u64, op: ReplicaOp) -> Resu
         return Err(e);
     }
     let store = node.store.clone();
-    blocking(move || apply_op(&store, op, Origin::Replica)).await?;
+    let file_id = crate::mutate::op_file_id(&op).to_string();
+    let r = blocking(move || apply_op(&store, op, Origin::Replica)).await;
+    behind_is_fine(node, &file_id, r)?;
     write_frame(conn, &Response::Ok).await
+}
+
+/// A member that is still catching up may not yet hold the blob a change
+/// is for, or hold an older copy. That is not a missed write: it notes the
+/// blob, and its catch-up copies it again from the primary (which applied
+/// the change before forwarding it) before it reports itself caught up.
+/// An active member must hold it: there the failure stands.
+fn behind_is_fine(node: &Node, file_id: &str, r: Result<(), ProtoError>) -> Result<(), ProtoError> {
+    match r {
+        Err(ProtoError::Remote(e))
+            if matches!(e.code, ErrorCode::NotFound | ErrorCode::OutOfSync) && !node.fully_active() =>
+        {
+            node.dirty.lock().unwrap_or_else(|p| p.into_inner()).insert(file_id.to_string());
+            Ok(())
+        }
+        other => other,
+    }
 }

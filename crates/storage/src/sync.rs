@@ -148,6 +148,7 @@ async fn catch_up(node: &Node, started: Instant) -> Result<(), ProtoError> {
         node.heal_state().bytes_left = bytes.saturating_sub(have);
         full(node, &addr, files, started).await?;
     }
+    recopy_dirty(node, &addr, started).await?;
     // What was copied is complete only if the source held everything all
     // along: had it missed a write meanwhile, a tracker would have moved it
     // out of the active set. Wait for every tracker's word on it.
@@ -159,8 +160,99 @@ async fn catch_up(node: &Node, started: Instant) -> Result<(), ProtoError> {
     if !stayed_active(&before, &node.view.standing(src)) {
         return Err(refuse(ErrorCode::Unavailable, format!("{addr} left the active set during the catch-up")));
     }
+    let own = reconcile_own_writes(node, &addr, started).await?;
+    recopy_dirty(node, &addr, started).await?;
     let store = node.store.clone();
-    blocking(move || store.set_sync_point(src, start)).await
+    let me = node.id();
+    blocking(move || {
+        store.set_sync_point(src, start)?;
+        match own {
+            Some(p) => store.set_sync_point(me, p),
+            None => Ok(()),
+        }
+    })
+    .await
+}
+
+/// Mutations that started on this node since its last catch-up (its own
+/// binlog, from the sync point it keeps under its own ID) are checked
+/// against the source. A blob it created that the source lacks, and did
+/// not delete, was never acknowledged (an acknowledged upload is on every
+/// active member): this node crashed or was cut off in the middle of the
+/// upload, and the blob is dropped so every member holds the same files.
+/// A blob it changed as primary that differs from the source's copy (the
+/// change reached no peer) is copied back. Returns the own binlog point
+/// this covered, or `None` when it could not run.
+async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Result<Option<SyncPoint>, ProtoError> {
+    // Writes this node started must have settled first (it is syncing, so
+    // no new ones start).
+    let wait = Instant::now();
+    while !node.no_writes_running() {
+        if wait.elapsed() > SETTLE_WAIT {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let end = node.store.binlog().point();
+    let mut at = node.store.sync_point(node.id()).unwrap_or_default();
+    loop {
+        let store = node.store.clone();
+        let (entries, next, more) = blocking(move || store.binlog().tail(at.seq, at.offset, PAGE as usize)).await?;
+        let mut created = HashSet::new();
+        let mut mine: Vec<String> = Vec::new();
+        for e in entries.into_iter().filter(|e| e.here && !e.delete && e.seq <= end.seq) {
+            if FileId::parse(&e.file_id).is_ok_and(|id| node.store.contains_any(&id)) && !mine.contains(&e.file_id) {
+                if e.create {
+                    created.insert(e.file_id.clone());
+                }
+                mine.push(e.file_id);
+            }
+        }
+        if !mine.is_empty() {
+            let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: mine.clone() }).await?)?;
+            let Response::Blobs { blobs, .. } = resp else {
+                return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
+            };
+            let there: HashSet<&str> = blobs.iter().map(|b| b.file_id.as_str()).collect();
+            for s in mine.iter().filter(|s| !there.contains(s.as_str()) && created.contains(*s)) {
+                let Ok(id) = FileId::parse(s) else { continue };
+                warn!(file_id = %id, "dropping a blob whose upload was never acknowledged (no active peer has it)");
+                apply_delete(node, id).await?;
+            }
+            copy_differing(node, addr, &blobs, started).await?;
+        }
+        at = next;
+        if !more || at.seq >= end.seq {
+            return Ok(Some(end));
+        }
+    }
+}
+
+/// Copies again every blob a change was forwarded for that this node could
+/// not apply (see `replica.rs`), from the primary, which applied the change
+/// before forwarding it (from `source` when the primary is unknown).
+async fn recopy_dirty(node: &Node, source: &str, started: Instant) -> Result<(), ProtoError> {
+    loop {
+        let dirty: Vec<String> =
+            std::mem::take(&mut *node.dirty.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let from = node.view.snapshot().and_then(|s| s.primary_addr).unwrap_or_else(|| source.to_string());
+        for s in dirty {
+            let Ok(id) = FileId::parse(&s) else { continue };
+            if let Some(bytes) = copy_one(node, &from, &id).await? {
+                let mut h = node.heal_state();
+                h.copied += 1;
+                h.bytes += bytes;
+                h.to_copy = h.to_copy.max(h.copied);
+                let secs = started.elapsed().as_secs_f64();
+                if secs > 0.0 {
+                    h.bytes_per_sec = (h.bytes as f64 / secs) as u64;
+                }
+            }
+        }
+    }
 }
 
 /// Whether a member is active now at every tracker, in the round it had.

@@ -151,7 +151,13 @@ impl Binlog {
                 more = true;
                 break;
             }
-            out.push(BinlogEntry { seq, delete: op == 'D' || op == 'd', file_id: id.to_string() });
+            out.push(BinlogEntry {
+                seq,
+                delete: op == 'D' || op == 'd',
+                here: op.is_ascii_uppercase(),
+                create: op == 'C' || op == 'c',
+                file_id: id.to_string(),
+            });
             last = SyncPoint { generation: self.generation, seq, offset: pos };
         }
         Ok((out, last, more))

@@ -45,7 +45,7 @@ pub struct StorageOpts {
     /// Milliseconds between heartbeats to each tracker [default: 2000]
     #[arg(long, env = "CAIRN_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
-    /// Milliseconds a peer may take per replication step before it is left out [default: 10000]
+    /// Milliseconds a peer may stay silent in one replication step before it is left out of the write [default: 350]
     #[arg(long, env = "CAIRN_REPLICA_TIMEOUT_MS")]
     replica_timeout_ms: Option<u64>,
     /// Seconds between background scrubs, 0 for on demand only [default: 86400]

@@ -6,13 +6,14 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_client::{Client, ClientConfig};
-use cairn_proto::{ClusterSecret, MemberState};
+use cairn_proto::{ClusterSecret, FileId, MemberState, Request, Response};
 
 /// The binary under test (`CAIRN_BIN` overrides).
 pub fn cairn_bin() -> PathBuf {
@@ -166,8 +167,6 @@ impl Cluster {
             self.secret_file.display().to_string(),
             "--heartbeat-ms".into(),
             HEARTBEAT_MS.to_string(),
-            "--replica-timeout-ms".into(),
-            "5000".into(),
         ];
         args.extend(flags.iter().map(|s| s.to_string()));
         self.nodes.push((group.to_string(), Proc::spawn(&format!("node{i}"), &addr, args, self.dir.path())));
@@ -366,4 +365,35 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
             return false;
         }
     }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("runtime")
+}
+
+/// (id, size, crc) of every blob a node holds, from the node itself.
+pub fn listing(c: &Cluster, client: &Client, node: usize) -> BTreeMap<String, (u64, u32)> {
+    rt().block_on(async {
+        let mut out = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let r = client
+                .node_call(&c.node_addr(node), &Request::ListBlobs { after: after.clone(), limit: 1000 })
+                .await
+                .unwrap();
+            let Response::Blobs { blobs, more } = r else { panic!("unexpected {r:?}") };
+            after = blobs.last().map(|b| b.file_id.clone());
+            for b in blobs {
+                out.insert(b.file_id, (b.size, b.crc32));
+            }
+            if !more {
+                return out;
+            }
+        }
+    })
+}
+
+pub fn read_from(client: &Client, addr: &str, id: &FileId) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    rt().block_on(client.download_from(addr, id, 0, None, &mut got)).ok().map(|_| got)
 }
