@@ -71,6 +71,8 @@ enum Command {
     Heal(cmd::heal::HealArgs),
     /// Re-read and verify every blob, repairing from peers: `scrub start|status|rate`
     Scrub(cmd::heal::ScrubArgs),
+    /// Group membership: `group add-node GROUP ADDR`, `group remove-node GROUP NODE_ID`
+    Group(cmd::group::GroupArgs),
 }
 
 fn init_logging(daemon: bool) {
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Heal(a) => cmd::heal::heal(a).await,
             Command::Scrub(a) => cmd::heal::scrub(a).await,
+            Command::Group(a) => cmd::group::run(a).await,
         }
     });
     // Don't wait for blocking tasks (a stdin reader) to notice the end.

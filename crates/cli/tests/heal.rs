@@ -132,3 +132,54 @@ fn scrub_finds_and_repairs_damaged_blobs_and_reads_stay_correct() {
     }
     assert_eq!(listing(&c, &client, 1), listing(&c, &client, 0));
 }
+
+#[test]
+fn a_spare_added_to_a_group_fills_up_and_a_removed_member_serves_nothing() {
+    let mut c = Cluster::start(1, &[("g1", 2)]);
+    let client = c.client();
+    let files = upload_many(&client, 30, 21);
+    let spare = c.add_node("", &[]);
+    let addr = c.node_addr(spare);
+    // The spare shows up as such, and is not a member of anything yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !c.ok(&["status"]).contains(&addr) {
+        assert!(std::time::Instant::now() < deadline, "the spare never reported");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = c.ok(&["group", "add-node", "g1", &addr]);
+    assert!(out.contains("joins g1"), "{out}");
+    c.wait_members(Duration::from_secs(30), |m| {
+        m.iter().any(|m| m.addr == addr && m.state == cairn_proto::MemberState::Active && m.ready)
+    });
+    for (id, d) in &files {
+        assert!(read_from(&client, &addr, id).as_ref() == Some(d), "{id} missing on the added member");
+    }
+    // Remove an original member: the group stays writable and healthy.
+    let gone = c.node_id(0);
+    let out = c.ok(&["group", "remove-node", "g1", &gone.to_string()]);
+    assert!(out.contains("removed"), "{out}");
+    c.wait_members(Duration::from_secs(10), |m| {
+        m.iter().any(|m| m.id == gone && m.state == cairn_proto::MemberState::Removed)
+    });
+    // The node hears it at its next heartbeat and stops serving.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read_from(&client, &c.node_addr(0), &files[0].0).is_some() {
+        assert!(std::time::Instant::now() < deadline, "the removed member still serves reads");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let more = upload_many(&client, 5, 500);
+    let heal: serde_json::Value = serde_json::from_str(&c.ok(&["heal", "status", "--json"])).unwrap();
+    assert_eq!(heal["groups"][0]["healthy"], true, "{heal}");
+    for (id, _) in &more {
+        assert!(read_from(&client, &c.node_addr(0), id).is_none(), "a removed member serves nothing");
+    }
+    // The node remembers it was removed, across a restart.
+    c.nodes[0].1.kill();
+    c.nodes[0].1.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(read_from(&client, &c.node_addr(0), &files[0].0).is_none(), "still removed after a restart");
+    let last = c.cli(&["group", "remove-node", "g1", &c.node_id(1).to_string()]);
+    assert!(last.status.success(), "another member can go while one stays active");
+    let refused = c.cli(&["group", "remove-node", "g1", &c.node_id(spare).to_string()]);
+    assert!(!refused.status.success(), "the last active member cannot be removed");
+}

@@ -24,9 +24,11 @@ mod read;
 mod replica;
 mod replicate;
 mod scrub;
+mod spare;
 mod sync;
 mod upload;
 mod view;
 
 pub use config::StorageConfig;
 pub use node::run;
+pub use spare::wait_for_group;

@@ -85,8 +85,11 @@ pub struct StorageArgs {
     #[arg(long, value_delimiter = ',', env = "CAIRN_TRACKER")]
     tracker: Vec<String>,
     /// Group this node serves [default: group1]
-    #[arg(long, env = "CAIRN_GROUP")]
+    #[arg(long, env = "CAIRN_GROUP", conflicts_with = "spare")]
     group: Option<String>,
+    /// Start without a group and wait for `cairn group add-node GROUP ADDR`
+    #[arg(long)]
+    spare: bool,
     /// Address to listen on [default: 127.0.0.1:23300]
     #[arg(long, env = "CAIRN_LISTEN")]
     listen: Option<String>,
@@ -216,7 +219,7 @@ fn storage_parts(
     trackers: Vec<String>,
     advertise: String,
 ) -> Result<StorageParts> {
-    let group = group.or(file.storage.group.as_ref()).cloned().unwrap_or_else(|| "group1".to_string());
+    let group = bound_group(data, group.or(file.storage.group.as_ref()).cloned())?;
     let store_paths = if o.store_paths.is_empty() {
         file.storage.store_paths.clone().unwrap_or_default()
     } else {
@@ -242,6 +245,35 @@ fn storage_parts(
         cfg.heal_rate_mib = r;
     }
     Ok(StorageParts { store, cfg })
+}
+
+/// File in a data dir naming the group its blobs belong to.
+const GROUP_FILE: &str = "group";
+
+/// The group a data dir serves: the one it was first opened with (kept in
+/// `DATA/group`), which a flag may not contradict; else `asked`, else group1.
+fn bound_group(data: &std::path::Path, asked: Option<String>) -> Result<String> {
+    let path = data.join(GROUP_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bound = text.trim().to_string();
+            if let Some(a) = asked.filter(|a| *a != bound) {
+                bail!(
+                    "{} holds blobs of group {bound}, not {a} (remove --group or use another data dir)",
+                    data.display()
+                );
+            }
+            Ok(bound)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+            let group = asked.unwrap_or_else(|| "group1".to_string());
+            cairn_proto::file_id::validate_group(&group).map_err(|r| anyhow!("bad group name {group:?}: {r}"))?;
+            std::fs::write(&path, format!("{group}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(group)
+        }
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    }
 }
 
 /// `cairn tracker`
@@ -274,14 +306,27 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
         a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
     let listener = bind(&listen, "storage").await?;
     let advertise = advertise_for(&listener, a.advertise.as_ref().or(file.storage.advertise.as_ref()))?;
-    let parts = storage_parts(&file, &a.opts, a.group.as_ref(), &data, trackers, advertise.clone())?;
+    let shutdown = shutdown_on_signal();
+    let mut group = a.group.clone();
+    if a.spare && !data.join(GROUP_FILE).exists() {
+        println!(
+            "spare storage node listening on {} (advertised as {advertise}); waiting for a group",
+            listener.local_addr()?
+        );
+        let every = Duration::from_millis(a.opts.heartbeat_ms.or(file.storage.heartbeat_interval_ms).unwrap_or(2000));
+        match cairn_storage::wait_for_group(&trackers, secret.clone(), &advertise, every, shutdown.clone()).await {
+            Some(g) => group = Some(g),
+            None => return Ok(()),
+        }
+    }
+    let parts = storage_parts(&file, &a.opts, group.as_ref(), &data, trackers, advertise.clone())?;
     println!(
         "storage node {} of group {} listening on {} (advertised as {advertise})",
         parts.store.node_id(),
         parts.store.group(),
         listener.local_addr()?
     );
-    cairn_storage::run(listener, secret, parts.cfg, parts.store, shutdown_on_signal()).await;
+    cairn_storage::run(listener, secret, parts.cfg, parts.store, shutdown).await;
     Ok(())
 }
 

@@ -118,6 +118,8 @@ pub async fn heal(a: HealArgs) -> Result<()> {
             };
             rows.push((m, heal));
         }
+        // Removed members are no longer part of the group.
+        rows.retain(|(m, _)| m.state != MemberState::Removed);
         let in_sync = rows.iter().filter(|(m, _)| m.state == MemberState::Active).count();
         groups.push((g, in_sync, rows));
     }
@@ -131,7 +133,7 @@ pub async fn heal(a: HealArgs) -> Result<()> {
                     "members_in_sync": in_sync,
                     "members": rows.len(),
                     "nodes": rows.iter().map(|(m, h)| {
-                        let rate = h.as_ref().map(|h| if h.elapsed_ms > 0 { h.bytes as f64 * 1000.0 / h.elapsed_ms as f64 } else { 0.0 });
+                        let rate = h.as_ref().map(|h| h.bytes_per_sec);
                         serde_json::json!({
                             "id": m.id, "addr": m.addr, "state": m.state.as_str(),
                             "syncing": h.as_ref().map(|h| h.running),
@@ -140,6 +142,9 @@ pub async fn heal(a: HealArgs) -> Result<()> {
                             "left": h.as_ref().map(|h| h.to_copy.saturating_sub(h.copied)),
                             "bytes": h.as_ref().map(|h| h.bytes),
                             "bytes_per_s": rate,
+                            "bytes_left": h.as_ref().map(|h| h.bytes_left),
+                            "eta_secs": h.as_ref().and_then(eta),
+                            "from_binlog": h.as_ref().map(|h| h.from_binlog),
                             "deleted": h.as_ref().map(|h| h.deleted),
                             "last_error": h.as_ref().and_then(|h| h.last_error.clone()),
                         })
@@ -156,17 +161,17 @@ pub async fn heal(a: HealArgs) -> Result<()> {
         for (m, h) in rows {
             match h {
                 Some(h) if h.running || m.state == MemberState::Syncing => {
-                    let rate = if h.elapsed_ms > 0 { h.bytes as f64 * 1000.0 / h.elapsed_ms as f64 } else { 0.0 };
-                    let left = h.to_copy.saturating_sub(h.copied);
                     println!(
-                        "  {:<9} {:<22} {:<8} copied {} ({}), {} found left, {}/s",
+                        "  {:<9} {:<22} {:<8} {} copied {} ({}), {} left, {}/s, ETA {}",
                         m.id,
                         m.addr,
                         m.state.as_str(),
+                        if h.from_binlog { "binlog" } else { "full  " },
                         h.copied,
                         human_bytes(h.bytes),
-                        left,
-                        human_bytes(rate as u64)
+                        human_bytes(h.bytes_left),
+                        human_bytes(h.bytes_per_sec),
+                        eta(h).map(|s| format!("{s} s")).unwrap_or_else(|| "unknown".into())
                     );
                 }
                 _ => println!("  {:<9} {:<22} {}", m.id, m.addr, m.state.as_str()),
@@ -174,6 +179,11 @@ pub async fn heal(a: HealArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Seconds left at the current copy speed, when both are known.
+fn eta(h: &cairn_proto::HealStatus) -> Option<u64> {
+    (h.bytes_per_sec > 0).then(|| h.bytes_left.div_ceil(h.bytes_per_sec))
 }
 
 /// `cairn scrub ...`

@@ -59,5 +59,18 @@ pub async fn run(a: StatusArgs) -> Result<()> {
             );
         }
     }
+    if !map.spares.is_empty() {
+        println!();
+        println!("spare storage nodes (state init; `cairn group add-node GROUP ADDR` puts one into a group)");
+        for s in &map.spares {
+            println!(
+                "  {:<22} {:<8} {:>8}ms{}",
+                s.addr,
+                "init",
+                s.last_heartbeat_ms,
+                s.assigned.as_ref().map(|g| format!("  joining {g}")).unwrap_or_default()
+            );
+        }
+    }
     Ok(())
 }

@@ -148,17 +148,18 @@ impl Cluster {
         c
     }
 
-    /// Starts one more storage node in `group`; returns its index.
+    /// Starts one more storage node in `group` (none: a spare); returns its index.
     pub fn add_node(&mut self, group: &str, flags: &[&str]) -> usize {
         let i = self.nodes.len();
         let addr = format!("127.0.0.1:{}", free_port());
         let data = self.dir.path().join(format!("node{i}"));
-        let mut args = vec![
-            "storage".into(),
-            "--tracker".into(),
-            self.tracker_list(),
-            "--group".into(),
-            group.into(),
+        let mut args: Vec<String> = vec!["storage".into(), "--tracker".into(), self.tracker_list()];
+        if group.is_empty() {
+            args.push("--spare".into());
+        } else {
+            args.extend(["--group".into(), group.into()]);
+        }
+        args.extend([
             "--listen".into(),
             addr.clone(),
             "--data".into(),
@@ -167,7 +168,7 @@ impl Cluster {
             self.secret_file.display().to_string(),
             "--heartbeat-ms".into(),
             HEARTBEAT_MS.to_string(),
-        ];
+        ]);
         args.extend(flags.iter().map(|s| s.to_string()));
         self.nodes.push((group.to_string(), Proc::spawn(&format!("node{i}"), &addr, args, self.dir.path())));
         i
