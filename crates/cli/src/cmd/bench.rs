@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table
     #[arg(long)]
     json: bool,
+    /// Leave the files in place (no delete phase), e.g. to measure a catch-up
+    #[arg(long)]
+    keep: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -181,7 +184,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     };
     let delete = {
         let (c, ids) = (c.clone(), ids.clone());
-        phase("delete", a.count, a.concurrency, 0, quiet, move |i| {
+        let count = if a.keep { 0 } else { a.count };
+        phase("delete", count, a.concurrency, 0, quiet, move |i| {
             let (c, id) = (c.clone(), id_of(&ids, i));
             async move {
                 let id = id.ok_or("upload failed")?;
