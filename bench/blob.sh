@@ -9,17 +9,10 @@
 #      BENCH_DIR (default /var/tmp; must be on the disk being measured),
 #      RUNS (default 3: each figure is the median of RUNS runs, with min-max).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-TARGET=${CARGO_TARGET_DIR:-target}
-BIN=${CAIRN_BIN:-$TARGET/release/cairn}
+NAME=blob
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
-[ -x "$BIN" ] || { echo "bench/blob.sh: $BIN not found; run cargo build --release" >&2; exit 1; }
-WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/cairn-bench.XXXXXX")
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-export CAIRN_SECRET=bench-secret
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_cluster N: one tracker and a group of N storage nodes; sets TRACKER.
 start_cluster() {

@@ -10,19 +10,12 @@
 # Env: CAIRN_BIN, BENCH_DIR (default /var/tmp), SMALL (default 10000 files of
 #      4 KiB), BIG (default 32 files of 64 MiB = 2 GiB), LIMIT_MIB (default 50).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-TARGET=${CARGO_TARGET_DIR:-target}
-BIN=${CAIRN_BIN:-$TARGET/release/cairn}
+NAME=catchup
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 SMALL=${SMALL:-10000}
 BIG=${BIG:-32}
 LIMIT_MIB=${LIMIT_MIB:-50}
-[ -x "$BIN" ] || { echo "bench/catchup.sh: $BIN not found; run cargo build --release" >&2; exit 1; }
-WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/cairn-catchup.XXXXXX")
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-export CAIRN_SECRET=bench-secret
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 active() { "$BIN" status --json --tracker "$TRACKER" 2>/dev/null |
     python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["state"]=="active" and m["ready"]))' 2>/dev/null || echo 0; }
 wait_active() { for _ in $(seq 1 6000); do [ "$(active)" = "$1" ] && return 0; sleep 0.05; done; echo "never active" >&2; exit 1; }

@@ -201,11 +201,7 @@ impl Client {
         mode: SendMode,
     ) -> Result<Response, Attempt> {
         let stall = mode.watch.then_some(self.cfg.upload_stall);
-        let stalled = || Error::node(addr, ProtoError::Io(std::io::ErrorKind::TimedOut.into()));
-        let mut c = within(stall, self.pool.get(addr))
-            .await
-            .ok_or_else(|| Attempt::retry(stalled()))?
-            .map_err(|e| Attempt::retry(Error::node(addr, e)))?;
+        let mut c = self.open(addr, stall, false).await?;
         match self.exchange(&mut c, req, body, stall, mode.repeatable).await {
             // A pooled connection the node had closed: once more on a fresh
             // one (not after a stall: the node is there but silent).
@@ -213,10 +209,7 @@ impl Client {
                 if c.reused && source.is_connection() && !source.is_timeout() =>
             {
                 self.pool.forget(addr);
-                c = within(stall, self.pool.fresh(addr))
-                    .await
-                    .ok_or_else(|| Attempt::retry(stalled()))?
-                    .map_err(|e| Attempt::retry(Error::node(addr, e)))?;
+                c = self.open(addr, stall, true).await?;
                 let r = self.exchange(&mut c, req, body, stall, mode.repeatable).await;
                 if r.is_ok() {
                     self.pool.put(c);
@@ -229,6 +222,14 @@ impl Client {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A connection to `addr` (pooled, or `fresh`), given up after `stall`.
+    async fn open(&self, addr: &str, stall: Option<Duration>, fresh: bool) -> Result<Pooled, Attempt> {
+        let conn =
+            if fresh { within(stall, self.pool.fresh(addr)).await } else { within(stall, self.pool.get(addr)).await };
+        conn.ok_or_else(|| Attempt::retry(stalled(addr, "connecting")))?
+            .map_err(|e| Attempt::retry(Error::node(addr, e)))
     }
 
     /// Sends one request with its body and reads the answer. A failure once
@@ -254,10 +255,7 @@ impl Client {
             }
             None => (None, None),
         };
-        let stalled = |what: &str| {
-            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("member stopped answering ({what})"));
-            Attempt { err: Error::node(&addr, ProtoError::Io(e)), retry: replayable }
-        };
+        let stalled = |what: &str| Attempt { err: stalled(&addr, what), retry: replayable };
         write_frame(&mut c.conn, req).await.map_err(|e| Attempt::retry(Error::node(&addr, e)))?;
         let sent = within(send_limit, body.send(&mut c.conn)).await.ok_or_else(|| stalled("sending"))?;
         match sent {
@@ -490,6 +488,12 @@ impl Client {
     pub async fn set_meta(&self, id: &FileId, meta: Metadata, merge: bool) -> Result<()> {
         self.mutate(id, Request::SetMeta { file_id: id.to_string(), meta, merge }, None).await
     }
+}
+
+/// The error for a member that stopped answering during `what`.
+fn stalled(addr: &str, what: &str) -> Error {
+    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("member stopped answering ({what})"));
+    Error::node(addr, ProtoError::Io(e))
 }
 
 /// Runs `f` to completion, or until `limit` passes (`None`).

@@ -241,16 +241,7 @@ async fn recopy_dirty(node: &Node, source: &str, started: Instant) -> Result<(),
         let from = node.view.snapshot().and_then(|s| s.primary_addr).unwrap_or_else(|| source.to_string());
         for s in dirty {
             let Ok(id) = FileId::parse(&s) else { continue };
-            if let Some(bytes) = copy_one(node, &from, &id).await? {
-                let mut h = node.heal_state();
-                h.copied += 1;
-                h.bytes += bytes;
-                h.to_copy = h.to_copy.max(h.copied);
-                let secs = started.elapsed().as_secs_f64();
-                if secs > 0.0 {
-                    h.bytes_per_sec = (h.bytes as f64 / secs) as u64;
-                }
-            }
+            copy_one(node, &from, &id, None, started).await?;
         }
     }
 }
@@ -363,21 +354,12 @@ async fn copy_differing(node: &Node, addr: &str, blobs: &[BlobSummary], started:
     let mut copied = 0;
     for b in blobs {
         let Ok(id) = FileId::parse(&b.file_id) else { continue };
-        if local_state(node, &id).await == (Expect::Is { size: b.size, crc32: b.crc32 }) || node.store.was_deleted(&id)
-        {
+        let here = local_state(node, &id).await;
+        if here == (Expect::Is { size: b.size, crc32: b.crc32 }) || node.store.was_deleted(&id) {
             continue;
         }
-        if let Some(bytes) = copy_one(node, addr, &id).await? {
+        if copy_one(node, addr, &id, Some(here), started).await?.is_some() {
             copied += 1;
-            let mut h = node.heal_state();
-            h.copied += 1;
-            h.bytes += bytes;
-            h.bytes_left = h.bytes_left.saturating_sub(bytes);
-            h.to_copy = h.to_copy.max(h.copied);
-            let secs = started.elapsed().as_secs_f64();
-            if secs > 0.0 {
-                h.bytes_per_sec = (h.bytes as f64 / secs) as u64;
-            }
         }
     }
     Ok(copied)
@@ -401,16 +383,37 @@ async fn local_state(node: &Node, id: &FileId) -> Expect {
 }
 
 /// Copies one blob from `addr`, unless a write here changes it meanwhile
-/// (then it looks again). Returns the bytes copied, or `None` when there
-/// was nothing to copy (deleted at the source or here).
-async fn copy_one(node: &Node, addr: &str, id: &FileId) -> Result<Option<u64>, ProtoError> {
+/// (then it looks again), and counts it in the heal status. `here` is what
+/// the caller just found here, if it looked. Returns the bytes copied, or
+/// `None` when there was nothing to copy (deleted at the source or here).
+async fn copy_one(
+    node: &Node,
+    addr: &str,
+    id: &FileId,
+    mut here: Option<Expect>,
+    started: Instant,
+) -> Result<Option<u64>, ProtoError> {
     for _ in 0..COPY_TRIES {
         if node.store.was_deleted(id) {
             return Ok(None);
         }
-        let expect = local_state(node, id).await;
+        let expect = match here.take() {
+            Some(e) => e,
+            None => local_state(node, id).await,
+        };
         match fetch_into(node, addr, id, expect).await {
-            Ok(n) => return Ok(Some(n)),
+            Ok(n) => {
+                let mut h = node.heal_state();
+                h.copied += 1;
+                h.bytes += n;
+                h.bytes_left = h.bytes_left.saturating_sub(n);
+                h.to_copy = h.to_copy.max(h.copied);
+                let secs = started.elapsed().as_secs_f64();
+                if secs > 0.0 {
+                    h.bytes_per_sec = (h.bytes as f64 / secs) as u64;
+                }
+                return Ok(Some(n));
+            }
             Err(ProtoError::Remote(e)) if e.code == ErrorCode::NotFound => return Ok(None),
             Err(ProtoError::Remote(e)) if e.code == ErrorCode::Exists => continue,
             Err(e) => return Err(e),
