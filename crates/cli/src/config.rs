@@ -33,6 +33,10 @@ pub struct TrackerSection {
     pub member_policy: Option<cairn_tracker::MemberPolicy>,
     /// Space kept free on members: `5%`, `10G`.
     pub reserved_space: Option<String>,
+    /// FastDFS protocol listener (`none`: off).
+    pub fastdfs_listen: Option<String>,
+    /// IP field size in FastDFS replies: `16` or `46`.
+    pub fastdfs_ip_size: Option<String>,
 }
 
 /// `[storage]` settings.
@@ -63,6 +67,16 @@ pub struct StorageSection {
     pub scrub_rate_mib: Option<u64>,
     /// Catch-up and repair pace, MiB/s (0: unlimited).
     pub heal_rate_mib: Option<u64>,
+    /// FastDFS protocol listener (`none`: off).
+    pub fastdfs_listen: Option<String>,
+    /// IP field size in FastDFS replies: `16` or `46`.
+    pub fastdfs_ip_size: Option<String>,
+    /// HTTP download listener (`none`: off).
+    pub http_listen: Option<String>,
+    /// Secret of the FastDFS anti-steal token for HTTP downloads.
+    pub http_token_secret: Option<String>,
+    /// Seconds a token stays valid.
+    pub http_token_ttl_secs: Option<u64>,
 }
 
 /// Reads the file, or the defaults when there is none.

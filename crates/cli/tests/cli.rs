@@ -73,12 +73,26 @@ fn server_starts_a_working_cluster_with_its_own_secret() {
         &tracker,
         "--storage-listen",
         &format!("127.0.0.1:{sp}"),
+        "--fastdfs-listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--fastdfs-storage-listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--http-listen",
+        &format!("127.0.0.1:{}", free_port()),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     let server =
-        Proc { name: "server".into(), addr: tracker.clone(), args, log: dir.path().join("server.log"), child: None };
+        Proc {
+        name: "server".into(),
+        addr: tracker.clone(),
+        args,
+        log: dir.path().join("server.log"),
+        child: None,
+        fastdfs: None,
+        http: None,
+    };
     let mut server = server;
     server.start();
     let secret = data.join("secret");

@@ -129,7 +129,8 @@ impl Client {
         }
     }
 
-    async fn query_update(&self, id: &FileId) -> Result<String> {
+    /// The member that takes changes to `id` (its group's primary).
+    pub async fn query_update(&self, id: &FileId) -> Result<String> {
         match self.tracker(&Request::QueryUpdate { file_id: id.to_string() }).await? {
             Response::Members(m) => m.into_iter().next().ok_or_else(|| Error::Remote(unavailable("no primary"))),
             other => Err(unexpected("members", other)),
@@ -166,6 +167,19 @@ impl Client {
             }
         }
         Err(last.unwrap_or_else(|| Error::Remote(unavailable("no member took the upload"))))
+    }
+
+    /// Uploads a new blob through one given member (a front end that runs
+    /// beside it); no other member is tried, so a one-shot body is fine.
+    pub async fn upload_at(&self, addr: &str, opts: &UploadOptions, mut body: Body) -> Result<FileId> {
+        let req = Request::Upload { appender: opts.appender, ext: opts.ext.clone(), store_path: None };
+        // The body may come from a slow remote sender: no stall limit.
+        let mode = SendMode { watch: false, repeatable: false };
+        match self.send_with_body(addr, &req, &mut body, mode).await {
+            Ok(Response::FileId(id)) => Ok(FileId::parse(&id)?),
+            Ok(other) => Err(unexpected("file id", other)),
+            Err(Attempt { err, .. }) => Err(err),
+        }
     }
 
     /// Uploads a slave file of `master` (a thumbnail, say), named from the

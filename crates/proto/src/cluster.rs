@@ -84,6 +84,11 @@ pub struct NodeReport {
     pub removed: bool,
     /// Software version.
     pub version: String,
+    /// Where FastDFS clients reach this node (`ip:port`), when it serves
+    /// the FastDFS protocol.
+    pub fastdfs_addr: Option<String>,
+    /// Where HTTP downloads of its blobs are served (`ip:port`), if anywhere.
+    pub http_addr: Option<String>,
 }
 
 /// A member left out of a write.
@@ -112,6 +117,9 @@ pub struct MemberView {
     /// began): from here on it misses nothing, so a catch-up that starts now
     /// leaves it holding everything.
     pub forwarded: bool,
+    /// Its HTTP download address, if it serves one (for redirects of
+    /// downloads it cannot serve yet).
+    pub http_addr: Option<String>,
 }
 
 /// A group as a tracker tells its members.
@@ -156,6 +164,10 @@ pub struct MemberStatus {
     pub last_heartbeat_ms: u64,
     /// Software version.
     pub version: String,
+    /// Where FastDFS clients reach it, if it serves that protocol.
+    pub fastdfs_addr: Option<String>,
+    /// Its HTTP download address, if any.
+    pub http_addr: Option<String>,
 }
 
 /// One group in a status report.

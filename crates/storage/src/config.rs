@@ -21,6 +21,13 @@ pub struct StorageConfig {
     pub scrub_rate_mib: u64,
     /// Catch-up and repair copying pace, MiB/s (0: unlimited).
     pub heal_rate_mib: u64,
+    /// Where FastDFS clients reach this node, told to the trackers (the
+    /// FastDFS listener itself runs in the `fastdfs` front end).
+    pub fastdfs_advertise: Option<String>,
+    /// Where this node serves HTTP downloads, told to the trackers and peers.
+    pub http_advertise: Option<String>,
+    /// The anti-steal token HTTP downloads must carry, if any.
+    pub http_token: Option<crate::http::HttpToken>,
 }
 
 impl StorageConfig {
@@ -35,6 +42,9 @@ impl StorageConfig {
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             scrub_rate_mib: 64,
             heal_rate_mib: 0,
+            fastdfs_advertise: None,
+            http_advertise: None,
+            http_token: None,
         }
     }
 }

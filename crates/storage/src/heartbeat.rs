@@ -97,5 +97,7 @@ async fn report(node: &Arc<Node>, tracker: &str) -> NodeReport {
         missed: node.missed_for(tracker),
         removed: node.store.is_removed(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        fastdfs_addr: node.cfg.fastdfs_advertise.clone(),
+        http_addr: node.cfg.http_advertise.clone(),
     }
 }

@@ -15,6 +15,7 @@
 mod config;
 mod error;
 mod heartbeat;
+mod http;
 mod inflight;
 mod missed;
 mod mutate;
@@ -30,5 +31,6 @@ mod upload;
 mod view;
 
 pub use config::StorageConfig;
+pub use http::{token_for, HttpToken};
 pub use node::run;
 pub use spare::wait_for_group;

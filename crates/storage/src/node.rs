@@ -254,9 +254,11 @@ impl Service for Node {
     }
 }
 
-/// Runs a storage node on `listener` until `shutdown` turns true.
+/// Runs a storage node on `listener` (and HTTP downloads on `http`) until
+/// `shutdown` turns true.
 pub async fn run(
     listener: TcpListener,
+    http: Option<TcpListener>,
     secret: ClusterSecret,
     cfg: StorageConfig,
     store: Store,
@@ -289,6 +291,9 @@ pub async fn run(
         tasks.push(tokio::spawn(heartbeat::heartbeat_loop(node.clone(), t, shutdown.clone())));
     }
     tasks.push(tokio::spawn(binlog_flusher(node.clone(), shutdown.clone())));
+    if let Some(l) = http {
+        tasks.push(tokio::spawn(crate::http::serve(l, node.clone(), shutdown.clone())));
+    }
     if let Some(every) = node.cfg.scrub_interval {
         tasks.push(tokio::spawn(scrub::periodic(node.clone(), every)));
     }

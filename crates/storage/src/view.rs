@@ -160,6 +160,19 @@ impl View {
         Some(Snapshot { epoch: top.epoch, primary: top.primary, primary_addr, write_set, active })
     }
 
+    /// HTTP download addresses of the active members other than `me`.
+    pub fn http_peers(&self, me: u32) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in self.fresh() {
+            for m in v.members.iter().filter(|m| m.id != me && m.state == MemberState::Active) {
+                if let Some(a) = m.http_addr.as_ref().filter(|a| !out.contains(a)) {
+                    out.push(a.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Epoch, primary and write set, for heartbeats.
     pub fn report(&self) -> (u64, Option<u32>, Vec<u32>) {
         match self.snapshot() {

@@ -437,6 +437,8 @@ impl ClusterState {
                             load: m.report.load,
                             last_heartbeat_ms: now.saturating_duration_since(m.last_seen).as_millis() as u64,
                             version: m.report.version.clone(),
+                            fastdfs_addr: m.report.fastdfs_addr.clone(),
+                            http_addr: m.report.http_addr.clone(),
                         })
                         .collect(),
                 }
@@ -470,6 +472,7 @@ fn view(name: &str, g: &Group) -> GroupView {
                 state: m.state,
                 round: m.syncing_since,
                 forwarded: m.state == MemberState::Syncing && g.forwarded(m.report.node_id),
+                http_addr: m.report.http_addr.clone(),
             })
             .collect(),
     }
@@ -501,6 +504,8 @@ mod tests {
             missed: vec![],
             removed: false,
             version: "test".into(),
+            fastdfs_addr: None,
+            http_addr: None,
         }
     }
 

@@ -13,6 +13,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::front::{ServerFrontOpts, StorageFront, StorageFrontOpts, TrackerFront, TrackerFrontOpts};
 use crate::config::{self, FileConfig};
 use crate::{secret, DEFAULT_STORAGE_PORT, DEFAULT_TRACKER_PORT};
 
@@ -76,6 +77,8 @@ pub struct TrackerArgs {
     secret_file: Option<PathBuf>,
     #[command(flatten)]
     opts: TrackerOpts,
+    #[command(flatten)]
+    front: TrackerFrontOpts,
 }
 
 /// `cairn storage`
@@ -107,6 +110,8 @@ pub struct StorageArgs {
     secret_file: Option<PathBuf>,
     #[command(flatten)]
     opts: StorageOpts,
+    #[command(flatten)]
+    front: StorageFrontOpts,
 }
 
 /// `cairn server`
@@ -134,6 +139,8 @@ pub struct ServerArgs {
     tracker: TrackerOpts,
     #[command(flatten)]
     storage: StorageOpts,
+    #[command(flatten)]
+    front: ServerFrontOpts,
 }
 
 fn tracker_config(file: &FileConfig, o: &TrackerOpts) -> Result<TrackerConfig> {
@@ -173,7 +180,7 @@ fn path_policy(s: Option<&String>) -> Result<PathPolicy> {
     })
 }
 
-async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
+pub(crate) async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
     let sa: SocketAddr = addr.parse().map_err(|_| anyhow!("{what}: {addr:?} is not an IP:port address"))?;
     TcpListener::bind(sa).await.with_context(|| format!("{what}: cannot listen on {addr}"))
 }
@@ -285,9 +292,13 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let cfg = tracker_config(&file, &a.opts)?;
     let listen =
         a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+    let front = TrackerFront::from_tracker(&a.front, &file)?;
     let listener = bind(&listen, "tracker").await?;
-    println!("tracker listening on {}", listener.local_addr()?);
-    cairn_tracker::run(listener, secret, cfg, shutdown_on_signal()).await;
+    let local = listener.local_addr()?;
+    println!("tracker listening on {local}");
+    let shutdown = shutdown_on_signal();
+    front.start(&local.to_string(), secret.clone(), shutdown.clone()).await?;
+    cairn_tracker::run(listener, secret, cfg, shutdown).await;
     Ok(())
 }
 
@@ -319,14 +330,17 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
             None => return Ok(()),
         }
     }
-    let parts = storage_parts(&file, &a.opts, group.as_ref(), &data, trackers, advertise.clone())?;
+    let mut parts = storage_parts(&file, &a.opts, group.as_ref(), &data, trackers.clone(), advertise.clone())?;
+    let mut front = StorageFront::bind_storage(&a.front, &file, &advertise).await?;
+    front.configure(&mut parts.cfg);
     println!(
         "storage node {} of group {} listening on {} (advertised as {advertise})",
         parts.store.node_id(),
         parts.store.group(),
         listener.local_addr()?
     );
-    cairn_storage::run(listener, secret, parts.cfg, parts.store, shutdown).await;
+    front.start(&advertise, parts.store.group(), trackers, secret.clone(), shutdown.clone())?;
+    cairn_storage::run(listener, front.http.take(), secret, parts.cfg, parts.store, shutdown).await;
     Ok(())
 }
 
@@ -345,7 +359,7 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let sl = bind(&slisten, "storage").await?;
     let tracker_addr = advertise_for(&tl, None)?;
     let storage_addr = advertise_for(&sl, file.storage.advertise.as_ref())?;
-    let parts = storage_parts(
+    let mut parts = storage_parts(
         &file,
         &a.storage,
         a.group.as_ref(),
@@ -353,6 +367,9 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         vec![tracker_addr.clone()],
         storage_addr.clone(),
     )?;
+    let tfront = TrackerFront::from_server(&a.front, &file)?;
+    let mut sfront = StorageFront::bind_server(&a.front, &file, &storage_addr).await?;
+    sfront.configure(&mut parts.cfg);
     println!("cairn server is running");
     println!("  tracker  {tracker_addr}");
     println!("  storage  {storage_addr}  (group {}, node {})", parts.store.group(), parts.store.node_id());
@@ -364,10 +381,13 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         (Some(p), false) => println!("  secret   {}", p.display()),
         (None, _) => println!("  secret   from CAIRN_SECRET"),
     }
-    println!("try: cairn upload FILE --tracker {tracker_addr}");
     let shutdown = shutdown_on_signal();
+    tfront.start(&tracker_addr, secret.clone(), shutdown.clone()).await?;
+    let group = parts.store.group().to_string();
+    sfront.start(&storage_addr, &group, vec![tracker_addr.clone()], secret.clone(), shutdown.clone())?;
+    println!("try: cairn upload FILE --tracker {tracker_addr}");
     let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, shutdown.clone()));
-    let s = tokio::spawn(cairn_storage::run(sl, secret, parts.cfg, parts.store, shutdown));
+    let s = tokio::spawn(cairn_storage::run(sl, sfront.http.take(), secret, parts.cfg, parts.store, shutdown));
     let _ = tokio::join!(t, s);
     Ok(())
 }

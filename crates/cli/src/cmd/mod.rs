@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod blob;
 pub mod daemon;
+pub mod front;
 pub mod group;
 pub mod heal;
 pub mod status;

@@ -32,12 +32,18 @@ pub struct Proc {
     pub args: Vec<String>,
     pub log: PathBuf,
     pub child: Option<Child>,
+    /// Its FastDFS-protocol listener, if it has one.
+    pub fastdfs: Option<String>,
+    /// Its HTTP download listener, if it has one.
+    pub http: Option<String>,
 }
 
 impl Proc {
     fn spawn(name: &str, addr: &str, args: Vec<String>, dir: &Path) -> Proc {
         let log = dir.join(format!("{name}.log"));
-        let mut p = Proc { name: name.into(), addr: addr.into(), args, log, child: None };
+        let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
+        let (fastdfs, http) = (flag("--fastdfs-listen"), flag("--http-listen"));
+        let mut p = Proc { name: name.into(), addr: addr.into(), args, log, child: None, fastdfs, http };
         p.start();
         p
     }
@@ -134,6 +140,8 @@ impl Cluster {
                 c.secret_file.display().to_string(),
                 "--offline-after-ms".into(),
                 OFFLINE_AFTER_MS.to_string(),
+                "--fastdfs-listen".into(),
+                format!("127.0.0.1:{}", free_port()),
             ];
             let mut args = args;
             args.extend(tracker_flags.iter().map(|s| s.to_string()));
@@ -168,6 +176,10 @@ impl Cluster {
             self.secret_file.display().to_string(),
             "--heartbeat-ms".into(),
             HEARTBEAT_MS.to_string(),
+            "--fastdfs-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--http-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
         ]);
         args.extend(flags.iter().map(|s| s.to_string()));
         self.nodes.push((group.to_string(), Proc::spawn(&format!("node{i}"), &addr, args, self.dir.path())));

@@ -1,0 +1,213 @@
+//! What both listeners share: accepting, reading a request's head within
+//! its bounds, streaming file content into the cluster, mapping errors to
+//! FastDFS status codes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_client::{Body, Error as ClientError};
+use cairn_proto::ErrorCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use crate::request::{body_limit, has_content, name_len};
+use crate::wire::{status, write_reply, Header, MAX_SMALL_BODY};
+
+/// Longest wait for the next request on an idle connection (FastDFS
+/// clients keep pooled connections open).
+const IDLE: Duration = Duration::from_secs(900);
+/// Longest wait for the rest of a request once its header arrived.
+const STALL: Duration = Duration::from_secs(60);
+/// Content bytes drained to keep a connection usable after a refusal;
+/// beyond this the connection is closed instead.
+const MAX_DRAIN: u64 = 1 << 20;
+
+/// What went wrong with a request, as the client will see it.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// FastDFS status.
+    pub status: u8,
+    /// Close the connection after answering (its stream cannot be
+    /// resynchronised cheaply).
+    pub close: bool,
+}
+
+impl Refusal {
+    pub fn new(status: u8) -> Self {
+        Refusal { status, close: false }
+    }
+}
+
+/// A service that answers one request at a time on a connection.
+pub(crate) trait Service: Send + Sync + 'static {
+    /// Handles one request whose header was read. `Ok(false)` closes.
+    fn handle(&self, conn: &mut TcpStream, h: Header) -> impl Future<Output = std::io::Result<bool>> + Send;
+}
+
+/// Accepts connections until `stop` turns true.
+pub(crate) async fn serve<S: Service>(listener: TcpListener, service: Arc<S>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (mut conn, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "FastDFS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = conn.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            loop {
+                let h = match tokio::time::timeout(IDLE, crate::wire::read_header(&mut conn)).await {
+                    Ok(Ok(h)) => h,
+                    _ => return,
+                };
+                match service.handle(&mut conn, h).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        debug!(%peer, error = %e, "FastDFS connection ended");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Reads `n` bytes, failing after [`STALL`] without progress.
+pub(crate) async fn read_n<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut b = vec![0u8; n];
+    tokio::time::timeout(STALL, r.read_exact(&mut b))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client stalled"))??;
+    Ok(b)
+}
+
+/// Reads and throws away `n` bytes.
+pub(crate) async fn drain<R: AsyncRead + Unpin>(r: &mut R, n: u64) -> std::io::Result<()> {
+    let mut take = r.take(n);
+    let copied = tokio::time::timeout(STALL, tokio::io::copy(&mut take, &mut tokio::io::sink()))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client stalled"))??;
+    if copied != n {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Reads a request's head: the fixed part and names of a command with
+/// content (the content stays on the connection), else the whole body.
+/// Every length is bounded before anything is allocated.
+pub(crate) async fn read_head(conn: &mut TcpStream, h: &Header) -> std::io::Result<Result<Vec<u8>, Refusal>> {
+    let Some(limit) = body_limit(h.cmd) else {
+        // Unknown command: skip a small body and answer; close on a big one.
+        if h.len <= MAX_SMALL_BODY {
+            drain(conn, h.len).await?;
+            return Ok(Err(Refusal::new(status::EINVAL)));
+        }
+        return Ok(Err(Refusal { status: status::EINVAL, close: true }));
+    };
+    if !has_content(h.cmd) {
+        if h.len > limit as u64 {
+            return Ok(Err(Refusal { status: status::EINVAL, close: true }));
+        }
+        return Ok(Ok(read_n(conn, h.len as usize).await?));
+    }
+    let fixed_len = (limit as u64).min(h.len) as usize;
+    let mut head = read_n(conn, fixed_len).await?;
+    if fixed_len == limit {
+        match name_len(h.cmd, &head) {
+            Ok(n) if (limit + n) as u64 <= h.len => head.extend(read_n(conn, n).await?),
+            _ => return Ok(Err(skip_rest(conn, h.len - fixed_len as u64).await?)),
+        }
+    }
+    Ok(Ok(head))
+}
+
+/// After a refused head, skips the rest of the request if that is cheap.
+pub(crate) async fn skip_rest(conn: &mut TcpStream, rest: u64) -> std::io::Result<Refusal> {
+    if rest <= MAX_DRAIN {
+        drain(conn, rest).await?;
+        Ok(Refusal::new(status::EINVAL))
+    } else {
+        Ok(Refusal { status: status::EINVAL, close: true })
+    }
+}
+
+/// Answers a refusal; `Ok(false)` when the connection must close.
+pub(crate) async fn refuse<W: AsyncWrite + Unpin>(conn: &mut W, r: Refusal) -> std::io::Result<bool> {
+    write_reply(conn, r.status, &[]).await?;
+    Ok(!r.close)
+}
+
+/// Runs `op` with a body fed by the next `n` bytes of the connection.
+/// A connection that breaks midway makes the body fail (never end
+/// early), so a short upload is never stored.
+pub(crate) async fn with_content<T, F, Fut>(conn: &mut TcpStream, n: u64, op: F) -> (Result<T, ClientError>, bool)
+where
+    F: FnOnce(Body) -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let stream = Box::pin(channel_stream(rx));
+    let body = Body::Reader(Box::new(tokio_util::io::StreamReader::new(stream)));
+    let pump = async {
+        let mut left = n;
+        let mut feeding = true;
+        while left > 0 {
+            let want = left.min(256 * 1024) as usize;
+            let mut buf = vec![0u8; want];
+            let got = match tokio::time::timeout(STALL, conn.read(&mut buf)).await {
+                Ok(Ok(0)) | Err(_) => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+                Ok(Ok(k)) => Ok(k),
+                Ok(Err(e)) => Err(e),
+            };
+            match got {
+                Ok(k) => {
+                    left -= k as u64;
+                    buf.truncate(k);
+                    if feeding && tx.send(Ok(bytes::Bytes::from(buf))).await.is_err() {
+                        feeding = false;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::new(e.kind(), "the FastDFS client stopped sending"))).await;
+                    return false;
+                }
+            }
+        }
+        drop(tx);
+        true
+    };
+    tokio::join!(op(body), pump)
+}
+
+/// A stream over a channel's items.
+fn channel_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+/// The FastDFS status for a cluster error.
+pub(crate) fn status_of(e: &ClientError) -> u8 {
+    match e.code() {
+        Some(ErrorCode::NotFound) => status::ENOENT,
+        Some(ErrorCode::InvalidArgument | ErrorCode::BadFileId | ErrorCode::NotAppender) => status::EINVAL,
+        Some(ErrorCode::Exists) => status::EEXIST,
+        Some(ErrorCode::NoSpace) => status::ENOSPC,
+        Some(ErrorCode::Io | ErrorCode::ChecksumMismatch) => status::EIO,
+        Some(_) => status::EBUSY,
+        None => match e {
+            ClientError::BadFileId(_) => status::EINVAL,
+            _ => status::EBUSY,
+        },
+    }
+}

@@ -1,0 +1,36 @@
+//! The FastDFS protocol front end: lets FastDFS clients (C, Java, PHP,
+//! Python, Go) use a Cairn cluster unchanged. A tracker-side listener
+//! answers placement and listing queries from the Cairn trackers; a
+//! storage-side listener beside each storage node carries out uploads,
+//! downloads and changes through the native client, so every write
+//! replicates and heals as native writes do. File IDs are the same in
+//! both protocols.
+//!
+//! The codec is written here (no maintained Rust crate serves the FastDFS
+//! server side): [`wire`] frames, [`request`] decodes, [`reply`] encodes.
+
+mod cluster;
+mod conn;
+pub mod reply;
+pub mod request;
+mod storage;
+mod tracker;
+pub mod wire;
+
+use std::sync::Arc;
+
+pub use storage::StorageService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+pub use tracker::TrackerService;
+pub use wire::IpSize;
+
+/// Serves the tracker side on `listener` until `stop` turns true.
+pub async fn serve_tracker(listener: TcpListener, service: TrackerService, stop: watch::Receiver<bool>) {
+    conn::serve(listener, Arc::new(service), stop).await
+}
+
+/// Serves the storage side on `listener` until `stop` turns true.
+pub async fn serve_storage(listener: TcpListener, service: StorageService, stop: watch::Receiver<bool>) {
+    conn::serve(listener, Arc::new(service), stop).await
+}

@@ -1,0 +1,208 @@
+//! The storage side: uploads, downloads and changes from FastDFS clients,
+//! carried out through this node (uploads) or the group's primary
+//! (changes), so they replicate and heal like any other write.
+
+use std::sync::Arc;
+
+use cairn_client::{Client, UploadOptions};
+use cairn_proto::FileId;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::cluster::MapCache;
+use crate::conn::{read_head, refuse, skip_rest, status_of, with_content, Refusal, Service};
+use crate::reply::{self, Endpoint};
+use crate::request::{decode_storage, encode_meta, file_id, has_content, StorageRequest};
+use crate::wire::{cmd, put_fixed, status, write_reply, Header, IpSize, GROUP_LEN};
+
+/// The storage-side FastDFS service of one storage node.
+pub struct StorageService {
+    client: Arc<Client>,
+    map: MapCache,
+    /// The node's native address: uploads go through it.
+    node_addr: String,
+    /// The node's group, when configured (else learnt from the map).
+    group: Option<String>,
+    /// The FastDFS endpoint of this node (its IP is the fallback source IP).
+    me: Endpoint,
+    ip: IpSize,
+}
+
+impl StorageService {
+    /// A service for the node at native address `node_addr`, reached by
+    /// FastDFS clients at `me`.
+    pub fn new(client: Arc<Client>, node_addr: String, group: Option<String>, me: Endpoint, ip: IpSize) -> Self {
+        Self { map: MapCache::new(client.clone()), client, node_addr, group, me, ip }
+    }
+
+    async fn group(&self) -> Result<String, Refusal> {
+        if let Some(g) = &self.group {
+            return Ok(g.clone());
+        }
+        self.map.member_at(&self.node_addr).await.map(|(g, _)| g).ok_or(Refusal::new(status::EBUSY))
+    }
+
+    /// A name within this node's group.
+    async fn own(&self, filename: &str) -> Result<FileId, Refusal> {
+        file_id(&self.group().await?, filename.as_bytes()).map_err(|_| Refusal::new(status::EINVAL))
+    }
+
+    /// Replies with a file ID: `group[16] filename`.
+    async fn file_id_reply(conn: &mut TcpStream, id: &FileId) -> std::io::Result<bool> {
+        let mut b = Vec::new();
+        put_fixed(&mut b, id.group(), GROUP_LEN);
+        b.extend_from_slice(id.path_in_group().as_bytes());
+        write_reply(conn, status::OK, &b).await.map(|()| true)
+    }
+
+    /// Requests that carry content: the content is streamed into the
+    /// cluster as it arrives.
+    async fn with_body(&self, conn: &mut TcpStream, req: StorageRequest) -> std::io::Result<bool> {
+        let fail = |e: &cairn_client::Error| Refusal::new(status_of(e));
+        match req {
+            StorageRequest::Upload { appender, ext, content, .. } => {
+                let group = self.group().await.ok();
+                let opts = UploadOptions { group, appender, ext };
+                let (r, whole) =
+                    with_content(conn, content, |body| self.client.upload_at(&self.node_addr, &opts, body)).await;
+                match (r, whole) {
+                    (Ok(id), true) => Self::file_id_reply(conn, &id).await,
+                    (Err(e), true) => refuse(conn, fail(&e)).await,
+                    (_, false) => Ok(false),
+                }
+            }
+            StorageRequest::UploadSlave { master, prefix, ext, content } => {
+                let master = match self.own(&master).await {
+                    Ok(m) => m,
+                    Err(r) => return self.refuse_content(conn, content, r).await,
+                };
+                let (r, whole) =
+                    with_content(conn, content, |body| self.client.upload_slave(&master, &prefix, &ext, body)).await;
+                match (r, whole) {
+                    (Ok(id), true) => Self::file_id_reply(conn, &id).await,
+                    (Err(e), true) => refuse(conn, fail(&e)).await,
+                    (_, false) => Ok(false),
+                }
+            }
+            StorageRequest::Append { filename, content } => {
+                let id = match self.own(&filename).await {
+                    Ok(id) => id,
+                    Err(r) => return self.refuse_content(conn, content, r).await,
+                };
+                let (r, whole) = with_content(conn, content, |body| self.client.append(&id, body)).await;
+                self.done(conn, r, whole).await
+            }
+            StorageRequest::Modify { filename, offset, content } => {
+                let id = match self.own(&filename).await {
+                    Ok(id) => id,
+                    Err(r) => return self.refuse_content(conn, content, r).await,
+                };
+                let (r, whole) = with_content(conn, content, |body| self.client.modify(&id, offset, body)).await;
+                self.done(conn, r, whole).await
+            }
+            _ => refuse(conn, Refusal::new(status::EINVAL)).await,
+        }
+    }
+
+    async fn refuse_content(&self, conn: &mut TcpStream, content: u64, r: Refusal) -> std::io::Result<bool> {
+        let mut r2 = skip_rest(conn, content).await?;
+        r2.status = r.status;
+        refuse(conn, r2).await
+    }
+
+    async fn done(
+        &self,
+        conn: &mut TcpStream,
+        r: Result<(), cairn_client::Error>,
+        whole: bool,
+    ) -> std::io::Result<bool> {
+        match (r, whole) {
+            (Ok(()), true) => write_reply(conn, status::OK, &[]).await.map(|()| true),
+            (Err(e), true) => refuse(conn, Refusal::new(status_of(&e))).await,
+            (_, false) => Ok(false),
+        }
+    }
+
+    /// Requests without content.
+    async fn plain(&self, conn: &mut TcpStream, req: StorageRequest) -> std::io::Result<bool> {
+        let fail = |e: cairn_client::Error| Refusal::new(status_of(&e));
+        let answer: Result<Vec<u8>, Refusal> = match req {
+            StorageRequest::Download { id, offset, length } => return self.download(conn, id, offset, length).await,
+            StorageRequest::Delete { id } => self.client.delete(&id).await.map(|()| Vec::new()).map_err(fail),
+            StorageRequest::GetMeta { id } => self.client.get_meta(&id).await.map(|m| encode_meta(&m)).map_err(fail),
+            StorageRequest::FileInfo { id } => match self.client.info(&id).await {
+                Ok(i) => {
+                    let source = self.map.member_by_id(i.source_node).await;
+                    let ip = source
+                        .and_then(|m| m.fastdfs_addr.or(Some(m.addr)))
+                        .and_then(|a| Endpoint::parse(&a))
+                        .map(|e| e.ip)
+                        .unwrap_or_else(|| self.me.ip.clone());
+                    Ok(reply::file_info(i.size, i.created, i.crc32, &ip, self.ip))
+                }
+                Err(e) => Err(fail(e)),
+            },
+            StorageRequest::Truncate { filename, size } => match self.own(&filename).await {
+                Ok(id) => self.client.truncate(&id, size).await.map(|()| Vec::new()).map_err(fail),
+                Err(r) => Err(r),
+            },
+            StorageRequest::SetMeta { id, merge, meta } => {
+                self.client.set_meta(&id, meta, merge).await.map(|()| Vec::new()).map_err(fail)
+            }
+            StorageRequest::ActiveTest => Ok(Vec::new()),
+            StorageRequest::Quit => return Ok(false),
+            _ => Err(Refusal::new(status::EINVAL)),
+        };
+        match answer {
+            Ok(body) => write_reply(conn, status::OK, &body).await.map(|()| true),
+            Err(r) => refuse(conn, r).await,
+        }
+    }
+
+    /// Sends the range's length in the header, then streams the bytes
+    /// from any member. A failure midway closes the connection: the
+    /// client sees a short body, never wrong bytes.
+    async fn download(&self, conn: &mut TcpStream, id: FileId, offset: u64, length: u64) -> std::io::Result<bool> {
+        let size = match self.client.info(&id).await {
+            Ok(i) => i.size,
+            Err(e) => return refuse(conn, Refusal::new(status_of(&e))).await,
+        };
+        if offset > size {
+            return refuse(conn, Refusal::new(status::EINVAL)).await;
+        }
+        let len = if length == 0 { size - offset } else { length.min(size - offset) };
+        conn.write_all(&Header { len, cmd: cmd::RESP, status: status::OK }.encode()).await?;
+        if len > 0 {
+            let sent = self.client.download_to(&id, offset, Some(len), conn).await;
+            if !matches!(sent, Ok(n) if n == len) {
+                tracing::warn!(file_id = %id, "FastDFS download failed midway; closing the connection");
+                return Ok(false);
+            }
+        }
+        conn.flush().await?;
+        Ok(true)
+    }
+}
+
+impl Service for StorageService {
+    async fn handle(&self, conn: &mut TcpStream, h: Header) -> std::io::Result<bool> {
+        let head = match read_head(conn, &h).await? {
+            Ok(b) => b,
+            Err(r) => return refuse(conn, r).await,
+        };
+        let req = match decode_storage(h.cmd, h.len, &head) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "bad FastDFS storage request");
+                let rest = h.len.saturating_sub(head.len() as u64);
+                let r = if has_content(h.cmd) { skip_rest(conn, rest).await? } else { Refusal::new(status::EINVAL) };
+                return refuse(conn, r).await;
+            }
+        };
+        if has_content(h.cmd) {
+            self.with_body(conn, req).await
+        } else {
+            self.plain(conn, req).await
+        }
+    }
+}
