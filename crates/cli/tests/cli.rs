@@ -83,8 +83,7 @@ fn server_starts_a_working_cluster_with_its_own_secret() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let server =
-        Proc {
+    let server = Proc {
         name: "server".into(),
         addr: tracker.clone(),
         args,

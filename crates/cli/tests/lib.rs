@@ -5,6 +5,7 @@ mod common;
 mod blob_ops;
 mod cli;
 mod failover;
+mod fastdfs;
 mod faults;
 mod heal;
 mod hostile;

@@ -255,16 +255,16 @@ pub fn decode_tracker(cmd: u8, body: &[u8]) -> Result<TrackerRequest, DecodeErro
         }
         group_field(b)
     };
-    let empty = |b: &[u8]| if b.is_empty() { Ok(()) } else { Err(DecodeError::Length { cmd, pkg_len: b.len() as u64 }) };
+    let empty =
+        |b: &[u8]| if b.is_empty() { Ok(()) } else { Err(DecodeError::Length { cmd, pkg_len: b.len() as u64 }) };
     Ok(match cmd {
         cmd::QUERY_STORE_WITHOUT_GROUP_ONE | cmd::QUERY_STORE_WITHOUT_GROUP_ALL => {
             empty(body)?;
             TrackerRequest::QueryStore { group: None, all: cmd == cmd::QUERY_STORE_WITHOUT_GROUP_ALL }
         }
-        cmd::QUERY_STORE_WITH_GROUP_ONE | cmd::QUERY_STORE_WITH_GROUP_ALL => TrackerRequest::QueryStore {
-            group: Some(group_only(body)?),
-            all: cmd == cmd::QUERY_STORE_WITH_GROUP_ALL,
-        },
+        cmd::QUERY_STORE_WITH_GROUP_ONE | cmd::QUERY_STORE_WITH_GROUP_ALL => {
+            TrackerRequest::QueryStore { group: Some(group_only(body)?), all: cmd == cmd::QUERY_STORE_WITH_GROUP_ALL }
+        }
         cmd::QUERY_FETCH_ONE | cmd::QUERY_FETCH_ALL => {
             TrackerRequest::QueryFetch { id: group_and_name(cmd, body)?, all: cmd == cmd::QUERY_FETCH_ALL }
         }

@@ -149,13 +149,8 @@ fn group_stat(g: &GroupStatus) -> GroupStat {
 
 fn storage_stat(m: &cairn_proto::MemberStatus) -> StorageStat {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let ip = m
-        .fastdfs_addr
-        .as_deref()
-        .or(Some(m.addr.as_str()))
-        .and_then(Endpoint::parse)
-        .map(|e| e.ip)
-        .unwrap_or_default();
+    let ip =
+        m.fastdfs_addr.as_deref().or(Some(m.addr.as_str())).and_then(Endpoint::parse).map(|e| e.ip).unwrap_or_default();
     let readable = m.state == MemberState::Active;
     StorageStat {
         status: reply::status_code(m.state),

@@ -74,19 +74,18 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Checks the token when the node requires one.
-fn check_token(tok: Option<&HttpToken>, file_id: &str, p: &Params) -> Result<(), Response> {
+/// Checks the token when the node requires one; the error says why not.
+fn check_token(tok: Option<&HttpToken>, file_id: &str, p: &Params) -> Result<(), &'static str> {
     let Some(tok) = tok else { return Ok(()) };
-    let forbidden = |why: &str| plain(StatusCode::FORBIDDEN, why);
     let (Some(token), Some(ts)) = (p.token.as_deref(), p.ts.as_deref()) else {
-        return Err(forbidden("this download needs ?token=…&ts=…"));
+        return Err("this download needs ?token=…&ts=…");
     };
-    let ts: i64 = ts.parse().map_err(|_| forbidden("bad ts"))?;
+    let ts: i64 = ts.parse().map_err(|_| "bad ts")?;
     if now_secs() - ts > tok.ttl.as_secs() as i64 {
-        return Err(forbidden("token expired"));
+        return Err("token expired");
     }
     if token.len() != 32 || !token.eq_ignore_ascii_case(&token_for(file_id, &tok.secret, ts)) {
-        return Err(forbidden("bad token"));
+        return Err("bad token");
     }
     Ok(())
 }
@@ -130,8 +129,8 @@ async fn download(
         return plain(StatusCode::BAD_REQUEST, "not a file ID");
     };
     let file_id = id.to_string();
-    if let Err(r) = check_token(node.cfg.http_token.as_ref(), &file_id, &p) {
-        return r;
+    if let Err(why) = check_token(node.cfg.http_token.as_ref(), &file_id, &p) {
+        return plain(StatusCode::FORBIDDEN, why);
     }
     if id.group() != node.store.group() {
         return plain(StatusCode::NOT_FOUND, "no such file in this group");

@@ -116,7 +116,8 @@ impl TrackerFront {
 
     /// For `cairn server`.
     pub fn from_server(o: &ServerFrontOpts, file: &FileConfig) -> Result<Self> {
-        let t = TrackerFrontOpts { fastdfs_listen: o.fastdfs_listen.clone(), fastdfs_ip_size: o.fastdfs_ip_size.clone() };
+        let t =
+            TrackerFrontOpts { fastdfs_listen: o.fastdfs_listen.clone(), fastdfs_ip_size: o.fastdfs_ip_size.clone() };
         Self::from_tracker(&t, file)
     }
 
