@@ -453,6 +453,30 @@ fn http_downloads_with_ranges_head_etag_and_names() {
 }
 
 #[test]
+fn http_redirects_to_a_member_that_holds_the_file() {
+    let c = Cluster::start(1, &[("g1", 2)]);
+    let data = content(50_000, 6);
+    let id = upload(&fdfs(&c, 0), 11, "bin", &data);
+    // Lost behind node 0's back (not deleted): it sends the client on.
+    let fid = FileId::parse(&id).unwrap();
+    let dir = c.dir.path().join(format!("node0/store0/data/{:02X}/{:02X}", fid.dir1(), fid.dir2()));
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(fid.name()) {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let (http0, http1) = (c.nodes[0].1.http.clone().unwrap(), c.nodes[1].1.http.clone().unwrap());
+    let (code, h, _) = curl(&[&format!("http://{http0}/{id}")]);
+    assert_eq!(code, 302);
+    assert!(h.contains(&format!("location: http://{http1}/{}", id.to_ascii_lowercase())), "{h}");
+    let (code, _, b) = curl(&["-L", &format!("http://{http0}/{id}")]);
+    assert_eq!((code, b), (200, data));
+    // A file no member holds is not bounced around.
+    let (code, _, _) = curl(&["-L", "--max-redirs", "3", &format!("http://{http0}/{}", id.replace(".bin", ".png"))]);
+    assert_eq!(code, 404);
+}
+
+#[test]
 fn http_anti_steal_tokens() {
     let c = Cluster::start_with(1, &[("g1", 1)], &["--http-token-secret", "s3cret", "--http-token-ttl-secs", "60"]);
     let id = upload(&fdfs(&c, 0), 11, "txt", b"guarded");
