@@ -300,6 +300,19 @@ fn ext_field(b: &[u8]) -> Result<String, DecodeError> {
     Ok(e)
 }
 
+/// The non-empty file name after a `fixed`-byte part that starts with
+/// its length.
+fn named(cmd: u8, head: &[u8], fixed: usize) -> Result<&[u8], DecodeError> {
+    if head.len() < fixed {
+        return Err(DecodeError::Short { cmd, len: head.len() });
+    }
+    let n = name_len(cmd, head)?;
+    if head.len() != fixed + n || n == 0 {
+        return Err(DecodeError::Short { cmd, len: head.len() });
+    }
+    Ok(&head[fixed..])
+}
+
 /// Decodes a storage request from its head (the fixed part and names of
 /// a command with content, else the whole body); `pkg_len` is the
 /// header's, against which the content length is checked.
@@ -345,28 +358,16 @@ pub fn decode_storage(cmd: u8, pkg_len: u64, head: &[u8]) -> Result<StorageReque
             }
         }
         cmd::APPEND_FILE => {
-            if head.len() < 16 {
-                return Err(short());
-            }
-            let n = name_len(cmd, head)?;
-            if head.len() != 16 + n || n == 0 {
-                return Err(short());
-            }
+            let name = named(cmd, head, 16)?;
             StorageRequest::Append {
-                filename: text(&head[16..], "file name")?,
+                filename: text(name, "file name")?,
                 content: content_after(head.len(), get_u64(&head[8..16]))?,
             }
         }
         cmd::MODIFY_FILE => {
-            if head.len() < 24 {
-                return Err(short());
-            }
-            let n = name_len(cmd, head)?;
-            if head.len() != 24 + n || n == 0 {
-                return Err(short());
-            }
+            let name = named(cmd, head, 24)?;
             StorageRequest::Modify {
-                filename: text(&head[24..], "file name")?,
+                filename: text(name, "file name")?,
                 offset: get_u64(&head[8..16]),
                 content: content_after(head.len(), get_u64(&head[16..24]))?,
             }

@@ -181,7 +181,7 @@ async fn download(
     let rid = id.clone();
     let reader = match blocking(move || store.read(&rid, start, Some(end - start))).await {
         Ok(r) => r,
-        Err(_) => return plain(StatusCode::NOT_FOUND, "no such file"),
+        Err(e) => return plain(StatusCode::NOT_FOUND, &format!("cannot read the file: {e}")),
     };
     (status, h, Body::from_stream(stream(node, id, reader))).into_response()
 }
@@ -220,7 +220,9 @@ fn stream(
 /// Sends the client to an active member that serves HTTP.
 fn redirect(node: &Node, uri: &Uri) -> Response {
     let peers = node.view.http_peers(node.id());
-    let Some(peer) = peers.first() else { return plain(StatusCode::NOT_FOUND, "no such file") };
+    let Some(peer) = peers.first() else {
+        return plain(StatusCode::NOT_FOUND, "no such file here, and no other member serves HTTP");
+    };
     let query = match uri.query() {
         Some(q) => format!("?{q}&redirected=1"),
         None => "?redirected=1".to_string(),
