@@ -1,0 +1,57 @@
+//! Namespace errors, each with the errno a file system front end answers.
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum MetaError {
+    /// No such volume, inode or entry.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("already exists: {0}")]
+    Exists(String),
+    /// A directory was needed.
+    #[error("not a directory")]
+    NotDir,
+    /// Not allowed on a directory.
+    #[error("is a directory")]
+    IsDir,
+    /// The directory has entries.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// The name is longer than 255 bytes.
+    #[error("name too long")]
+    NameTooLong,
+    /// No such extended attribute.
+    #[error("no such attribute")]
+    NoAttr,
+    /// Bad argument (a rename into its own subtree, a bad name, …).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// Too many links to one inode.
+    #[error("too many links")]
+    TooManyLinks,
+    /// The engine failed.
+    #[error("meta engine: {0}")]
+    Engine(String),
+}
+
+impl MetaError {
+    /// The errno for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            MetaError::NotFound(_) => 2,   // ENOENT
+            MetaError::Exists(_) => 17,    // EEXIST
+            MetaError::NotDir => 20,       // ENOTDIR
+            MetaError::IsDir => 21,        // EISDIR
+            MetaError::NotEmpty => 39,     // ENOTEMPTY
+            MetaError::NameTooLong => 36,  // ENAMETOOLONG
+            MetaError::NoAttr => 61,       // ENODATA
+            MetaError::Invalid(_) => 22,   // EINVAL
+            MetaError::TooManyLinks => 31, // EMLINK
+            MetaError::Engine(_) => 5,     // EIO
+        }
+    }
+}
+
+/// Result of namespace operations.
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;

@@ -1,0 +1,23 @@
+//! The meta service's namespace (DESIGN.md, "Namespace layer" and "Meta
+//! engine"): volumes, inodes, directory entries, symlinks, hard links,
+//! extended attributes, and each file's content as slices of immutable
+//! blobs. Every operation is one transaction behind the [`Engine`] trait;
+//! [`RedbEngine`] is the embedded default.
+//!
+//! - `engine.rs`: the trait; `redb_engine.rs`: the embedded engine.
+//! - `model.rs`: what is stored, under which keys.
+//! - `namespace.rs`: the operations.
+//! - `slices.rs`: which blob ranges make up a range of a file.
+
+mod engine;
+mod error;
+pub mod model;
+mod namespace;
+mod redb_engine;
+pub mod slices;
+
+pub use engine::{Engine, KvRead, KvWrite};
+pub use error::{MetaError, Result};
+pub use model::{Attr, Dirent, Inode, Kind, Slice, Time, Volume, ROOT};
+pub use namespace::{Namespace, NewNode, RenameMode, SetAttr, VolumeStats, DEFAULT_CHUNK, LINK_MAX, NAME_MAX};
+pub use redb_engine::RedbEngine;

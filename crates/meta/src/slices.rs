@@ -1,0 +1,147 @@
+//! Which blob ranges make up a range of a file: later slices win where
+//! they overlap, and what no slice covers reads as zeros (a hole).
+
+use crate::model::Slice;
+
+/// One piece of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// `len` bytes from `blob` at `blob_offset`.
+    Data {
+        /// The blob.
+        blob: String,
+        /// Where in it.
+        blob_offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// `len` zero bytes.
+    Hole {
+        /// How many bytes.
+        len: u64,
+    },
+}
+
+impl Piece {
+    /// Its length.
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Data { len, .. } | Piece::Hole { len } => *len,
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The pieces that make `[offset, offset + len)` of a file whose content is
+/// `slices` (oldest first) and whose size is `size`, clamped to the size.
+pub fn resolve(slices: &[Slice], size: u64, offset: u64, len: u64) -> Vec<Piece> {
+    let end = offset.saturating_add(len).min(size);
+    let mut out = Vec::new();
+    let mut pos = offset;
+    while pos < end {
+        // The newest slice covering `pos`, and where the next newer-than-it
+        // slice begins (it would take over there).
+        let mut best: Option<&Slice> = None;
+        let mut best_i = 0;
+        for (i, s) in slices.iter().enumerate().rev() {
+            if s.offset <= pos && pos < s.offset + s.len {
+                best = Some(s);
+                best_i = i;
+                break;
+            }
+        }
+        let mut stop = end;
+        // Any newer slice starting inside the run cuts it.
+        let newer = match best {
+            Some(_) => &slices[best_i + 1..],
+            None => slices,
+        };
+        for s in newer {
+            if s.offset > pos && s.offset < stop {
+                stop = s.offset;
+            }
+        }
+        match best {
+            Some(s) => {
+                stop = stop.min(s.offset + s.len);
+                out.push(Piece::Data {
+                    blob: s.blob.clone(),
+                    blob_offset: s.blob_offset + (pos - s.offset),
+                    len: stop - pos,
+                });
+            }
+            None => out.push(Piece::Hole { len: stop - pos }),
+        }
+        pos = stop;
+    }
+    out
+}
+
+/// Drops what lies at or beyond `size` (a truncate), trimming the slice
+/// that crosses it.
+pub fn truncate(slices: &mut Vec<Slice>, size: u64) {
+    slices.retain(|s| s.offset < size);
+    for s in slices.iter_mut() {
+        if s.offset + s.len > size {
+            s.len = size - s.offset;
+        }
+    }
+}
+
+/// Blobs that `slices` no longer show any byte of (fully covered by newer
+/// slices or cut off): they can be collected.
+pub fn unreferenced(slices: &[Slice], size: u64) -> Vec<String> {
+    let used: std::collections::HashSet<String> = resolve(slices, size, 0, size)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Data { blob, .. } => Some(blob),
+            Piece::Hole { .. } => None,
+        })
+        .collect();
+    let mut out: Vec<String> = slices.iter().map(|s| s.blob.clone()).filter(|b| !used.contains(b)).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(offset: u64, len: u64, blob: &str) -> Slice {
+        Slice { offset, len, blob: blob.into(), blob_offset: 0 }
+    }
+
+    #[test]
+    fn newer_slices_win_and_holes_read_as_zeros() {
+        let slices = vec![s(0, 100, "a"), s(50, 10, "b"), s(200, 10, "c")];
+        let p = resolve(&slices, 210, 0, 1000);
+        assert_eq!(
+            p,
+            vec![
+                Piece::Data { blob: "a".into(), blob_offset: 0, len: 50 },
+                Piece::Data { blob: "b".into(), blob_offset: 0, len: 10 },
+                Piece::Data { blob: "a".into(), blob_offset: 60, len: 40 },
+                Piece::Hole { len: 100 },
+                Piece::Data { blob: "c".into(), blob_offset: 0, len: 10 },
+            ]
+        );
+        assert_eq!(p.iter().map(Piece::len).sum::<u64>(), 210);
+    }
+
+    #[test]
+    fn truncate_trims_and_collects() {
+        let mut slices = vec![s(0, 100, "a"), s(100, 100, "b"), s(0, 100, "c")];
+        assert_eq!(unreferenced(&slices, 200), vec!["a".to_string()]);
+        truncate(&mut slices, 50);
+        assert_eq!(slices, vec![s(0, 50, "a"), s(0, 50, "c")]);
+        assert_eq!(
+            resolve(&slices, 80, 0, 80),
+            vec![Piece::Data { blob: "c".into(), blob_offset: 0, len: 50 }, Piece::Hole { len: 30 }]
+        );
+    }
+}

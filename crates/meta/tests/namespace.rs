@@ -1,0 +1,160 @@
+//! The namespace's operations on the embedded engine.
+
+use cairn_meta::slices::Piece;
+use cairn_meta::{Kind, MetaError, Namespace, NewNode, RedbEngine, RenameMode, SetAttr, Slice, DEFAULT_CHUNK, ROOT};
+
+fn ns(dir: &tempfile::TempDir) -> Namespace<RedbEngine> {
+    Namespace::new(RedbEngine::open(&dir.path().join("meta.redb")).unwrap())
+}
+
+fn file(uid: u32) -> NewNode {
+    NewNode { kind: Kind::File, perm: 0o644, uid, gid: uid, rdev: 0, target: vec![] }
+}
+
+#[test]
+fn volumes_are_created_listed_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("photos", vec!["g1".into(), "g2".into()], DEFAULT_CHUNK).unwrap();
+    assert_eq!(n.create_volume("photos", vec![], DEFAULT_CHUNK), Err(MetaError::Exists("volume photos".into())));
+    assert!(n.create_volume("bad/name", vec![], DEFAULT_CHUNK).is_err());
+    n.create_volume("builds", vec![], DEFAULT_CHUNK).unwrap();
+    let names: Vec<String> = n.volumes().unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(names, vec!["builds", "photos"]);
+    let root = n.getattr(v.id, ROOT).unwrap();
+    assert_eq!((root.kind, root.perm, root.nlink), (Kind::Dir, 0o755, 2));
+    let f = n.mknod(v.id, ROOT, b"a.jpg", file(0)).unwrap();
+    n.write(v.id, f.ino, vec![Slice { offset: 0, len: 10, blob: "g1/M00/00/00/x".into(), blob_offset: 0 }]).unwrap();
+    n.delete_volume("photos").unwrap();
+    assert!(n.volume("photos").is_err());
+    assert!(n.getattr(v.id, ROOT).is_err());
+    assert_eq!(n.garbage(i64::MAX, 10).unwrap(), vec!["g1/M00/00/00/x".to_string()]);
+    assert!(n.getattr(n.volume("builds").unwrap().id, ROOT).is_ok(), "other volumes untouched");
+}
+
+#[test]
+fn directories_links_and_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let d = n.mkdir(v, ROOT, b"d", 0o750, 1000, 1000).unwrap();
+    assert_eq!(n.getattr(v, ROOT).unwrap().nlink, 3);
+    let f = n.mknod(v, d.ino, b"f", file(1000)).unwrap();
+    assert_eq!(n.lookup(v, d.ino, b"f").unwrap().ino, f.ino);
+    assert_eq!(n.lookup(v, d.ino, b"..").unwrap().ino, ROOT);
+    assert_eq!(n.mknod(v, d.ino, b"f", file(0)).map(|_| ()), Err(MetaError::Exists("f".into())));
+    assert_eq!(n.link(v, f.ino, ROOT, b"g").unwrap().nlink, 2);
+    assert_eq!(n.rmdir(v, ROOT, b"d"), Err(MetaError::NotEmpty));
+    assert_eq!(n.unlink(v, ROOT, b"d"), Err(MetaError::IsDir));
+    n.unlink(v, d.ino, b"f").unwrap();
+    assert_eq!(n.getattr(v, f.ino).unwrap().nlink, 1);
+    n.unlink(v, ROOT, b"g").unwrap();
+    // No link left: kept as an orphan until released.
+    assert_eq!(n.getattr(v, f.ino).unwrap().nlink, 0);
+    assert_eq!(n.orphans(v).unwrap(), vec![f.ino]);
+    n.release(v, f.ino).unwrap();
+    assert!(n.getattr(v, f.ino).is_err());
+    n.rmdir(v, ROOT, b"d").unwrap();
+    assert_eq!(n.getattr(v, ROOT).unwrap().nlink, 2);
+    let s = n
+        .mknod(
+            v,
+            ROOT,
+            b"l",
+            NewNode { kind: Kind::Symlink, perm: 0, uid: 0, gid: 0, rdev: 0, target: b"/etc/x".to_vec() },
+        )
+        .unwrap();
+    assert_eq!((s.size, n.readlink(v, s.ino).unwrap()), (6, b"/etc/x".to_vec()));
+    assert_eq!(n.mknod(v, ROOT, &[b'x'; 256], file(0)).map(|_| ()), Err(MetaError::NameTooLong));
+}
+
+#[test]
+fn readdir_pages_through_a_large_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    for i in 0..2500 {
+        n.mknod(v, ROOT, format!("f{i:05}").as_bytes(), file(0)).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = n.readdir(v, ROOT, after.as_deref(), 1000).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().0.clone());
+        seen.extend(page.into_iter().map(|(name, _)| name));
+    }
+    assert_eq!(seen.len(), 2500);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn renames_replace_refuse_exchange_and_never_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let a = n.mkdir(v, ROOT, b"a", 0o755, 0, 0).unwrap();
+    let b = n.mkdir(v, a.ino, b"b", 0o755, 0, 0).unwrap();
+    let x = n.mknod(v, ROOT, b"x", file(0)).unwrap();
+    let y = n.mknod(v, ROOT, b"y", file(0)).unwrap();
+    assert!(matches!(n.rename(v, ROOT, b"a", b.ino, b"a2", RenameMode::Replace), Err(MetaError::Invalid(_))));
+    assert_eq!(n.rename(v, ROOT, b"x", ROOT, b"y", RenameMode::NoReplace), Err(MetaError::Exists("y".into())));
+    n.rename(v, ROOT, b"x", ROOT, b"y", RenameMode::Exchange).unwrap();
+    assert_eq!(n.lookup(v, ROOT, b"y").unwrap().ino, x.ino);
+    assert_eq!(n.lookup(v, ROOT, b"x").unwrap().ino, y.ino);
+    // Replacing drops the old target (an orphan: it may be open).
+    n.rename(v, ROOT, b"x", ROOT, b"y", RenameMode::Replace).unwrap();
+    assert_eq!(n.lookup(v, ROOT, b"y").unwrap().ino, y.ino);
+    assert!(n.lookup(v, ROOT, b"x").is_err());
+    assert_eq!(n.orphans(v).unwrap(), vec![x.ino]);
+    // A directory moves with its link counts.
+    n.rename(v, a.ino, b"b", ROOT, b"b", RenameMode::Replace).unwrap();
+    assert_eq!(n.getattr(v, a.ino).unwrap().nlink, 2);
+    assert_eq!(n.getattr(v, ROOT).unwrap().nlink, 4);
+    assert_eq!(n.lookup(v, b.ino, b"..").unwrap().ino, ROOT);
+    assert_eq!(n.rename(v, ROOT, b"y", ROOT, b"a", RenameMode::Replace), Err(MetaError::IsDir));
+    assert_eq!(n.rename(v, ROOT, b"a", ROOT, b"y", RenameMode::Replace), Err(MetaError::NotDir));
+    n.rename(v, ROOT, b"b", ROOT, b"a", RenameMode::Replace).unwrap(); // over an empty directory
+    assert_eq!(n.getattr(v, ROOT).unwrap().nlink, 3);
+}
+
+#[test]
+fn content_is_slices_and_truncation_collects_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let f = n.mknod(v, ROOT, b"f", file(0)).unwrap();
+    let s = |offset, len, blob: &str| Slice { offset, len, blob: blob.into(), blob_offset: 0 };
+    n.write(v, f.ino, vec![s(0, 100, "A"), s(1000, 100, "B")]).unwrap();
+    assert_eq!(n.getattr(v, f.ino).unwrap().size, 1100);
+    let (_, pieces) = n.read(v, f.ino, 50, 1000).unwrap();
+    assert_eq!(pieces[1], Piece::Hole { len: 900 });
+    n.setattr(v, f.ino, SetAttr { size: Some(500), ..Default::default() }).unwrap();
+    assert_eq!(n.garbage(i64::MAX, 10).unwrap(), vec!["B".to_string()]);
+    n.collected(&["B".to_string()]).unwrap();
+    assert!(n.garbage(i64::MAX, 10).unwrap().is_empty());
+    n.setxattr(v, f.ino, b"user.k", b"v", true, false).unwrap();
+    assert_eq!(n.setxattr(v, f.ino, b"user.k", b"v", true, false), Err(MetaError::Exists("extended attribute".into())));
+    assert_eq!(n.getxattr(v, f.ino, b"user.k").unwrap(), b"v");
+    assert_eq!(n.listxattr(v, f.ino).unwrap(), vec![b"user.k".to_vec()]);
+    n.removexattr(v, f.ino, b"user.k").unwrap();
+    assert_eq!(n.getxattr(v, f.ino, b"user.k"), Err(MetaError::NoAttr));
+}
+
+#[test]
+fn everything_survives_reopening_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, ino) = {
+        let n = ns(&dir);
+        let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+        let d = n.mkdir(v, ROOT, b"d", 0o755, 0, 0).unwrap();
+        (v, n.mknod(v, d.ino, b"f", file(7)).unwrap().ino)
+    };
+    let n = ns(&dir);
+    let d = n.lookup(v, ROOT, b"d").unwrap();
+    assert_eq!(n.lookup(v, d.ino, b"f").unwrap().ino, ino);
+    // New inode numbers continue past the old ones.
+    assert!(n.mknod(v, ROOT, b"g", file(0)).unwrap().ino > ino);
+}
