@@ -73,6 +73,10 @@ enum Command {
     Scrub(cmd::heal::ScrubArgs),
     /// Group membership: `group add-node GROUP ADDR`, `group remove-node GROUP NODE_ID`
     Group(cmd::group::GroupArgs),
+    /// Run the meta service (volumes' namespaces)
+    Meta(cmd::daemon::MetaDaemonArgs),
+    /// Volumes: `volume create|list|info|delete`
+    Volume(cmd::volume::VolumeArgs),
 }
 
 fn init_logging(daemon: bool) {
@@ -84,7 +88,8 @@ fn init_logging(daemon: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let daemon = matches!(cli.command, Command::Server(_) | Command::Tracker(_) | Command::Storage(_));
+    let daemon =
+        matches!(cli.command, Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_));
     init_logging(daemon);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -112,6 +117,8 @@ fn main() -> ExitCode {
             Command::Heal(a) => cmd::heal::heal(a).await,
             Command::Scrub(a) => cmd::heal::scrub(a).await,
             Command::Group(a) => cmd::group::run(a).await,
+            Command::Meta(a) => cmd::daemon::meta(a).await,
+            Command::Volume(a) => cmd::volume::run(a).await,
         }
     });
     // Don't wait for blocking tasks (a stdin reader) to notice the end.

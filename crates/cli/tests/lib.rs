@@ -9,3 +9,4 @@ mod fastdfs;
 mod faults;
 mod heal;
 mod hostile;
+mod meta;

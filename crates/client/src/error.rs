@@ -30,6 +30,14 @@ pub enum Error {
     /// The local input could not be read.
     #[error("reading input: {0}")]
     Input(#[source] std::io::Error),
+    /// The meta service refused a namespace operation.
+    #[error("{message}")]
+    Namespace {
+        /// The errno a file system answers (ENOENT, EEXIST, …).
+        errno: i32,
+        /// What happened.
+        message: String,
+    },
     /// The local output could not be written.
     #[error("writing output: {0}")]
     Output(#[source] std::io::Error),

@@ -16,7 +16,9 @@
 mod body;
 mod client;
 mod error;
+mod meta;
 
 pub use body::Body;
 pub use client::{Client, ClientConfig, UploadOptions};
 pub use error::{Error, Result};
+pub use meta::MetaClient;

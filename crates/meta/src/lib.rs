@@ -8,12 +8,14 @@
 //! - `model.rs`: what is stored, under which keys.
 //! - `namespace.rs`: the operations.
 //! - `slices.rs`: which blob ranges make up a range of a file.
+//! - `server.rs`: the daemon (`cairn meta`).
 
 mod engine;
 mod error;
 pub mod model;
 mod namespace;
 mod redb_engine;
+pub mod server;
 pub mod slices;
 
 pub use engine::{Engine, KvRead, KvWrite};

@@ -13,106 +13,10 @@
 
 use std::collections::BTreeMap;
 
+pub use cairn_proto::meta::{Attr, Dirent, Kind, Slice, Time, Volume, ROOT};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
-
-/// Inode number of every volume's root directory.
-pub const ROOT: u64 = 1;
-
-/// A volume: one namespace whose file data is spread over some groups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Volume {
-    /// Internal ID (part of every key of the volume).
-    pub id: u32,
-    /// Name.
-    pub name: String,
-    /// Groups its data goes to; empty: any group.
-    pub groups: Vec<String>,
-    /// Largest blob a write makes, bytes.
-    pub chunk_size: u64,
-    /// Creation time, Unix seconds.
-    pub created: u64,
-}
-
-/// Kinds of inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kind {
-    /// Regular file.
-    File,
-    /// Directory.
-    Dir,
-    /// Symbolic link.
-    Symlink,
-    /// Named pipe.
-    Fifo,
-    /// Unix socket.
-    Socket,
-    /// Character device.
-    CharDev,
-    /// Block device.
-    BlockDev,
-}
-
-/// A point in time: seconds and nanoseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct Time {
-    /// Seconds.
-    pub secs: i64,
-    /// Nanoseconds.
-    pub nanos: u32,
-}
-
-impl Time {
-    /// Now.
-    pub fn now() -> Time {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Time { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
-    }
-}
-
-/// Attributes, as `stat` shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attr {
-    /// Inode number.
-    pub ino: u64,
-    /// Kind.
-    pub kind: Kind,
-    /// Permission bits (and setuid/setgid/sticky): `mode & 0o7777`.
-    pub perm: u32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Size in bytes (a symlink: its target's length).
-    pub size: u64,
-    /// Last access.
-    pub atime: Time,
-    /// Last content change.
-    pub mtime: Time,
-    /// Last attribute change.
-    pub ctime: Time,
-    /// Creation.
-    pub crtime: Time,
-    /// Hard links (a directory: 2 + subdirectories).
-    pub nlink: u32,
-    /// Device number of a device inode.
-    pub rdev: u32,
-}
-
-/// A range of a file's content held by a range of a blob. Later slices
-/// cover earlier ones where they overlap; no slice covers a hole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slice {
-    /// Where in the file it starts.
-    pub offset: u64,
-    /// Bytes.
-    pub len: u64,
-    /// The blob's file ID.
-    pub blob: String,
-    /// Where in the blob the bytes start.
-    pub blob_offset: u64,
-}
 
 /// Everything about one inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,15 +31,6 @@ pub struct Inode {
     pub slices: Vec<Slice>,
     /// Extended attributes.
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
-}
-
-/// A directory entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dirent {
-    /// The inode it names.
-    pub ino: u64,
-    /// Its kind (for readdir without loading the inode).
-    pub kind: Kind,
 }
 
 /// Encodes a value.

@@ -2,7 +2,9 @@
 //! create, link, rename or unlink is atomic, and a crash at any moment
 //! leaves the namespace as it was before or after each operation.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use cairn_proto::meta::{NewNode, RenameMode, SetAttr, VolumeStats};
 
 use crate::engine::{Engine, KvRead, KvWrite};
 use crate::error::{MetaError, Result};
@@ -15,58 +17,6 @@ pub const NAME_MAX: usize = 255;
 pub const LINK_MAX: u32 = 65_000;
 /// Default largest blob one write makes.
 pub const DEFAULT_CHUNK: u64 = 64 << 20;
-
-/// Attribute changes (`None`: unchanged).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetAttr {
-    /// Permission bits.
-    pub perm: Option<u32>,
-    /// Owner.
-    pub uid: Option<u32>,
-    /// Group.
-    pub gid: Option<u32>,
-    /// Size (truncate or extend with a hole).
-    pub size: Option<u64>,
-    /// Access time.
-    pub atime: Option<Time>,
-    /// Modification time.
-    pub mtime: Option<Time>,
-}
-
-/// A new inode's kind and attributes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewNode {
-    /// Kind (not `Dir`: use [`Namespace::mkdir`]).
-    pub kind: Kind,
-    /// Permission bits.
-    pub perm: u32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Device number.
-    pub rdev: u32,
-    /// Symlink target.
-    pub target: Vec<u8>,
-}
-
-/// How a rename treats an existing target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RenameMode {
-    /// Replace it (POSIX rename).
-    Replace,
-    /// Fail if it exists (RENAME_NOREPLACE).
-    NoReplace,
-    /// Swap the two (RENAME_EXCHANGE).
-    Exchange,
-}
-
-/// Counts for `statfs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VolumeStats {
-    /// Inodes ever allocated (an upper bound of those in use).
-    pub inodes: u64,
-}
 
 /// The namespace over an engine.
 pub struct Namespace<E: Engine> {

@@ -3,38 +3,7 @@
 
 use crate::model::Slice;
 
-/// One piece of a read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
-    /// `len` bytes from `blob` at `blob_offset`.
-    Data {
-        /// The blob.
-        blob: String,
-        /// Where in it.
-        blob_offset: u64,
-        /// How many bytes.
-        len: u64,
-    },
-    /// `len` zero bytes.
-    Hole {
-        /// How many bytes.
-        len: u64,
-    },
-}
-
-impl Piece {
-    /// Its length.
-    pub fn len(&self) -> u64 {
-        match self {
-            Piece::Data { len, .. } | Piece::Hole { len } => *len,
-        }
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use cairn_proto::meta::Piece;
 
 /// The pieces that make `[offset, offset + len)` of a file whose content is
 /// `slices` (oldest first) and whose size is `size`, clamped to the size.

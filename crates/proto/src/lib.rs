@@ -17,6 +17,7 @@ mod error;
 pub mod file_id;
 pub mod frame;
 pub mod message;
+pub mod meta;
 pub mod net;
 
 pub use auth::{ClusterSecret, Handshake};

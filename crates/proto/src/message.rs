@@ -219,6 +219,10 @@ pub enum Request {
         /// IDs.
         ids: Vec<String>,
     },
+
+    // ---- client to meta service ----
+    /// A namespace operation.
+    Namespace(crate::meta::MetaRequest),
 }
 
 impl Request {
@@ -256,6 +260,7 @@ impl Request {
             Request::SyncPoint => "sync-point",
             Request::BinlogTail { .. } => "binlog-tail",
             Request::BlobSummaries { .. } => "blob-summaries",
+            Request::Namespace(_) => "namespace",
         }
     }
 }
@@ -415,6 +420,8 @@ pub enum Response {
         /// Whether more follow.
         more: bool,
     },
+    /// The meta service's answer.
+    Namespace(crate::meta::MetaResponse),
 }
 
 /// A position in a node's binlog.
@@ -523,7 +530,7 @@ impl Response {
             Response::Cluster(_) => "cluster".into(),
             Response::FileId(_) => "file-id".into(),
             Response::Data { .. } => "data".into(),
-            Response::Meta(_) => "meta".into(),
+            Response::Namespace(_) => "namespace".into(),
             Response::Info(_) => "info".into(),
             Response::Blobs { .. } => "blobs".into(),
             Response::Tombstones { .. } => "tombstones".into(),
@@ -533,6 +540,7 @@ impl Response {
             Response::Assigned(_) => "assigned".into(),
             Response::SyncPoint { .. } => "sync-point".into(),
             Response::BinlogTail { .. } => "binlog-tail".into(),
+            Response::Meta(_) => "meta".into(),
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::front::{ServerFrontOpts, StorageFront, StorageFrontOpts, TrackerFront, TrackerFrontOpts};
+use super::volume::DEFAULT_META_PORT;
 use crate::config::{self, FileConfig};
 use crate::{secret, DEFAULT_STORAGE_PORT, DEFAULT_TRACKER_PORT};
 
@@ -114,6 +115,23 @@ pub struct StorageArgs {
     front: StorageFrontOpts,
 }
 
+/// `cairn meta`
+#[derive(Args, Debug)]
+pub struct MetaDaemonArgs {
+    /// Address to listen on [default: 127.0.0.1:22500]
+    #[arg(long, env = "CAIRN_META_LISTEN")]
+    listen: Option<String>,
+    /// Data directory (the namespace database)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Trackers of the cluster whose blobs hold the volumes' data, comma-separated
+    #[arg(long, value_delimiter = ',', env = "CAIRN_TRACKER")]
+    tracker: Vec<String>,
+    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+}
+
 /// `cairn server`
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -126,6 +144,9 @@ pub struct ServerArgs {
     /// Storage node address to listen on [default: 127.0.0.1:23300]
     #[arg(long)]
     storage_listen: Option<String>,
+    /// Meta service address to listen on, or `none` [default: 127.0.0.1:22500]
+    #[arg(long)]
+    meta_listen: Option<String>,
     /// Group of the storage node [default: group1]
     #[arg(long)]
     group: Option<String>,
@@ -344,6 +365,24 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
     Ok(())
 }
 
+/// `cairn meta`
+pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
+    let data = a.data.ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let listen = a.listen.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+    let listener = bind(&listen, "meta service").await?;
+    println!("meta service listening on {} (data {})", listener.local_addr()?, data.display());
+    let local = listener.local_addr()?.to_string();
+    if a.tracker.is_empty() {
+        println!("no --tracker given: blobs of deleted files are not collected");
+    } else {
+        tokio::spawn(super::collector::run(local, a.tracker.clone(), secret.clone()));
+    }
+    cairn_meta::server::run(listener, secret, &data, shutdown_on_signal()).await?;
+    Ok(())
+}
+
 /// `cairn server`: a tracker and a storage node in one process.
 pub async fn server(a: ServerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
@@ -367,6 +406,13 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         vec![tracker_addr.clone()],
         storage_addr.clone(),
     )?;
+    let meta_listener = match a.meta_listen.as_deref() {
+        Some("none") => None,
+        other => {
+            let addr = other.map(String::from).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+            Some(bind(&addr, "meta service").await?)
+        }
+    };
     let tfront = TrackerFront::from_server(&a.front, &file)?;
     let mut sfront = StorageFront::bind_server(&a.front, &file, &storage_addr).await?;
     sfront.configure(&mut parts.cfg);
@@ -386,6 +432,16 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let group = parts.store.group().to_string();
     sfront.start(&storage_addr, &group, vec![tracker_addr.clone()], secret.clone(), shutdown.clone())?;
     println!("try: cairn upload FILE --tracker {tracker_addr}");
+    if let Some(ml) = meta_listener {
+        println!("meta service on {}", ml.local_addr()?);
+        tokio::spawn(super::collector::run(ml.local_addr()?.to_string(), vec![tracker_addr.clone()], secret.clone()));
+        let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = cairn_meta::server::run(ml, secret, &data, stop).await {
+                tracing::error!(error = %e, "meta service stopped");
+            }
+        });
+    }
     let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, shutdown.clone()));
     let s = tokio::spawn(cairn_storage::run(sl, sfront.http.take(), secret, parts.cfg, parts.store, shutdown));
     let _ = tokio::join!(t, s);

@@ -2,11 +2,13 @@
 
 pub mod bench;
 pub mod blob;
+pub mod collector;
 pub mod daemon;
 pub mod front;
 pub mod group;
 pub mod heal;
 pub mod status;
+pub mod volume;
 
 use anyhow::Result;
 use cairn_client::{Client, ClientConfig};

@@ -98,6 +98,8 @@ pub struct Cluster {
     pub trackers: Vec<Proc>,
     /// Storage nodes, as (group, process).
     pub nodes: Vec<(String, Proc)>,
+    /// Meta services.
+    pub metas: Vec<Proc>,
 }
 
 /// Heartbeat interval the tests run with, so that failures are noticed fast.
@@ -126,7 +128,7 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, "test-secret-please-ignore\n").expect("secret");
-        let mut c = Cluster { dir, secret_file, trackers: Vec::new(), nodes: Vec::new() };
+        let mut c = Cluster { dir, secret_file, trackers: Vec::new(), nodes: Vec::new(), metas: Vec::new() };
         for i in 0..trackers {
             let addr = format!("127.0.0.1:{}", free_port());
             let data = c.dir.path().join(format!("tracker{i}"));
@@ -186,6 +188,36 @@ impl Cluster {
         i
     }
 
+    /// Starts a meta service (`cairn meta`) for this cluster; returns its index.
+    pub fn add_meta(&mut self) -> usize {
+        let i = self.metas.len();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = vec![
+            "meta".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--data".into(),
+            self.dir.path().join(format!("meta{i}")).display().to_string(),
+            "--tracker".into(),
+            self.tracker_list(),
+            "--secret-file".into(),
+            self.secret_file.display().to_string(),
+        ];
+        self.metas.push(Proc::spawn(&format!("meta{i}"), &addr, args, self.dir.path()));
+        let m = cairn_client::MetaClient::new(addr, self.secret());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rt().block_on(m.volumes()).is_err() {
+            assert!(Instant::now() < deadline, "meta service did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        i
+    }
+
+    /// A client of meta service `i`.
+    pub fn meta_client(&self, i: usize) -> cairn_client::MetaClient {
+        cairn_client::MetaClient::new(self.metas[i].addr.clone(), self.secret())
+    }
+
     pub fn tracker_list(&self) -> String {
         self.trackers.iter().map(|t| t.addr.clone()).collect::<Vec<_>>().join(",")
     }
@@ -211,6 +243,7 @@ impl Cluster {
             .args(args)
             .env("CAIRN_TRACKER", self.tracker_list())
             .env("CAIRN_SECRET", "test-secret-please-ignore")
+            .env("CAIRN_META", self.metas.first().map(|m| m.addr.clone()).unwrap_or_default())
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -324,7 +357,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for p in self.trackers.iter().chain(self.nodes.iter().map(|(_, p)| p)) {
+            for p in self.trackers.iter().chain(self.nodes.iter().map(|(_, p)| p)).chain(self.metas.iter()) {
                 eprintln!("----- {} ({}) log tail -----\n{}", p.name, p.addr, p.tail());
             }
         }

@@ -1,0 +1,450 @@
+//! The meta service's wire types: what clients (the file-system layer,
+//! the CLI) and the meta service exchange. The namespace itself lives in
+//! the `meta` crate; these are its words.
+
+use serde::{Deserialize, Serialize};
+
+/// Inode number of every volume's root directory.
+pub const ROOT: u64 = 1;
+
+/// A volume: one namespace whose file data is spread over some groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Internal ID (part of every key of the volume).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Groups its data goes to; empty: any group.
+    pub groups: Vec<String>,
+    /// Largest blob a write makes, bytes.
+    pub chunk_size: u64,
+    /// Creation time, Unix seconds.
+    pub created: u64,
+}
+
+/// Kinds of inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Named pipe.
+    Fifo,
+    /// Unix socket.
+    Socket,
+    /// Character device.
+    CharDev,
+    /// Block device.
+    BlockDev,
+}
+
+/// A point in time: seconds and nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct Time {
+    /// Seconds.
+    pub secs: i64,
+    /// Nanoseconds.
+    pub nanos: u32,
+}
+
+impl Time {
+    /// Now.
+    pub fn now() -> Time {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Time { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
+    }
+}
+
+/// Attributes, as `stat` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attr {
+    /// Inode number.
+    pub ino: u64,
+    /// Kind.
+    pub kind: Kind,
+    /// Permission bits (and setuid/setgid/sticky): `mode & 0o7777`.
+    pub perm: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (a symlink: its target's length).
+    pub size: u64,
+    /// Last access.
+    pub atime: Time,
+    /// Last content change.
+    pub mtime: Time,
+    /// Last attribute change.
+    pub ctime: Time,
+    /// Creation.
+    pub crtime: Time,
+    /// Hard links (a directory: 2 + subdirectories).
+    pub nlink: u32,
+    /// Device number of a device inode.
+    pub rdev: u32,
+}
+
+/// A range of a file's content held by a range of a blob. Later slices
+/// cover earlier ones where they overlap; no slice covers a hole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    /// Where in the file it starts.
+    pub offset: u64,
+    /// Bytes.
+    pub len: u64,
+    /// The blob's file ID.
+    pub blob: String,
+    /// Where in the blob the bytes start.
+    pub blob_offset: u64,
+}
+
+/// Attribute changes (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttr {
+    /// Permission bits.
+    pub perm: Option<u32>,
+    /// Owner.
+    pub uid: Option<u32>,
+    /// Group.
+    pub gid: Option<u32>,
+    /// Size (truncate or extend with a hole).
+    pub size: Option<u64>,
+    /// Access time.
+    pub atime: Option<Time>,
+    /// Modification time.
+    pub mtime: Option<Time>,
+}
+
+/// A new inode's kind and attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewNode {
+    /// Kind (not `Dir`: use [`Namespace::mkdir`]).
+    pub kind: Kind,
+    /// Permission bits.
+    pub perm: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number.
+    pub rdev: u32,
+    /// Symlink target.
+    pub target: Vec<u8>,
+}
+
+/// How a rename treats an existing target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RenameMode {
+    /// Replace it (POSIX rename).
+    Replace,
+    /// Fail if it exists (RENAME_NOREPLACE).
+    NoReplace,
+    /// Swap the two (RENAME_EXCHANGE).
+    Exchange,
+}
+
+/// Counts for `statfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeStats {
+    /// Inodes ever allocated (an upper bound of those in use).
+    pub inodes: u64,
+}
+
+/// A directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dirent {
+    /// The inode it names.
+    pub ino: u64,
+    /// Its kind (for readdir without loading the inode).
+    pub kind: Kind,
+}
+
+/// A piece of a read: bytes of a blob, or a hole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Piece {
+    /// `len` bytes from `blob` at `blob_offset`.
+    Data {
+        /// The blob.
+        blob: String,
+        /// Where in it.
+        blob_offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// `len` zero bytes.
+    Hole {
+        /// How many bytes.
+        len: u64,
+    },
+}
+
+impl Piece {
+    /// Its length.
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Data { len, .. } | Piece::Hole { len } => *len,
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A request to the meta service. Names are bytes (POSIX names need not be
+/// UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaRequest {
+    /// Create a volume.
+    CreateVolume {
+        /// Name.
+        name: String,
+        /// Groups its data goes to (empty: any).
+        groups: Vec<String>,
+        /// Largest blob a write makes.
+        chunk_size: u64,
+    },
+    /// Every volume.
+    ListVolumes,
+    /// One volume by name.
+    GetVolume {
+        /// Name.
+        name: String,
+    },
+    /// Delete a volume and its namespace.
+    DeleteVolume {
+        /// Name.
+        name: String,
+    },
+    /// Inode counts of a volume.
+    Stats {
+        /// Volume ID.
+        vol: u32,
+    },
+    /// An entry of a directory.
+    Lookup {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// Attributes.
+    GetAttr {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+    },
+    /// Change attributes.
+    SetAttr {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Changes.
+        set: SetAttr,
+    },
+    /// Create a non-directory.
+    Mknod {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+        /// What to create.
+        node: NewNode,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+        /// Permission bits.
+        perm: u32,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+    },
+    /// A new hard link.
+    Link {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Directory of the new name.
+        newparent: u64,
+        /// New name.
+        newname: Vec<u8>,
+    },
+    /// Remove a non-directory.
+    Unlink {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// Remove an empty directory.
+    Rmdir {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// Rename.
+    Rename {
+        /// Volume ID.
+        vol: u32,
+        /// From directory.
+        parent: u64,
+        /// From name.
+        name: Vec<u8>,
+        /// To directory.
+        newparent: u64,
+        /// To name.
+        newname: Vec<u8>,
+        /// Replace, no-replace or exchange.
+        mode: RenameMode,
+    },
+    /// A symlink's target.
+    Readlink {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+    },
+    /// A page of a directory.
+    Readdir {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        ino: u64,
+        /// Entries after this name.
+        after: Option<Vec<u8>>,
+        /// Most entries.
+        limit: u32,
+    },
+    /// Commit written slices.
+    Write {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// New slices, on top of the old.
+        slices: Vec<Slice>,
+    },
+    /// Where the bytes of a range are.
+    Read {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Start.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Forget an orphan nobody has open any more.
+    Release {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+    },
+    /// Set an extended attribute.
+    SetXattr {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Name.
+        name: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+        /// Fail if present.
+        create: bool,
+        /// Fail if absent.
+        replace: bool,
+    },
+    /// An extended attribute.
+    GetXattr {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// Names of the extended attributes.
+    ListXattr {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+    },
+    /// Remove an extended attribute.
+    RemoveXattr {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// Blobs no file refers to since before `before` (Unix seconds).
+    Garbage {
+        /// Dropped before this time.
+        before: i64,
+        /// Most IDs.
+        limit: u32,
+    },
+    /// These blobs were deleted: take them off the collector's queue.
+    Collected {
+        /// Blob file IDs.
+        blobs: Vec<String>,
+    },
+}
+
+/// The meta service's answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaResponse {
+    /// Done.
+    Ok,
+    /// Failed, with the errno a file system answers and a message.
+    Err {
+        /// errno (ENOENT, EEXIST, ENOTEMPTY, …).
+        errno: i32,
+        /// What happened.
+        message: String,
+    },
+    /// A volume.
+    Volume(Volume),
+    /// Volumes.
+    Volumes(Vec<Volume>),
+    /// Counts.
+    Stats(VolumeStats),
+    /// Attributes.
+    Attr(Attr),
+    /// Bytes (a symlink target, an attribute value).
+    Bytes(Vec<u8>),
+    /// Names.
+    Names(Vec<Vec<u8>>),
+    /// Directory entries.
+    Entries(Vec<(Vec<u8>, Dirent)>),
+    /// Attributes and the pieces of a range.
+    Pieces(Attr, Vec<Piece>),
+}
