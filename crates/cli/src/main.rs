@@ -77,6 +77,8 @@ enum Command {
     Meta(cmd::daemon::MetaDaemonArgs),
     /// Volumes: `volume create|list|info|delete`
     Volume(cmd::volume::VolumeArgs),
+    /// Mount a volume on a directory (FUSE); runs until unmounted
+    Mount(cmd::mount::MountArgs),
 }
 
 fn init_logging(daemon: bool) {
@@ -88,8 +90,10 @@ fn init_logging(daemon: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let daemon =
-        matches!(cli.command, Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_));
+    let daemon = matches!(
+        cli.command,
+        Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) | Command::Mount(_)
+    );
     init_logging(daemon);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
             Command::Group(a) => cmd::group::run(a).await,
             Command::Meta(a) => cmd::daemon::meta(a).await,
             Command::Volume(a) => cmd::volume::run(a).await,
+            Command::Mount(a) => cmd::mount::run(a).await,
         }
     });
     // Don't wait for blocking tasks (a stdin reader) to notice the end.

@@ -7,6 +7,7 @@ mod cli;
 mod failover;
 mod fastdfs;
 mod faults;
+mod fuse;
 mod heal;
 mod hostile;
 mod meta;

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod front;
 pub mod group;
 pub mod heal;
+pub mod mount;
 pub mod status;
 pub mod volume;
 

@@ -39,7 +39,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, addr: &str, args: Vec<String>, dir: &Path) -> Proc {
+    pub fn spawn(name: &str, addr: &str, args: Vec<String>, dir: &Path) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
         let (fastdfs, http) = (flag("--fastdfs-listen"), flag("--http-listen"));

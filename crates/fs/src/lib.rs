@@ -1,0 +1,325 @@
+//! The file-system layer: POSIX semantics over the meta service (names,
+//! attributes, slices) and the blob layer (content). Front ends (FUSE now;
+//! S3, WebDAV, NFS later) call this and nothing below it.
+//!
+//! Writes are buffered per open file and uploaded as new blobs on flush,
+//! fsync, close or when the buffer fills; the meta service then commits
+//! them as slices on top of the file's content. Reads ask the meta service
+//! which blob ranges make a range and fetch them.
+
+mod error;
+mod handle;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cairn_client::{Body, Client, MetaClient, UploadOptions};
+use cairn_proto::meta::{Attr, Dirent, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume};
+use cairn_proto::FileId;
+
+pub use error::{FsError, Result};
+use handle::Handle;
+
+/// Entries per readdir page asked of the meta service.
+const READDIR_PAGE: u32 = 1000;
+
+/// One mounted volume.
+pub struct Fs {
+    meta: MetaClient,
+    blobs: Arc<Client>,
+    vol: Volume,
+    handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Handle>>>>,
+    next_fh: AtomicU64,
+    next_group: AtomicUsize,
+}
+
+fn expect_attr(r: MetaResponse) -> Result<Attr> {
+    match r {
+        MetaResponse::Attr(a) => Ok(a),
+        other => Err(FsError::protocol(other)),
+    }
+}
+
+impl Fs {
+    /// The volume `name` of the meta service `meta`, with its data in the
+    /// cluster `blobs` reaches.
+    pub async fn open(meta: MetaClient, blobs: Arc<Client>, name: &str) -> Result<Self> {
+        let vol = meta.volume(name).await?;
+        Ok(Self {
+            meta,
+            blobs,
+            vol,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            next_group: AtomicUsize::new(0),
+        })
+    }
+
+    /// The volume.
+    pub fn volume(&self) -> &Volume {
+        &self.vol
+    }
+
+    async fn call(&self, req: MetaRequest) -> Result<MetaResponse> {
+        Ok(self.meta.call(req).await?)
+    }
+
+    /// `name` in directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)
+    }
+
+    /// Attributes.
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        expect_attr(self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await?)
+    }
+
+    /// Changes attributes. A size or time change first writes out what
+    /// open handles of the file still buffer, so that it comes after the
+    /// writes (`cp -a` sets the times before it closes the file).
+    pub async fn setattr(&self, ino: u64, set: SetAttr) -> Result<Attr> {
+        if set.size.is_some() || set.mtime.is_some() {
+            self.flush_ino(ino).await?;
+        }
+        expect_attr(self.call(MetaRequest::SetAttr { vol: self.vol.id, ino, set }).await?)
+    }
+
+    /// Creates a file, device, fifo, socket or symlink.
+    pub async fn mknod(&self, parent: u64, name: &[u8], node: NewNode) -> Result<Attr> {
+        expect_attr(self.call(MetaRequest::Mknod { vol: self.vol.id, parent, name: name.to_vec(), node }).await?)
+    }
+
+    /// Creates a directory.
+    pub async fn mkdir(&self, parent: u64, name: &[u8], perm: u32, uid: u32, gid: u32) -> Result<Attr> {
+        let req = MetaRequest::Mkdir { vol: self.vol.id, parent, name: name.to_vec(), perm, uid, gid };
+        expect_attr(self.call(req).await?)
+    }
+
+    /// A new hard link.
+    pub async fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
+        let req = MetaRequest::Link { vol: self.vol.id, ino, newparent, newname: newname.to_vec() };
+        expect_attr(self.call(req).await?)
+    }
+
+    /// Removes a non-directory.
+    pub async fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.call(MetaRequest::Unlink { vol: self.vol.id, parent, name: name.to_vec() }).await.map(|_| ())
+    }
+
+    /// Removes an empty directory.
+    pub async fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.call(MetaRequest::Rmdir { vol: self.vol.id, parent, name: name.to_vec() }).await.map(|_| ())
+    }
+
+    /// Renames.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        mode: RenameMode,
+    ) -> Result<()> {
+        let req = MetaRequest::Rename {
+            vol: self.vol.id,
+            parent,
+            name: name.to_vec(),
+            newparent,
+            newname: newname.to_vec(),
+            mode,
+        };
+        self.call(req).await.map(|_| ())
+    }
+
+    /// A symlink's target.
+    pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.call(MetaRequest::Readlink { vol: self.vol.id, ino }).await? {
+            MetaResponse::Bytes(b) => Ok(b),
+            other => Err(FsError::protocol(other)),
+        }
+    }
+
+    /// A page of a directory after `after`.
+    pub async fn readdir(&self, ino: u64, after: Option<Vec<u8>>) -> Result<Vec<(Vec<u8>, Dirent)>> {
+        match self.call(MetaRequest::Readdir { vol: self.vol.id, ino, after, limit: READDIR_PAGE }).await? {
+            MetaResponse::Entries(e) => Ok(e),
+            other => Err(FsError::protocol(other)),
+        }
+    }
+
+    /// Opens a file: a handle that buffers writes.
+    pub fn open_handle(&self, ino: u64, append: bool) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let h = Handle::new(ino, append, self.vol.chunk_size.min(8 << 20) as usize);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(h)));
+        fh
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<tokio::sync::Mutex<Handle>>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned().ok_or(FsError::errno(9))
+        // EBADF
+    }
+
+    /// Writes through a handle (buffered); returns the bytes taken.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock().await;
+        let offset = if h.append { self.getattr(h.ino).await?.size.max(h.buffered_end()) } else { offset };
+        h.add(offset, data);
+        if h.full() {
+            self.write_out(&mut h).await?;
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// Uploads what a handle buffers and commits it.
+    async fn write_out(&self, h: &mut Handle) -> Result<()> {
+        let runs = h.take();
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut slices = Vec::with_capacity(runs.len());
+        for (offset, data) in runs {
+            let len = data.len() as u64;
+            let group = self.pick_group();
+            let opts = UploadOptions { group, appender: false, ext: String::new() };
+            let id = self.blobs.upload(&opts, Body::Bytes(data.into())).await?;
+            slices.push(Slice { offset, len, blob: id.to_string(), blob_offset: 0 });
+        }
+        expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino: h.ino, slices }).await?).map(|_| ())
+    }
+
+    fn pick_group(&self) -> Option<String> {
+        if self.vol.groups.is_empty() {
+            return None;
+        }
+        let i = self.next_group.fetch_add(1, Ordering::Relaxed) % self.vol.groups.len();
+        Some(self.vol.groups[i].clone())
+    }
+
+    /// Writes out a handle's buffer (flush, fsync).
+    pub async fn flush(&self, fh: u64) -> Result<()> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock().await;
+        self.write_out(&mut h).await
+    }
+
+    /// Writes out every open handle of `ino` (before a read or truncate
+    /// sees the file).
+    async fn flush_ino(&self, ino: u64) -> Result<()> {
+        let hs: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for h in hs {
+            let mut h = h.lock().await;
+            if h.ino == ino {
+                self.write_out(&mut h).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a handle: writes out its buffer; a file whose last link went
+    /// while it was open is released once no handle holds it.
+    pub async fn release(&self, fh: u64) -> Result<()> {
+        let h = self.handle(fh)?;
+        let ino = {
+            let mut h = h.lock().await;
+            let r = self.write_out(&mut h).await;
+            self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+            r?;
+            h.ino
+        };
+        let still_open = {
+            let hs: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            let mut open = false;
+            for h in hs {
+                if h.lock().await.ino == ino {
+                    open = true;
+                }
+            }
+            open
+        };
+        if !still_open {
+            self.call(MetaRequest::Release { vol: self.vol.id, ino }).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `size` bytes at `offset` (fewer at the end of the file).
+    pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.flush_ino(ino).await?;
+        let (attr, pieces) =
+            match self.call(MetaRequest::Read { vol: self.vol.id, ino, offset, len: u64::from(size) }).await? {
+                MetaResponse::Pieces(a, p) => (a, p),
+                other => return Err(FsError::protocol(other)),
+            };
+        let _ = attr;
+        let mut out = Vec::with_capacity(size as usize);
+        for p in pieces {
+            match p {
+                Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
+                Piece::Data { blob, blob_offset, len } => {
+                    let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
+                    let bytes = self.blobs.download_bytes(&id, blob_offset, Some(len)).await?;
+                    if bytes.len() as u64 != len {
+                        return Err(FsError::errno(5));
+                    }
+                    out.extend_from_slice(&bytes);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets an extended attribute. POSIX ACLs are not kept (they would
+    /// have to change the mode bits too): refusing them makes tools such
+    /// as `cp -a` fall back to chmod.
+    pub async fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], create: bool, replace: bool) -> Result<()> {
+        if name.starts_with(b"system.posix_acl_") {
+            return Err(FsError::errno(95)); // EOPNOTSUPP
+        }
+        let req = MetaRequest::SetXattr {
+            vol: self.vol.id,
+            ino,
+            name: name.to_vec(),
+            value: value.to_vec(),
+            create,
+            replace,
+        };
+        self.call(req).await.map(|_| ())
+    }
+
+    /// An extended attribute's value.
+    pub async fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        match self.call(MetaRequest::GetXattr { vol: self.vol.id, ino, name: name.to_vec() }).await? {
+            MetaResponse::Bytes(b) => Ok(b),
+            other => Err(FsError::protocol(other)),
+        }
+    }
+
+    /// Names of the extended attributes.
+    pub async fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        match self.call(MetaRequest::ListXattr { vol: self.vol.id, ino }).await? {
+            MetaResponse::Names(n) => Ok(n),
+            other => Err(FsError::protocol(other)),
+        }
+    }
+
+    /// Removes an extended attribute.
+    pub async fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
+        self.call(MetaRequest::RemoveXattr { vol: self.vol.id, ino, name: name.to_vec() }).await.map(|_| ())
+    }
+
+    /// Space of the cluster's groups (those of the volume, or all), and
+    /// inodes allocated: (total bytes, free bytes, inodes).
+    pub async fn statfs(&self) -> Result<(u64, u64, u64)> {
+        let map = self.blobs.status().await?;
+        let groups = map.groups.iter().filter(|g| self.vol.groups.is_empty() || self.vol.groups.contains(&g.name));
+        let (total, free) = groups.fold((0, 0), |(t, f), g| (t + g.total, f + g.free));
+        let inodes = match self.call(MetaRequest::Stats { vol: self.vol.id }).await? {
+            MetaResponse::Stats(s) => s.inodes,
+            _ => 0,
+        };
+        Ok((total, free, inodes))
+    }
+}

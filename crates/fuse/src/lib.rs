@@ -1,0 +1,546 @@
+//! The FUSE front end: the kernel's requests, answered by the shared
+//! file-system layer (`cairn-fs`). Each request runs as a task on the
+//! tokio runtime, so one slow request (a large upload on flush) does not
+//! stall the mount; the kernel caches attributes and entries for a second.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_fs::{Fs, FsError};
+use cairn_proto::meta::{Attr, Kind, NewNode, RenameMode, SetAttr, Time};
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use tokio::runtime::Handle;
+
+/// How long the kernel may cache attributes and entries.
+const TTL: Duration = Duration::from_secs(1);
+/// Block size reported to `stat` (a hint for I/O sizes).
+const BLKSIZE: u32 = 128 * 1024;
+
+/// An open directory's entries: (name, inode, kind), `.` and `..` first.
+type Listing = Vec<(Vec<u8>, u64, FileType)>;
+
+/// A mounted volume.
+pub struct CairnFuse {
+    fs: Arc<Fs>,
+    rt: Handle,
+    /// Open directories: their whole listing, served by offset.
+    dirs: Arc<Mutex<HashMap<u64, Arc<Listing>>>>,
+    next_dir: AtomicU64,
+}
+
+impl CairnFuse {
+    /// A mount of `fs`, running requests on `rt`.
+    pub fn new(fs: Arc<Fs>, rt: Handle) -> Self {
+        Self { fs, rt, dirs: Arc::default(), next_dir: AtomicU64::new(1) }
+    }
+}
+
+fn errno(e: &FsError) -> Errno {
+    Errno::from_i32(e.errno)
+}
+
+fn system_time(t: Time) -> SystemTime {
+    if t.secs >= 0 {
+        UNIX_EPOCH + Duration::new(t.secs as u64, t.nanos)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs()) + Duration::from_nanos(u64::from(t.nanos))
+    }
+}
+
+fn time_of(t: SystemTime) -> Time {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Time { secs: d.as_secs() as i64, nanos: d.subsec_nanos() },
+        Err(e) => {
+            let d = e.duration();
+            let (secs, nanos) = if d.subsec_nanos() == 0 {
+                (-(d.as_secs() as i64), 0)
+            } else {
+                (-(d.as_secs() as i64) - 1, 1_000_000_000 - d.subsec_nanos())
+            };
+            Time { secs, nanos }
+        }
+    }
+}
+
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDev => FileType::CharDevice,
+        Kind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: system_time(a.atime),
+        mtime: system_time(a.mtime),
+        ctime: system_time(a.ctime),
+        crtime: system_time(a.crtime),
+        kind: file_type(a.kind),
+        perm: (a.perm & 0o7777) as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: BLKSIZE,
+        flags: 0,
+    }
+}
+
+fn kind_of_mode(mode: u32) -> Option<Kind> {
+    Some(match mode & libc::S_IFMT {
+        libc::S_IFREG | 0 => Kind::File,
+        libc::S_IFIFO => Kind::Fifo,
+        libc::S_IFCHR => Kind::CharDev,
+        libc::S_IFBLK => Kind::BlockDev,
+        libc::S_IFSOCK => Kind::Socket,
+        _ => return None,
+    })
+}
+
+fn name(n: &OsStr) -> Vec<u8> {
+    n.as_bytes().to_vec()
+}
+
+/// A new inode's group: the parent's if it is setgid, else the caller's.
+async fn group_for(fs: &Fs, parent: u64, gid: u32) -> (u32, bool) {
+    match fs.getattr(parent).await {
+        Ok(p) if p.perm & 0o2000 != 0 => (p.gid, true),
+        _ => (gid, false),
+    }
+}
+
+impl Filesystem for CairnFuse {
+    fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        let (fs, n) = (self.fs.clone(), name(n));
+        self.rt.spawn(async move {
+            match fs.lookup(parent.0, &n).await {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.getattr(ino.0).await {
+                Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let fs = self.fs.clone();
+        let when = |t: TimeOrNow| match t {
+            TimeOrNow::SpecificTime(s) => time_of(s),
+            TimeOrNow::Now => Time::now(),
+        };
+        let set =
+            SetAttr { perm: mode.map(|m| m & 0o7777), uid, gid, size, atime: atime.map(when), mtime: mtime.map(when) };
+        self.rt.spawn(async move {
+            match fs.setattr(ino.0, set).await {
+                Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let Some(kind) = kind_of_mode(mode) else {
+            reply.error(Errno::from_i32(libc::EINVAL));
+            return;
+        };
+        let (fs, n, uid, gid) = (self.fs.clone(), name(n), req.uid(), req.gid());
+        self.rt.spawn(async move {
+            let (gid, _) = group_for(&fs, parent.0, gid).await;
+            let node = NewNode { kind, perm: mode & !umask & 0o7777, uid, gid, rdev, target: vec![] };
+            match fs.mknod(parent.0, &n, node).await {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let (fs, n, uid, gid) = (self.fs.clone(), name(n), req.uid(), req.gid());
+        self.rt.spawn(async move {
+            let (gid, setgid) = group_for(&fs, parent.0, gid).await;
+            let perm = (mode & !umask & 0o7777) | if setgid { 0o2000 } else { 0 };
+            match fs.mkdir(parent.0, &n, perm, uid, gid).await {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let (fs, n) = (self.fs.clone(), name(n));
+        self.rt.spawn(async move {
+            match fs.unlink(parent.0, &n).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let (fs, n) = (self.fs.clone(), name(n));
+        self.rt.spawn(async move {
+            match fs.rmdir(parent.0, &n).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link: &OsStr, target: &Path, reply: ReplyEntry) {
+        let (fs, n, uid, gid) = (self.fs.clone(), name(link), req.uid(), req.gid());
+        let target = target.as_os_str().as_bytes().to_vec();
+        self.rt.spawn(async move {
+            let (gid, _) = group_for(&fs, parent.0, gid).await;
+            let node = NewNode { kind: Kind::Symlink, perm: 0o777, uid, gid, rdev: 0, target };
+            match fs.mknod(parent.0, &n, node).await {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            RenameMode::Exchange
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            RenameMode::NoReplace
+        } else if flags.is_empty() {
+            RenameMode::Replace
+        } else {
+            reply.error(Errno::from_i32(libc::EINVAL));
+            return;
+        };
+        let (fs, n, nn) = (self.fs.clone(), name(n), name(newname));
+        self.rt.spawn(async move {
+            match fs.rename(parent.0, &n, newparent.0, &nn, mode).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let (fs, nn) = (self.fs.clone(), name(newname));
+        self.rt.spawn(async move {
+            match fs.link(ino.0, newparent.0, &nn).await {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fh = self.fs.open_handle(ino.0, flags.0 & libc::O_APPEND != 0);
+        reply.opened(FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.read(ino.0, offset, size).await {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let (fs, data) = (self.fs.clone(), data.to_vec());
+        self.rt.spawn(async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let (fs, dirs) = (self.fs.clone(), self.dirs.clone());
+        let dh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        self.rt.spawn(async move {
+            let parent = match fs.lookup(ino.0, b"..").await {
+                Ok(p) => p.ino,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            let mut list =
+                vec![(b".".to_vec(), ino.0, FileType::Directory), (b"..".to_vec(), parent, FileType::Directory)];
+            let mut after = None;
+            loop {
+                match fs.readdir(ino.0, after.clone()).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => {
+                        after = page.last().map(|(n, _)| n.clone());
+                        list.extend(page.into_iter().map(|(n, d)| (n, d.ino, file_type(d.kind))));
+                    }
+                    Err(e) => return reply.error(errno(&e)),
+                }
+            }
+            dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(dh, Arc::new(list));
+            reply.opened(FileHandle(dh), FopenFlags::empty());
+        });
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let list = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
+        let Some(list) = list else {
+            reply.error(Errno::from_i32(libc::EBADF));
+            return;
+        };
+        for (i, (n, ino, kind)) in list.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, OsStr::from_bytes(n)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.statfs().await {
+                Ok((total, free, inodes)) => {
+                    let bs = 4096u64;
+                    reply.statfs(
+                        total / bs,
+                        free / bs,
+                        free / bs,
+                        inodes + 1_000_000,
+                        1_000_000,
+                        bs as u32,
+                        255,
+                        bs as u32,
+                    )
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        n: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (fs, n, value) = (self.fs.clone(), name(n), value.to_vec());
+        let (create, replace) = (flags & libc::XATTR_CREATE != 0, flags & libc::XATTR_REPLACE != 0);
+        self.rt.spawn(async move {
+            match fs.setxattr(ino.0, &n, &value, create, replace).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, n: &OsStr, size: u32, reply: ReplyXattr) {
+        let (fs, n) = (self.fs.clone(), name(n));
+        self.rt.spawn(async move {
+            match fs.getxattr(ino.0, &n).await {
+                Ok(v) if size == 0 => reply.size(v.len() as u32),
+                Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+                Ok(v) => reply.data(&v),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.listxattr(ino.0).await {
+                Ok(names) => {
+                    let mut buf = Vec::new();
+                    for n in names {
+                        buf.extend_from_slice(&n);
+                        buf.push(0);
+                    }
+                    if size == 0 {
+                        reply.size(buf.len() as u32)
+                    } else if buf.len() > size as usize {
+                        reply.error(Errno::from_i32(libc::ERANGE))
+                    } else {
+                        reply.data(&buf)
+                    }
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let (fs, n) = (self.fs.clone(), name(n));
+        self.rt.spawn(async move {
+            match fs.removexattr(ino.0, &n).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // The mount uses `default_permissions`: the kernel checks modes.
+        reply.ok();
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+        let (fs, n, uid, gid) = (self.fs.clone(), name(n), req.uid(), req.gid());
+        self.rt.spawn(async move {
+            let (gid, _) = group_for(&fs, parent.0, gid).await;
+            let node = NewNode { kind: Kind::File, perm: mode & !umask & 0o7777, uid, gid, rdev: 0, target: vec![] };
+            match fs.mknod(parent.0, &n, node).await {
+                Ok(a) => {
+                    let fh = fs.open_handle(a.ino, flags & libc::O_APPEND != 0);
+                    reply.created(&TTL, &file_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
+
+/// Mount options: the kernel checks permissions from the attributes.
+pub fn config(volume: &str, allow_other: bool) -> fuser::Config {
+    let mut c = fuser::Config::default();
+    c.mount_options = vec![
+        fuser::MountOption::FSName(format!("cairn:{volume}")),
+        fuser::MountOption::Subtype("cairn".into()),
+        fuser::MountOption::DefaultPermissions,
+    ];
+    if allow_other {
+        c.acl = fuser::SessionACL::All;
+    }
+    c.n_threads = Some(4);
+    c
+}
+
+pub use fuser::{spawn_mount, BackgroundSession};
