@@ -16,6 +16,10 @@ struct Mount {
 
 impl Mount {
     fn new(c: &Cluster, volume: &str, name: &str) -> Mount {
+        Self::with_flags(c, volume, name, &[])
+    }
+
+    fn with_flags(c: &Cluster, volume: &str, name: &str, flags: &[&str]) -> Mount {
         assert!(
             Command::new("fusermount3").arg("-V").output().is_ok_and(|o| o.status.success()),
             "fusermount3 is missing: scripts/test installs fuse3"
@@ -33,6 +37,8 @@ impl Mount {
             "--secret-file".into(),
             c.secret_file.display().to_string(),
         ];
+        let mut args = args;
+        args.extend(flags.iter().map(|f| f.to_string()));
         let proc = Proc::spawn(name, &c.metas[0].addr, args, c.dir.path());
         let m = Mount { proc, path };
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -183,4 +189,53 @@ fn posix_basics_on_the_mount() {
     assert_eq!(v.trim(), "blue");
     let df = sh(&format!("df -k {} | tail -1", m.path.display()));
     assert!(df.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0) > 0, "{df}");
+}
+
+/// A tool `scripts/test` installs with `cargo install`.
+fn cargo_tool(name: &str) -> PathBuf {
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo/bin").join(name);
+    if home.exists() {
+        return home;
+    }
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().unwrap();
+    assert!(found.status.success(), "{name} is missing: scripts/test installs it (cargo install {name})");
+    PathBuf::from(String::from_utf8_lossy(&found.stdout).trim())
+}
+
+#[test]
+fn pjdfstest_passes_in_full() {
+    let c = cluster();
+    // pjdfstest acts as other users too (nobody, tests): the mount lets them in.
+    let m = Mount::with_flags(&c, "v", "mnt", &["--allow-other"]);
+    let dir = m.path.join("pjd");
+    sh(&format!("mkdir {0} && chmod 777 {0}", dir.display()));
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pjdfstest.toml");
+    let out = Command::new(cargo_tool("pjdfstest"))
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(&dir)
+        .current_dir(c.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let failed: Vec<&str> = text.lines().filter(|l| l.trim_end().ends_with("FAILED")).collect();
+    let summary = text.lines().find(|l| l.starts_with("Summary:")).unwrap_or("no summary");
+    assert!(out.status.success() && failed.is_empty(), "{summary}\nfailed: {failed:#?}");
+    assert!(summary.contains(" 0 failed"), "{summary}");
+}
+
+#[test]
+fn fsx_finds_no_mismatch() {
+    let c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let ops = std::env::var("CAIRN_FSX_OPS").unwrap_or_else(|_| "100000".into());
+    let out = Command::new(cargo_tool("fsx"))
+        .args(["-N", &ops, "-S", "42", "-q", "-P"])
+        .arg(c.dir.path())
+        .arg(m.path.join("fsx.file"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("A-OK"), "fsx failed:\n{text}");
 }

@@ -32,6 +32,9 @@ pub struct Fs {
     handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Handle>>>>,
     next_fh: AtomicU64,
     next_group: AtomicUsize,
+    /// Where buffered (not yet committed) writes end, by inode: `stat`
+    /// must see a file's size grow as soon as a write returns.
+    pending_end: Mutex<HashMap<u64, u64>>,
 }
 
 fn expect_attr(r: MetaResponse) -> Result<Attr> {
@@ -53,6 +56,7 @@ impl Fs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             next_group: AtomicUsize::new(0),
+            pending_end: Mutex::new(HashMap::new()),
         })
     }
 
@@ -65,14 +69,23 @@ impl Fs {
         Ok(self.meta.call(req).await?)
     }
 
+    /// Attributes as this mount sees them: with its buffered writes.
+    fn with_pending(&self, mut a: Attr) -> Attr {
+        if let Some(end) = self.pending_end.lock().unwrap_or_else(|p| p.into_inner()).get(&a.ino) {
+            a.size = a.size.max(*end);
+        }
+        a
+    }
+
     /// `name` in directory `parent`.
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
-        expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)
+        let a = expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)?;
+        Ok(self.with_pending(a))
     }
 
     /// Attributes.
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        expect_attr(self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await?)
+        Ok(self.with_pending(expect_attr(self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await?)?))
     }
 
     /// Changes attributes. A size or time change first writes out what
@@ -167,6 +180,12 @@ impl Fs {
         let mut h = h.lock().await;
         let offset = if h.append { self.getattr(h.ino).await?.size.max(h.buffered_end()) } else { offset };
         h.add(offset, data);
+        {
+            let end = offset + data.len() as u64;
+            let mut p = self.pending_end.lock().unwrap_or_else(|p| p.into_inner());
+            let e = p.entry(h.ino).or_insert(end);
+            *e = (*e).max(end);
+        }
         if h.full() {
             self.write_out(&mut h).await?;
         }
@@ -187,7 +206,12 @@ impl Fs {
             let id = self.blobs.upload(&opts, Body::Bytes(data.into())).await?;
             slices.push(Slice { offset, len, blob: id.to_string(), blob_offset: 0 });
         }
-        expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino: h.ino, slices }).await?).map(|_| ())
+        let a = expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino: h.ino, slices }).await?)?;
+        let mut p = self.pending_end.lock().unwrap_or_else(|p| p.into_inner());
+        if p.get(&h.ino).is_some_and(|end| *end <= a.size) {
+            p.remove(&h.ino);
+        }
+        Ok(())
     }
 
     fn pick_group(&self) -> Option<String> {

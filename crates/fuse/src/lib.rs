@@ -507,6 +507,37 @@ impl Filesystem for CairnFuse {
         });
     }
 
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // Space is not reserved ahead (blobs are written whole when data
+        // comes); what fallocate promises that a reader can see is the size.
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+            return;
+        }
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let r = async {
+                let a = fs.getattr(ino.0).await?;
+                let end = offset.saturating_add(length);
+                let size = (mode & libc::FALLOC_FL_KEEP_SIZE == 0 && end > a.size).then_some(end);
+                fs.setattr(ino.0, SetAttr { size, ..Default::default() }).await
+            };
+            match r.await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         // The mount uses `default_permissions`: the kernel checks modes.
         reply.ok();
