@@ -79,6 +79,8 @@ fn server_starts_a_working_cluster_with_its_own_secret() {
         &format!("127.0.0.1:{}", free_port()),
         "--http-listen",
         &format!("127.0.0.1:{}", free_port()),
+        "--meta-listen",
+        &format!("127.0.0.1:{}", free_port()),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -239,3 +239,29 @@ fn fsx_finds_no_mismatch() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("A-OK"), "fsx failed:\n{text}");
 }
+
+#[test]
+fn fio_verifies_across_a_remount() {
+    let c = cluster();
+    assert!(
+        Command::new("fio").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "fio is missing: scripts/test installs it"
+    );
+    let fio = |path: &Path, extra: &[&str]| {
+        let out = Command::new("fio")
+            .args(["--name=verify", "--size=48M", "--bs=1M", "--rw=write", "--verify=crc32c", "--ioengine=psync"])
+            .arg(format!("--filename={}", path.join("fio.dat").display()))
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !text.contains("verify: bad"), "fio {extra:?} failed:\n{text}");
+    };
+    {
+        let m = Mount::new(&c, "v", "mnt");
+        fio(&m.path, &["--do_verify=1"]);
+    }
+    // Unmounted and mounted again: the data comes back from the cluster.
+    let m = Mount::new(&c, "v", "mnt2");
+    fio(&m.path, &["--verify_only"]);
+}

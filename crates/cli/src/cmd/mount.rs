@@ -20,6 +20,12 @@ pub struct MountArgs {
     /// Let other users than the one mounting use the mount (needs `user_allow_other` in /etc/fuse.conf unless root)
     #[arg(long)]
     allow_other: bool,
+    /// Run in the background once mounted (its log goes to FILE with --log)
+    #[arg(long)]
+    daemon: bool,
+    /// Log file of a --daemon mount [default: none]
+    #[arg(long, requires = "daemon")]
+    log: Option<PathBuf>,
     #[command(flatten)]
     meta: MetaArgs,
     #[command(flatten)]
@@ -29,6 +35,9 @@ pub struct MountArgs {
 /// Mounts and serves until the mount goes away (`umount`, `fusermount3
 /// -u`) or the process is told to stop (then it unmounts).
 pub async fn run(a: MountArgs) -> Result<()> {
+    if a.daemon {
+        return daemonize(&a).await;
+    }
     let data = crate::config::default_data_dir();
     let secret = secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
     let meta = MetaClient::new(a.meta.addr(), secret.clone());
@@ -50,6 +59,57 @@ pub async fn run(a: MountArgs) -> Result<()> {
         _ = term.recv() => unmount(&a.mountpoint),
     }
     Ok(())
+}
+
+/// Starts the same mount in the background (its own process group, so
+/// the terminal's Ctrl-C does not reach it) and returns once it is mounted.
+async fn daemonize(a: &MountArgs) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<String> = std::env::args().skip(1).filter(|x| x != "--daemon").collect();
+    let mut args_iter = args.into_iter();
+    let mut kept = Vec::new();
+    while let Some(x) = args_iter.next() {
+        if x == "--log" {
+            args_iter.next();
+        } else if !x.starts_with("--log=") {
+            kept.push(x);
+        }
+    }
+    let log = match &a.log {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open {}", p.display()))?,
+        None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+    };
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(&kept)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the background mount")?;
+    let target = std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone());
+    for _ in 0..300 {
+        if is_mounted(&target) {
+            println!("volume {} mounted on {} (pid {})", a.volume, a.mountpoint.display(), child.id());
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(anyhow!("the mount process exited ({status}); run without --daemon to see why"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    Err(anyhow!("{} was not mounted within 15 s", a.mountpoint.display()))
+}
+
+fn is_mounted(path: &std::path::Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let want = path.display().to_string();
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
 }
 
 fn unmount(mountpoint: &std::path::Path) {
