@@ -223,6 +223,17 @@ pub enum Request {
     // ---- client to meta service ----
     /// A namespace operation.
     Namespace(crate::meta::MetaRequest),
+
+    /// Members left out of a write, as [`Request::ReportMissed`], naming
+    /// the reporter: a tracker takes the report only from an active member.
+    ReportMissedBy {
+        /// The reporter's group.
+        group: String,
+        /// The reporter's node ID.
+        reporter: u32,
+        /// The members, with their rounds at this tracker.
+        missed: Vec<Miss>,
+    },
 }
 
 impl Request {
@@ -261,6 +272,7 @@ impl Request {
             Request::BinlogTail { .. } => "binlog-tail",
             Request::BlobSummaries { .. } => "blob-summaries",
             Request::Namespace(_) => "namespace",
+            Request::ReportMissedBy { .. } => "report-missed",
         }
     }
 }

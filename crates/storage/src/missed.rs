@@ -51,7 +51,7 @@ impl Node {
                 if missed.is_empty() {
                     return;
                 }
-                let req = Request::ReportMissed { group, missed };
+                let req = Request::ReportMissedBy { group, reporter: self.id(), missed };
                 match tokio::time::timeout(REPORT_TIMEOUT, self.pool.call(&t, &req)).await {
                     Ok(Ok(Response::Group(view))) => {
                         self.view.update(&t, view);

@@ -196,6 +196,16 @@ impl Outcome {
     /// node's copy or takes it out of the group to catch up).
     pub async fn settle(self, node: &Node) -> Result<(), ProtoError> {
         node.report_missed(&self.missed).await;
+        // A node the trackers no longer count active (it was frozen or cut
+        // off while this write ran) must not acknowledge a write its peers
+        // lack: the trackers ignore its report, and its own catch-up will
+        // drop the blob. The client is refused and tries elsewhere.
+        if !self.missed.is_empty() && !node.fully_active() {
+            return Err(crate::error::refuse(
+                ErrorCode::NotReady,
+                "this node left its group's active set during the write; not acknowledged",
+            ));
+        }
         if self.stale {
             return Err(crate::error::refuse(
                 ErrorCode::StaleEpoch,

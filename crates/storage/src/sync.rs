@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::frame::{expect_frame, write_frame, BodyReader};
 use cairn_proto::net::check;
-use cairn_proto::{BlobSummary, ErrorCode, FileId, MemberState, ProtoError, ReplicaOp, Request, Response, SyncPoint};
+use cairn_proto::{BlobSummary, ErrorCode, FileId, MemberState, ProtoError, Request, Response, SyncPoint};
 use cairn_store::{Expect, Origin};
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
@@ -176,11 +176,10 @@ async fn catch_up(node: &Node, started: Instant) -> Result<(), ProtoError> {
 
 /// Mutations that started on this node since its last catch-up (its own
 /// binlog, from the sync point it keeps under its own ID) are checked
-/// against the source. A blob it created that an active member lacks, and
-/// did not delete, was never acknowledged (an acknowledged upload is on
-/// every active member): this node crashed or was cut off in the middle of
-/// the upload, and the blob is dropped by every member, so they all hold
-/// the same files.
+/// against the source. A blob it created that the source lacks, and did
+/// not delete, was never acknowledged (an acknowledged upload is on every
+/// active member): this node crashed or was cut off in the middle of the
+/// upload, and the blob is dropped so every member holds the same files.
 /// A blob it changed as primary that differs from the source's copy (the
 /// change reached no peer) is copied back. Returns the own binlog point
 /// this covered, or `None` when it could not run.
@@ -210,22 +209,14 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             }
         }
         if !mine.is_empty() {
-            let blobs = summaries(node, addr, mine.clone()).await?;
-            // An acknowledged upload is on every active member; one that
-            // some active member lacks was never acknowledged.
-            let mut orphans: HashSet<&String> =
-                created.iter().filter(|s| !blobs.iter().any(|b| &b.file_id == *s)).collect();
-            let held: Vec<String> = created.iter().filter(|s| !orphans.contains(s)).cloned().collect();
-            let others = node.view.snapshot().map(|v| v.sources(node.id())).unwrap_or_default();
-            for (_, other) in others.iter().filter(|(_, a)| a != addr && !held.is_empty()) {
-                let theirs = summaries(node, other, held.clone()).await?;
-                let lacking = held.iter().filter(|s| !theirs.iter().any(|b| &b.file_id == *s));
-                orphans.extend(lacking.filter_map(|s| created.get(s)));
-            }
-            for s in orphans {
+            let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: mine.clone() }).await?)?;
+            let Response::Blobs { blobs, .. } = resp else {
+                return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
+            };
+            let there: HashSet<&str> = blobs.iter().map(|b| b.file_id.as_str()).collect();
+            for s in mine.iter().filter(|s| !there.contains(s.as_str()) && created.contains(*s)) {
                 let Ok(id) = FileId::parse(s) else { continue };
-                warn!(file_id = %id, "dropping a blob whose upload was never acknowledged (an active peer lacks it)");
-                discard_on_peers(node, s).await;
+                warn!(file_id = %id, "dropping a blob whose upload was never acknowledged (no active peer has it)");
                 apply_delete(node, id).await?;
             }
             copy_differing(node, addr, &blobs, started).await?;
@@ -233,34 +224,6 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
         at = next;
         if !more || at.seq >= end.seq {
             return Ok(Some(end));
-        }
-    }
-}
-
-/// What a peer holds of the listed blobs.
-async fn summaries(node: &Node, addr: &str, ids: Vec<String>) -> Result<Vec<BlobSummary>, ProtoError> {
-    match check(node.pool.call(addr, &Request::BlobSummaries { ids }).await?)? {
-        Response::Blobs { blobs, .. } => Ok(blobs),
-        other => Err(ProtoError::Unexpected { expected: "blobs", got: other.name() }),
-    }
-}
-
-/// An unacknowledged upload may have reached some peers before this node
-/// stopped (the ones that committed before the others): they drop it too,
-/// so no member keeps a file no client was ever given. Every member's
-/// binlog then holds the delete, and a member out of reach now applies it
-/// from whichever binlog it catches up from later. Done before the local
-/// drop: a crash in between repeats it, since the own binlog entry stays.
-async fn discard_on_peers(node: &Node, file_id: &str) {
-    let Some(view) = node.view.snapshot() else { return };
-    let mut peers = view.peers(node.id());
-    peers.extend(view.sources(node.id()));
-    peers.sort();
-    peers.dedup();
-    let req = Request::ReplicaOp { epoch: view.epoch, op: ReplicaOp::Delete { file_id: file_id.to_string() } };
-    for (_, addr) in peers {
-        if let Err(e) = node.pool.call(&addr, &req).await.and_then(check) {
-            warn!(peer = %addr, error = %e, file_id, "could not drop an unacknowledged blob there; its catch-up will");
         }
     }
 }
@@ -314,7 +277,10 @@ async fn tail(node: &Node, addr: &str, from: SyncPoint, to: SyncPoint, started: 
                 touched.push(e.file_id);
             }
         }
-        let blobs = summaries(node, addr, touched).await?;
+        let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: touched }).await?)?;
+        let Response::Blobs { blobs, .. } = resp else {
+            return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
+        };
         copy_differing(node, addr, &blobs, started).await?;
         at = end;
         // Bytes left, estimated from what the entries so far cost.

@@ -101,6 +101,17 @@ impl Group {
     /// offline (out of the write set, no reads) and catches up when it next
     /// reports. A report about an older round is already dealt with.
     fn apply_misses(&mut self, reporter: u32, misses: &[Miss]) {
+        // Only a member that holds everything may take others offline: a
+        // node that was itself away (frozen, cut off) finishes its stale
+        // writes late and would otherwise report its healthy peers, leaving
+        // the group with no source to catch up from. (0: sender unknown, an
+        // older storage node.)
+        if reporter != 0 && !self.members.get(&reporter).is_some_and(|m| m.state == MemberState::Active) {
+            if !misses.is_empty() {
+                warn!(reporter, "ignoring missed writes reported by a member that is not active");
+            }
+            return;
+        }
         for miss in misses {
             if miss.node_id == reporter {
                 continue;
@@ -232,10 +243,10 @@ impl ClusterState {
     }
 
     /// A storage node reports members it left out of a write.
-    pub fn report_missed(&mut self, group: &str, misses: &[Miss]) -> Result<GroupView, WireError> {
+    pub fn report_missed(&mut self, group: &str, reporter: u32, misses: &[Miss]) -> Result<GroupView, WireError> {
         let g =
             self.groups.get_mut(group).ok_or_else(|| err(ErrorCode::NotFound, format!("no group named {group}")))?;
-        g.apply_misses(0, misses);
+        g.apply_misses(reporter, misses);
         g.promote();
         Ok(view(group, g))
     }
@@ -569,7 +580,7 @@ mod tests {
         let t = Instant::now();
         settle(&mut s, &[(1, "g", 500), (2, "g", 500)], t);
         let r2 = round(&s, 2, "g");
-        let v = s.report_missed("g", &[Miss { node_id: 2, round: r2 }]).unwrap();
+        let v = s.report_missed("g", 0, &[Miss { node_id: 2, round: r2 }]).unwrap();
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Offline);
         let id = FileId::parse("g/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
         assert_eq!(s.fetch(&id).unwrap(), vec!["127.0.0.1:1".to_string()], "no reads from it");
@@ -582,10 +593,26 @@ mod tests {
         assert_eq!(m2.state, MemberState::Syncing);
         assert!(m2.round > r2);
         // a repeated report about the old round changes nothing
-        let v = s.report_missed("g", &[Miss { node_id: 2, round: r2 }]).unwrap();
+        let v = s.report_missed("g", 0, &[Miss { node_id: 2, round: r2 }]).unwrap();
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Syncing);
         settle(&mut s, &[(1, "g", 500), (2, "g", 500)], t);
         assert!(s.status("t", t).groups[0].members.iter().all(|m| m.state == MemberState::Active));
+    }
+
+    #[test]
+    fn a_member_that_is_not_active_cannot_take_its_peers_offline() {
+        let mut s = state();
+        let t = Instant::now();
+        settle(&mut s, &[(1, "g", 500), (2, "g", 500), (3, "g", 500)], t);
+        let (r1, r2, r3) = (round(&s, 1, "g"), round(&s, 2, "g"), round(&s, 3, "g"));
+        // 3 was frozen: member 1 left it out of a write.
+        s.report_missed("g", 1, &[Miss { node_id: 3, round: r3 }]).unwrap();
+        // Back, 3 finishes a stale write and blames 1 and 2: ignored.
+        let v = s.report_missed("g", 3, &[Miss { node_id: 1, round: r1 }, Miss { node_id: 2, round: r2 }]).unwrap();
+        for id in [1, 2] {
+            assert_eq!(v.members.iter().find(|m| m.id == id).unwrap().state, MemberState::Active);
+        }
+        assert_eq!(v.members.iter().find(|m| m.id == 3).unwrap().state, MemberState::Offline);
     }
 
     #[test]

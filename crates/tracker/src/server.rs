@@ -38,7 +38,10 @@ impl Tracker {
             Request::QueryUpdate { file_id } => Response::Members(self.state().update(&parse(&file_id)?)?),
             Request::ClusterStatus => Response::Cluster(self.state().status(&self.addr, Instant::now())),
             Request::Ping => Response::Ok,
-            Request::ReportMissed { group, missed } => Response::Group(self.state().report_missed(&group, &missed)?),
+            Request::ReportMissed { group, missed } => Response::Group(self.state().report_missed(&group, 0, &missed)?),
+            Request::ReportMissedBy { group, reporter, missed } => {
+                Response::Group(self.state().report_missed(&group, reporter, &missed)?)
+            }
             Request::RemoveMember { group, node_id } => {
                 self.state().remove_member(&group, node_id)?;
                 Response::Ok
