@@ -20,9 +20,25 @@ pub fn cairn_bin() -> PathBuf {
     std::env::var_os("CAIRN_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cairn")))
 }
 
-/// A port free right now on 127.0.0.1.
+/// A port free right now on 127.0.0.1, below the kernel's ephemeral range
+/// (32768 and up on Linux): a port the kernel handed out with `bind(0)`
+/// can be taken by any outgoing connection before the daemon binds it.
+/// Each test process walks its own stretch of 20000–32767, starting from
+/// its PID, so parallel tests rarely meet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20000;
+    const SPAN: u32 = 12768;
+    let start = (std::process::id().wrapping_mul(7919)) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n * 13) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 /// One daemon process.
