@@ -31,7 +31,7 @@ cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 fio_bw() { # name rw bs [extra]: prints MiB/s and IOPS
     fio --name="$1" --filename="$MNT/fio.dat" --size="$SIZE" --rw="$2" --bs="$3" --ioengine=psync \
         --output-format=json "${@:4}" 2>/dev/null |
-        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(f"{d[\"bw\"]/1024:.0f} MiB/s | {d[\"iops\"]:.0f}")'
+        python3 -c 'import json,sys; t=sys.stdin.read(); j=json.loads(t[t.index("{"):])["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f MiB/s | %.0f" % (d["bw"] / 1024, d["iops"]))'
 }
 echo "| workload | MiB/s | IOPS |"
 echo "|---|---|---|"
