@@ -272,12 +272,10 @@ impl Fs {
     /// Reads `size` bytes at `offset` (fewer at the end of the file).
     pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         self.flush_ino(ino).await?;
-        let (attr, pieces) =
-            match self.call(MetaRequest::Read { vol: self.vol.id, ino, offset, len: u64::from(size) }).await? {
-                MetaResponse::Pieces(a, p) => (a, p),
-                other => return Err(FsError::protocol(other)),
-            };
-        let _ = attr;
+        let pieces = match self.call(MetaRequest::Read { vol: self.vol.id, ino, offset, len: u64::from(size) }).await? {
+            MetaResponse::Pieces(_, p) => p,
+            other => return Err(FsError::protocol(other)),
+        };
         let mut out = Vec::with_capacity(size as usize);
         for p in pieces {
             match p {
