@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cairn_proto::meta::{MetaRequest, MetaResponse};
+
 use crate::common::{content, Cluster, Proc};
 
 /// A mount process; unmounted (then killed) when dropped.
@@ -69,10 +71,20 @@ fn sh(cmd: &str) -> String {
 }
 
 fn cluster() -> Cluster {
+    cluster_with_meta(&[])
+}
+
+fn cluster_with_meta(meta_flags: &[&str]) -> Cluster {
     let mut c = Cluster::start(1, &[("g1", 2), ("g2", 2)]);
-    c.add_meta();
+    c.add_meta_with(meta_flags);
     c.ok(&["volume", "create", "v", "--groups", "g1,g2"]);
     c
+}
+
+/// `cairn volume check`: the namespace is consistent.
+fn assert_consistent(c: &Cluster, volume: &str) {
+    let out = c.ok(&["volume", "check", volume]);
+    assert!(out.contains(" 0 problems"), "{out}");
 }
 
 /// A source tree with what `cp -a` must keep: modes, times, symlinks,
@@ -129,6 +141,182 @@ fn cp_and_tar_of_a_tree_keep_everything() {
     let (x, y) =
         (std::fs::metadata(m.path.join("a/small.txt")).unwrap(), std::fs::metadata(m.path.join("a/hard.txt")).unwrap());
     assert_eq!((x.ino(), x.nlink()), (y.ino(), 2));
+}
+
+#[test]
+fn a_meta_service_killed_during_cp_is_a_pause() {
+    let mut c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let src = c.dir.path().join("src");
+    make_tree(&src);
+    for d in 0..4 {
+        let dir = src.join(format!("a/more{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..100 {
+            std::fs::write(dir.join(format!("g{i:03}")), content(1000 + i * 131, (d * 1000 + i) as u64)).unwrap();
+        }
+    }
+    let mut cp = Command::new("cp").arg("-a").arg(src.join("a")).arg(m.path.join("a")).spawn().unwrap();
+    // SIGKILL the meta service twice mid-copy; the mount retries until it is back.
+    for pause in [800, 1500] {
+        std::thread::sleep(Duration::from_millis(pause));
+        assert!(cp.try_wait().unwrap().is_none(), "cp finished before the meta service was killed");
+        c.metas[0].kill();
+        std::thread::sleep(Duration::from_millis(700));
+        c.metas[0].start();
+    }
+    let status = cp.wait().unwrap();
+    assert!(status.success(), "cp -a failed across meta restarts");
+    // Every file whole, nothing dangling, nothing twice.
+    sh(&format!("diff -r --no-dereference {}/a {}/a", src.display(), m.path.display()));
+    assert_eq!(describe(&src.join("a")), describe(&m.path.join("a")));
+    assert_consistent(&c, "v");
+}
+
+#[test]
+fn files_a_dead_mount_held_open_are_freed() {
+    let c = cluster_with_meta(&["--orphan-lease-secs", "2"]);
+    let (a, b) = (Mount::new(&c, "v", "mnt-a"), Mount::new(&c, "v", "mnt-b"));
+    std::fs::write(a.path.join("held"), b"kept while open").unwrap();
+    // A process holds the file open through mount a; mount b unlinks it.
+    let mut holder = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 3<{}; exec sleep 600", a.path.join("held").display()))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_file(b.path.join("held")).unwrap();
+    let meta = c.meta_client(0);
+    let garbage = || match rt_block(meta.call(MetaRequest::Garbage { before: i64::MAX, limit: 100 })) {
+        Ok(MetaResponse::Names(n)) => n.len(),
+        other => panic!("garbage: {other:?}"),
+    };
+    // Several leases later it is still there for the holder.
+    std::thread::sleep(Duration::from_secs(5));
+    let fd = format!("/proc/{}/fd/3", holder.id());
+    assert_eq!(std::fs::read(&fd).unwrap(), b"kept while open");
+    assert_eq!(garbage(), 0, "freed while still open");
+    // Mount a dies (SIGKILL) with the file open: within a lease or two it is freed.
+    let _ = holder.kill();
+    let _ = holder.wait();
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while garbage() == 0 {
+        assert!(Instant::now() < deadline, "the dead mount's open-unlinked file was never freed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_consistent(&c, "v");
+}
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS value")
+}
+
+#[test]
+fn the_mount_stays_small_over_100k_small_files() {
+    let c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let pid = m.proc.child.as_ref().expect("mount process").id();
+    let churn = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/churn.py");
+    let run = |dir: &str, count: u32| {
+        let root = m.path.join(dir);
+        std::fs::create_dir_all(&root).unwrap();
+        let out = Command::new("python3").arg(&churn).arg(&root).arg(count.to_string()).arg("8").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "churn of {count} files failed:\n{text}");
+        println!("{count} files: {}", text.trim());
+    };
+    run("first", 1_000);
+    let after_first = rss_kib(pid);
+    run("rest", 99_000);
+    let after_all = rss_kib(pid);
+    println!("mount RSS: {after_first} KiB after 1,000 files, {after_all} KiB after 100,000");
+    assert!(after_all <= 2 * after_first, "the mount grew from {after_first} KiB to {after_all} KiB");
+    assert_consistent(&c, "v");
+}
+
+#[test]
+fn a_large_directory_lists_whole_a_page_at_a_time() {
+    let c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    std::fs::create_dir(m.path.join("big")).unwrap();
+    let dir = std::fs::metadata(m.path.join("big")).unwrap().ino();
+    // 3,500 entries (several meta pages), made through the meta service for speed.
+    let meta = std::sync::Arc::new(c.meta_client(0));
+    let vol = rt_block(meta.volume("v")).unwrap().id;
+    rt_block(async {
+        let mut set = tokio::task::JoinSet::new();
+        for w in 0..16u32 {
+            let meta = meta.clone();
+            set.spawn(async move {
+                for i in (w..3500).step_by(16) {
+                    let node = cairn_proto::meta::NewNode {
+                        kind: cairn_proto::meta::Kind::File,
+                        perm: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        rdev: 0,
+                        target: vec![],
+                    };
+                    let name = format!("entry-{i:05}").into_bytes();
+                    meta.call(MetaRequest::Mknod { vol, parent: dir, name, node }).await.unwrap();
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    });
+    let listed = sh(&format!("ls -f {} | sort", m.path.join("big").display()));
+    let mut want: Vec<String> = (0..3500).map(|i| format!("entry-{i:05}")).collect();
+    want.extend([".".to_string(), "..".to_string()]);
+    want.sort();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), want);
+    // Removing while listing (what `rm -rf` does) removes everything.
+    sh(&format!("rm -rf {}", m.path.join("big").display()));
+    assert!(!m.path.join("big").exists());
+    assert_consistent(&c, "v");
+}
+
+#[test]
+fn many_small_writes_are_merged_into_few_slices() {
+    let c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let path = m.path.join("log");
+    // 40 appends, each made durable on its own: 40 slices.
+    let mut expect = Vec::new();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        for i in 0..40 {
+            let line = format!("line {i:03} {}\n", "x".repeat(90));
+            f.write_all(line.as_bytes()).unwrap();
+            f.sync_all().unwrap();
+            expect.extend_from_slice(line.as_bytes());
+        }
+    }
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    let meta = c.meta_client(0);
+    let vol = rt_block(meta.volume("v")).unwrap().id;
+    let slices = || match rt_block(meta.call(MetaRequest::Slices { vol, ino })) {
+        Ok(MetaResponse::Slices(_, s)) => s.len(),
+        other => panic!("slices: {other:?}"),
+    };
+    assert!(slices() >= 40, "each fsync'd append is a slice");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slices() > 1 {
+        assert!(Instant::now() < deadline, "the compactor never merged the file ({} slices)", slices());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), expect, "same content after the merge");
+    assert_consistent(&c, "v");
+}
+
+fn rt_block<F: std::future::Future>(f: F) -> F::Output {
+    crate::common::rt().block_on(f)
 }
 
 #[test]

@@ -200,4 +200,7 @@ fn a_killed_meta_service_leaves_a_consistent_namespace() {
             assert_eq!(paths.contains_key(p), exists, "{p}: acknowledged {what}");
         }
     }
+    // The service's own check (`cairn volume check`) agrees.
+    let out = c.ok(&["volume", "check", "v"]);
+    assert!(out.contains(" 0 problems"), "{out}");
 }

@@ -1,21 +1,53 @@
 //! A client of the meta service: namespace operations by request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use cairn_proto::meta::{MetaRequest, MetaResponse, Volume};
 use cairn_proto::{ClusterSecret, Pool, Request, Response};
+use tracing::warn;
 
 use crate::error::{Error, Result};
 
 /// A connection pool to one meta service.
+///
+/// With [`MetaClient::retrying_for`], a request whose connection fails is
+/// sent again until the service answers or the time is up, so a restart of
+/// the service is a pause, not an error. Changes go out tagged with this
+/// client's session and a sequence number, so the service applies each at
+/// most once however often it is sent.
 #[derive(Debug)]
 pub struct MetaClient {
     addr: String,
     pool: Pool,
+    session: u64,
+    next_seq: AtomicU64,
+    retry_for: Duration,
 }
 
 impl MetaClient {
-    /// A client of the meta service at `addr`.
+    /// A client of the meta service at `addr`; a failed connection is an
+    /// error at once.
     pub fn new(addr: String, secret: ClusterSecret) -> Self {
-        Self { addr, pool: Pool::new(secret, std::time::Duration::from_secs(3), 16) }
+        Self {
+            addr,
+            pool: Pool::new(secret, Duration::from_secs(3), 16),
+            session: rand::random(),
+            next_seq: AtomicU64::new(1),
+            retry_for: Duration::ZERO,
+        }
+    }
+
+    /// The same client, retrying requests whose connection fails for up to
+    /// `retry_for` (a mount rides out a restart of the service).
+    pub fn retrying_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
+    }
+
+    /// This client's session: changes it sends are tagged with it.
+    pub fn session(&self) -> u64 {
+        self.session
     }
 
     /// The service's address.
@@ -26,8 +58,27 @@ impl MetaClient {
     /// Sends one request; a namespace error comes back as
     /// [`Error::Namespace`] with its errno.
     pub async fn call(&self, req: MetaRequest) -> Result<MetaResponse> {
-        let resp =
-            self.pool.call(&self.addr, &Request::Namespace(req)).await.map_err(|e| Error::node(&self.addr, e))?;
+        let req = if req.is_change() {
+            Request::NamespaceOnce { session: self.session, seq: self.next_seq.fetch_add(1, Ordering::Relaxed), req }
+        } else {
+            Request::Namespace(req)
+        };
+        let deadline = Instant::now() + self.retry_for;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.pool.call(&self.addr, &req).await {
+                Ok(resp) => return self.answer(resp),
+                Err(e) if e.is_connection() && Instant::now() + pause < deadline => {
+                    warn!(meta = %self.addr, error = %e, "meta service unreachable; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(Error::node(&self.addr, e)),
+            }
+        }
+    }
+
+    fn answer(&self, resp: Response) -> Result<MetaResponse> {
         match resp {
             Response::Namespace(MetaResponse::Err { errno, message }) => Err(Error::Namespace { errno, message }),
             Response::Namespace(r) => Ok(r),

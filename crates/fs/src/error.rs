@@ -33,6 +33,10 @@ impl From<cairn_client::Error> for FsError {
                     Some(cairn_proto::ErrorCode::NoSpace) => 28,
                     _ => 5,
                 };
+                // The application only sees EIO: say here what it was.
+                if errno == 5 {
+                    tracing::warn!(error = %other, "I/O error answered to the application");
+                }
                 Self { errno, message: other.to_string() }
             }
         }

@@ -23,6 +23,13 @@ use handle::Handle;
 
 /// Entries per readdir page asked of the meta service.
 const READDIR_PAGE: u32 = 1000;
+/// How often a mount tells the meta service which files it has open until
+/// the service has told it its lease on open-unlinked files; then four
+/// times per lease.
+const KEEP_OPEN_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long an upload waits for the cluster to have a member ready (a
+/// cluster starting, a group failing over) before the write fails.
+const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One mounted volume.
 pub struct Fs {
@@ -58,6 +65,37 @@ impl Fs {
             next_group: AtomicUsize::new(0),
             pending_end: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Tells the meta service, every few seconds while `fs` lives, which
+    /// files this mount has open: files unlinked while open are kept for
+    /// as long as it says so, and freed once it stops (it went away).
+    pub fn keep_open_files(fs: &Arc<Self>) {
+        let weak = Arc::downgrade(fs);
+        tokio::spawn(async move {
+            let mut every = KEEP_OPEN_FIRST;
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(fs) = weak.upgrade() else { return };
+                let mut inodes: Vec<u64> = {
+                    let hs: Vec<_> = fs.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+                    let mut v = Vec::with_capacity(hs.len());
+                    for h in hs {
+                        v.push(h.lock().await.ino);
+                    }
+                    v
+                };
+                inodes.sort_unstable();
+                inodes.dedup();
+                match fs.call(MetaRequest::KeepOpen { vol: fs.vol.id, session: fs.meta.session(), inodes }).await {
+                    Ok(MetaResponse::KeptOpen { lease_secs }) => {
+                        every = std::time::Duration::from_millis(lease_secs.max(1) * 1000 / 4);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not tell the meta service which files are open"),
+                }
+            }
+        });
     }
 
     /// The volume.
@@ -203,7 +241,7 @@ impl Fs {
             let len = data.len() as u64;
             let group = self.pick_group();
             let opts = UploadOptions { group, appender: false, ext: String::new() };
-            let id = self.blobs.upload(&opts, Body::Bytes(data.into())).await?;
+            let id = self.upload(&opts, data).await?;
             slices.push(Slice { offset, len, blob: id.to_string(), blob_offset: 0 });
         }
         let a = expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino: h.ino, slices }).await?)?;
@@ -212,6 +250,27 @@ impl Fs {
             p.remove(&h.ino);
         }
         Ok(())
+    }
+
+    /// Uploads one blob, waiting (up to [`UPLOAD_WAIT`]) while no member
+    /// is ready to take it.
+    async fn upload(&self, opts: &UploadOptions, data: Vec<u8>) -> Result<FileId> {
+        let data = bytes::Bytes::from(data);
+        let deadline = std::time::Instant::now() + UPLOAD_WAIT;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            match self.blobs.upload(opts, Body::Bytes(data.clone())).await {
+                Err(e)
+                    if e.code() == Some(cairn_proto::ErrorCode::Unavailable)
+                        && std::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::debug!(error = %e, "no member ready for an upload; waiting");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn pick_group(&self) -> Option<String> {

@@ -25,15 +25,53 @@ const TTL: Duration = Duration::from_secs(1);
 /// Block size reported to `stat` (a hint for I/O sizes).
 const BLKSIZE: u32 = 128 * 1024;
 
-/// An open directory's entries: (name, inode, kind), `.` and `..` first.
-type Listing = Vec<(Vec<u8>, u64, FileType)>;
+/// An open directory, read a page at a time: a listing of a million
+/// entries never sits in memory whole. Pages are asked of the meta service
+/// by name (after the last name served), so entries added or removed while
+/// a program lists the directory (`rm -rf` does) do not shift the others.
+struct DirCursor {
+    ino: u64,
+    parent: u64,
+    /// Entries served so far before `page` (`.` and `..` count).
+    start: u64,
+    /// The current page: (name, inode, kind).
+    page: Vec<(Vec<u8>, u64, FileType)>,
+    /// The directory has no entries after this page.
+    done: bool,
+}
+
+impl DirCursor {
+    /// Positions the cursor so that entry number `offset` is in `page`
+    /// (or past the end); rewinds when a program seeks backwards.
+    async fn seek(&mut self, fs: &Fs, offset: u64) -> Result<(), FsError> {
+        if offset < self.start {
+            self.start = 0;
+            self.page.clear();
+            self.done = false;
+        }
+        if self.start == 0 && self.page.is_empty() && !self.done {
+            self.page = vec![
+                (b".".to_vec(), self.ino, FileType::Directory),
+                (b"..".to_vec(), self.parent, FileType::Directory),
+            ];
+        }
+        while offset >= self.start + self.page.len() as u64 && !self.done {
+            let after = self.page.iter().rev().find(|(n, _, _)| n != b"." && n != b"..").map(|(n, _, _)| n.clone());
+            let next = fs.readdir(self.ino, after).await?;
+            self.start += self.page.len() as u64;
+            self.done = next.is_empty();
+            self.page = next.into_iter().map(|(n, d)| (n, d.ino, file_type(d.kind))).collect();
+        }
+        Ok(())
+    }
+}
 
 /// A mounted volume.
 pub struct CairnFuse {
     fs: Arc<Fs>,
     rt: Handle,
-    /// Open directories: their whole listing, served by offset.
-    dirs: Arc<Mutex<HashMap<u64, Arc<Listing>>>>,
+    /// Open directories.
+    dirs: Arc<Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirCursor>>>>>,
     next_dir: AtomicU64,
 }
 
@@ -383,36 +421,41 @@ impl Filesystem for CairnFuse {
                 Ok(p) => p.ino,
                 Err(e) => return reply.error(errno(&e)),
             };
-            let mut list =
-                vec![(b".".to_vec(), ino.0, FileType::Directory), (b"..".to_vec(), parent, FileType::Directory)];
-            let mut after = None;
-            loop {
-                match fs.readdir(ino.0, after.clone()).await {
-                    Ok(page) if page.is_empty() => break,
-                    Ok(page) => {
-                        after = page.last().map(|(n, _)| n.clone());
-                        list.extend(page.into_iter().map(|(n, d)| (n, d.ino, file_type(d.kind))));
-                    }
-                    Err(e) => return reply.error(errno(&e)),
-                }
-            }
-            dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(dh, Arc::new(list));
+            let cursor = DirCursor { ino: ino.0, parent, start: 0, page: Vec::new(), done: false };
+            dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(dh, Arc::new(tokio::sync::Mutex::new(cursor)));
             reply.opened(FileHandle(dh), FopenFlags::empty());
         });
     }
 
     fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let list = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
-        let Some(list) = list else {
+        let cursor = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
+        let Some(cursor) = cursor else {
             reply.error(Errno::from_i32(libc::EBADF));
             return;
         };
-        for (i, (n, ino, kind)) in list.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, OsStr::from_bytes(n)) {
-                break;
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let mut c = cursor.lock().await;
+            let mut at = offset;
+            // The kernel's buffer may take more than one page.
+            loop {
+                if let Err(e) = c.seek(&fs, at).await {
+                    return reply.error(errno(&e));
+                }
+                let skip = at.saturating_sub(c.start) as usize;
+                if skip >= c.page.len() {
+                    break; // the end
+                }
+                for (i, (n, ino, kind)) in c.page.iter().enumerate().skip(skip) {
+                    let next = c.start + i as u64 + 1;
+                    if reply.add(INodeNo(*ino), next, *kind, OsStr::from_bytes(n)) {
+                        return reply.ok();
+                    }
+                    at = next;
+                }
             }
-        }
-        reply.ok();
+            reply.ok();
+        });
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {

@@ -33,22 +33,26 @@ pub enum MetaError {
     /// The engine failed.
     #[error("meta engine: {0}")]
     Engine(String),
+    /// A tagged change was applied before (its client is retrying): the
+    /// service answers from the namespace as it is.
+    #[error("change already applied")]
+    AlreadyApplied,
 }
 
 impl MetaError {
     /// The errno for this error.
     pub fn errno(&self) -> i32 {
         match self {
-            MetaError::NotFound(_) => 2,   // ENOENT
-            MetaError::Exists(_) => 17,    // EEXIST
-            MetaError::NotDir => 20,       // ENOTDIR
-            MetaError::IsDir => 21,        // EISDIR
-            MetaError::NotEmpty => 39,     // ENOTEMPTY
-            MetaError::NameTooLong => 36,  // ENAMETOOLONG
-            MetaError::NoAttr => 61,       // ENODATA
-            MetaError::Invalid(_) => 22,   // EINVAL
-            MetaError::TooManyLinks => 31, // EMLINK
-            MetaError::Engine(_) => 5,     // EIO
+            MetaError::NotFound(_) => 2,                           // ENOENT
+            MetaError::Exists(_) => 17,                            // EEXIST
+            MetaError::NotDir => 20,                               // ENOTDIR
+            MetaError::IsDir => 21,                                // EISDIR
+            MetaError::NotEmpty => 39,                             // ENOTEMPTY
+            MetaError::NameTooLong => 36,                          // ENAMETOOLONG
+            MetaError::NoAttr => 61,                               // ENODATA
+            MetaError::Invalid(_) => 22,                           // EINVAL
+            MetaError::TooManyLinks => 31,                         // EMLINK
+            MetaError::Engine(_) | MetaError::AlreadyApplied => 5, // EIO
         }
     }
 }

@@ -21,5 +21,8 @@ pub mod slices;
 pub use engine::{Engine, KvRead, KvWrite};
 pub use error::{MetaError, Result};
 pub use model::{Attr, Dirent, Inode, Kind, Slice, Time, Volume, ROOT};
-pub use namespace::{Namespace, NewNode, RenameMode, SetAttr, VolumeStats, DEFAULT_CHUNK, LINK_MAX, NAME_MAX};
+pub use namespace::{
+    Namespace, NewNode, RenameMode, SetAttr, VolumeStats, COMPACT_AFTER, DEFAULT_CHUNK, LINK_MAX, NAME_MAX,
+    ORPHAN_LEASE_SECS,
+};
 pub use redb_engine::RedbEngine;

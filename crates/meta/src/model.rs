@@ -8,8 +8,10 @@
 //! | `i` vol ino | [`Inode`] |
 //! | `c` vol | next inode number (u64) |
 //! | `d` vol parent name | [`Dirent`] |
-//! | `o` vol ino | (empty): an inode with no links left, kept while open |
+//! | `o` vol ino | [`Holders`] of an inode with no links left, kept while open |
+//! | `r` session seq | when the tagged change was applied (i64 Unix seconds) |
 //! | `g` blob ID | (empty): a blob no file refers to any more, for the collector |
+//! | `k` vol ino | (empty): a file with many slices, for the compactor |
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,23 @@ pub struct Inode {
     pub slices: Vec<Slice>,
     /// Extended attributes.
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// The mounts that have open an inode with no links left (unlinked while
+/// open), so it is kept for them and freed when they are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holders {
+    /// When it lost its last link (Unix seconds).
+    pub since: i64,
+    /// Mount sessions that said they have it open, with when they last did.
+    pub sessions: BTreeMap<u64, i64>,
+}
+
+impl Holders {
+    /// The last sign that anyone may hold it open.
+    pub fn last_seen(&self) -> i64 {
+        self.sessions.values().copied().fold(self.since, i64::max)
+    }
 }
 
 /// Encodes a value.
@@ -86,6 +105,20 @@ pub mod key {
     /// An orphan (unlinked while open).
     pub fn orphan(vol: u32, ino: u64) -> Vec<u8> {
         let mut k = vec![b'o'];
+        k.extend_from_slice(&vol.to_be_bytes());
+        k.extend_from_slice(&ino.to_be_bytes());
+        k
+    }
+    /// A change applied for a client's `(session, seq)`.
+    pub fn applied(session: u64, seq: u64) -> Vec<u8> {
+        let mut k = vec![b'r'];
+        k.extend_from_slice(&session.to_be_bytes());
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+    /// A file waiting for the compactor.
+    pub fn compact(vol: u32, ino: u64) -> Vec<u8> {
+        let mut k = vec![b'k'];
         k.extend_from_slice(&vol.to_be_bytes());
         k.extend_from_slice(&ino.to_be_bytes());
         k

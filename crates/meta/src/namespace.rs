@@ -2,13 +2,16 @@
 //! create, link, rename or unlink is atomic, and a crash at any moment
 //! leaves the namespace as it was before or after each operation.
 
+use std::cell::Cell;
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 pub use cairn_proto::meta::{NewNode, RenameMode, SetAttr, VolumeStats};
 
 use crate::engine::{Engine, KvRead, KvWrite};
 use crate::error::{MetaError, Result};
-use crate::model::{decode, encode, key, Attr, Dirent, Inode, Kind, Slice, Time, Volume, ROOT};
+use crate::model::{decode, encode, key, Attr, Dirent, Holders, Inode, Kind, Slice, Time, Volume, ROOT};
 use crate::slices::{self, Piece};
 
 /// Longest name in a directory, bytes.
@@ -17,6 +20,22 @@ pub const NAME_MAX: usize = 255;
 pub const LINK_MAX: u32 = 65_000;
 /// Default largest blob one write makes.
 pub const DEFAULT_CHUNK: u64 = 64 << 20;
+/// A file unlinked while open is kept this long (by default) after the last
+/// time a mount said it has it open (mounts say so several times per
+/// lease; one that stops has gone away, and its open-unlinked files are
+/// freed).
+pub const ORPHAN_LEASE_SECS: u64 = 60;
+/// A file with more slices than this is queued for the compactor.
+pub const COMPACT_AFTER: usize = 16;
+/// How long the service remembers that a change was applied: longer than
+/// any client retries it.
+pub const APPLIED_MEMORY_SECS: i64 = 600;
+
+thread_local! {
+    /// The `(session, seq)` of the change this thread is applying, if it
+    /// came tagged: its write transaction records it (see [`Namespace::tagged`]).
+    static REQUEST_TAG: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
 
 /// The namespace over an engine.
 pub struct Namespace<E: Engine> {
@@ -112,9 +131,44 @@ fn drop_link(w: &mut dyn KvWrite, vol: u32, mut inode: Inode, now: Time) -> Resu
     }
     if inode.attr.kind == Kind::File {
         save(w, vol, &inode)?;
-        return w.put(&key::orphan(vol, inode.attr.ino), &[]);
+        return put(w, &key::orphan(vol, inode.attr.ino), &Holders { since: now.secs, sessions: Default::default() });
     }
     w.delete(&key::inode(vol, inode.attr.ino))
+}
+
+/// Forgets an orphan: its inode goes (unless it got a link back) and its
+/// blobs go to the collector.
+fn free_orphan(w: &mut dyn KvWrite, vol: u32, ino: u64) -> Result<()> {
+    if let Some(inode) = get::<Inode>(w, &key::inode(vol, ino))? {
+        if inode.attr.nlink > 0 {
+            return w.delete(&key::orphan(vol, ino));
+        }
+        collect(w, inode.slices.into_iter().map(|s| s.blob))?;
+        w.delete(&key::inode(vol, ino))?;
+    }
+    w.delete(&key::orphan(vol, ino))
+}
+
+fn be_u32(k: &[u8], at: usize) -> Option<u32> {
+    k.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
+}
+
+fn be_u64(k: &[u8], at: usize) -> Option<u64> {
+    k.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+}
+
+/// Calls `f` on every pair in `[start, end)`, a page at a time.
+fn for_each(r: &dyn KvRead, start: &[u8], end: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    let mut from = start.to_vec();
+    loop {
+        let page = r.scan(&from, end, 1000)?;
+        let Some((last, _)) = page.last() else { return Ok(()) };
+        from = last.clone();
+        from.push(0);
+        for (k, v) in &page {
+            f(k, v)?;
+        }
+    }
 }
 
 /// Whether `ino` is `ancestor` or lies below it.
@@ -154,6 +208,41 @@ impl<E: Engine> Namespace<E> {
         Self { engine }
     }
 
+    /// Every change goes through here: one engine transaction, which also
+    /// records the change's tag when it has one. A tagged change whose tag
+    /// is already recorded fails with [`MetaError::AlreadyApplied`] and
+    /// changes nothing; checking inside the transaction makes a retry
+    /// that races its original safe.
+    fn change<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+        let tag = REQUEST_TAG.with(Cell::get);
+        self.engine.write(|w| match tag {
+            None => f(w),
+            Some((session, seq)) => {
+                let k = key::applied(session, seq);
+                if w.get(&k)?.is_some() {
+                    return Err(MetaError::AlreadyApplied);
+                }
+                let out = f(w)?;
+                put(w, &k, &Time::now().secs)?;
+                Ok(out)
+            }
+        })
+    }
+
+    /// Runs `f` (one change) tagged with `(session, seq)`: applied at most
+    /// once, however often a client sends it.
+    pub fn tagged<T>(&self, session: u64, seq: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                REQUEST_TAG.with(|t| t.set(None));
+            }
+        }
+        REQUEST_TAG.with(|t| t.set(Some((session, seq))));
+        let _clear = Clear;
+        f()
+    }
+
     // ---- volumes ----
 
     /// Creates a volume with an empty root directory.
@@ -162,7 +251,7 @@ impl<E: Engine> Namespace<E> {
         if !(1 << 16..=1 << 30).contains(&chunk_size) {
             return Err(MetaError::Invalid("chunk size must be between 64 KiB and 1 GiB".into()));
         }
-        self.engine.write(|w| {
+        self.change(|w| {
             if w.get(&key::volume(name))?.is_some() {
                 return Err(MetaError::Exists(format!("volume {name}")));
             }
@@ -196,7 +285,7 @@ impl<E: Engine> Namespace<E> {
     /// Deletes a volume and its whole namespace; its blobs go to the
     /// collector.
     pub fn delete_volume(&self, name: &str) -> Result<()> {
-        self.engine.write(|w| {
+        self.change(|w| {
             let v: Volume = get(w, &key::volume(name))?.ok_or_else(|| MetaError::NotFound(format!("volume {name}")))?;
             w.delete(&key::volume(name))?;
             for tag in [b'i', b'c', b'd', b'o'] {
@@ -290,7 +379,7 @@ impl<E: Engine> Namespace<E> {
 
     fn create_in(&self, vol: u32, parent: u64, name: &[u8], make: impl FnOnce(u64, Time) -> Inode) -> Result<Attr> {
         check_name(name)?;
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut dir = load_dir(w, vol, parent)?;
             if entry(w, vol, parent, name)?.is_some() {
                 return Err(MetaError::Exists(String::from_utf8_lossy(name).into_owned()));
@@ -339,7 +428,7 @@ impl<E: Engine> Namespace<E> {
     /// A new hard link `newname` in `newparent` to `ino`.
     pub fn link(&self, vol: u32, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
         check_name(newname)?;
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut inode = load(w, vol, ino)?;
             if inode.attr.kind == Kind::Dir {
                 return Err(MetaError::Invalid("hard links to directories are not allowed".into()));
@@ -385,7 +474,7 @@ impl<E: Engine> Namespace<E> {
 
     fn remove(&self, vol: u32, parent: u64, name: &[u8], dir_wanted: bool) -> Result<()> {
         check_name(name)?;
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut dir = load_dir(w, vol, parent)?;
             let e = entry(w, vol, parent, name)?
                 .ok_or_else(|| MetaError::NotFound(String::from_utf8_lossy(name).into_owned()))?;
@@ -408,22 +497,26 @@ impl<E: Engine> Namespace<E> {
         })
     }
 
-    /// Forgets an orphan (a file unlinked while open) once nobody has it
-    /// open: its inode goes and its blobs go to the collector. A no-op for
-    /// an inode that still has links.
-    pub fn release(&self, vol: u32, ino: u64) -> Result<()> {
-        self.engine.write(|w| {
-            if w.get(&key::orphan(vol, ino))?.is_none() {
-                return Ok(());
+    /// Mount `session` closed its last handle of `ino`. An orphan (a file
+    /// unlinked while open) is freed unless another mount said it has it
+    /// open within `lease_secs`: its inode goes and its blobs go to the
+    /// collector. A no-op for an inode that still has links.
+    pub fn release(&self, vol: u32, ino: u64, session: u64, lease_secs: u64) -> Result<()> {
+        // Nearly every close is of a file with links: no write transaction.
+        if self.engine.read(|r| r.get(&key::orphan(vol, ino)))?.is_none() {
+            return Ok(());
+        }
+        self.change(|w| {
+            let Some(record) = w.get(&key::orphan(vol, ino))? else { return Ok(()) };
+            let mut holders: Holders = decode(&record).unwrap_or_default();
+            holders.sessions.remove(&session);
+            let now = Time::now().secs;
+            holders.sessions.retain(|_, at| *at + lease_secs as i64 >= now);
+            if holders.sessions.is_empty() {
+                free_orphan(w, vol, ino)
+            } else {
+                put(w, &key::orphan(vol, ino), &holders)
             }
-            if let Some(inode) = get::<Inode>(w, &key::inode(vol, ino))? {
-                if inode.attr.nlink > 0 {
-                    return w.delete(&key::orphan(vol, ino));
-                }
-                collect(w, inode.slices.into_iter().map(|s| s.blob))?;
-                w.delete(&key::inode(vol, ino))?;
-            }
-            w.delete(&key::orphan(vol, ino))
         })
     }
 
@@ -434,8 +527,182 @@ impl<E: Engine> Namespace<E> {
             let start = key::prefix(b'o', vol);
             Ok(r.scan(&start, &key::prefix(b'o', vol + 1), usize::MAX)?
                 .into_iter()
-                .filter_map(|(k, _)| k.get(5..13).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes))
+                .filter_map(|(k, _)| be_u64(&k, 5))
                 .collect())
+        })
+    }
+
+    /// Mount `session` has `inodes` open: those unlinked meanwhile are
+    /// kept for it for another lease.
+    pub fn keep_open(&self, vol: u32, session: u64, inodes: &[u64]) -> Result<()> {
+        let orphans: Vec<u64> = self.engine.read(|r| {
+            let mut found = Vec::new();
+            for &ino in inodes {
+                if r.get(&key::orphan(vol, ino))?.is_some() {
+                    found.push(ino);
+                }
+            }
+            Ok(found)
+        })?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        self.change(|w| {
+            let now = Time::now().secs;
+            for ino in orphans {
+                if let Some(record) = w.get(&key::orphan(vol, ino))? {
+                    let mut holders: Holders = decode(&record).unwrap_or_default();
+                    holders.sessions.insert(session, now);
+                    put(w, &key::orphan(vol, ino), &holders)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Housekeeping, at `now` (Unix seconds): frees files unlinked while
+    /// open whose lease ran out (no mount holds them any more), and
+    /// forgets applied-change tags old enough that no client retries them.
+    /// Returns (files freed, tags forgotten); at most `limit` of each.
+    pub fn sweep(&self, now: i64, lease_secs: u64, limit: usize) -> Result<(usize, usize)> {
+        let lease = lease_secs as i64;
+        let (expired, old_tags) = self.engine.read(|r| {
+            let mut expired = Vec::new();
+            for (k, v) in r.scan(b"o", b"p", usize::MAX)? {
+                // A record that does not decode is from before leases: expired.
+                let holders: Holders = decode(&v).unwrap_or_default();
+                if holders.last_seen() + lease < now {
+                    if let (Some(vol), Some(ino)) = (be_u32(&k, 1), be_u64(&k, 5)) {
+                        expired.push((vol, ino));
+                    }
+                    if expired.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            let mut old = Vec::new();
+            for (k, v) in r.scan(b"r", b"s", usize::MAX)? {
+                let at: i64 = decode(&v).unwrap_or(0);
+                if at + APPLIED_MEMORY_SECS < now {
+                    old.push(k);
+                    if old.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok((expired, old))
+        })?;
+        let freed = expired.len();
+        for (vol, ino) in expired {
+            self.change(|w| {
+                let Some(record) = w.get(&key::orphan(vol, ino))? else {
+                    return Ok(()); // released since the scan
+                };
+                if decode::<Holders>(&record).unwrap_or_default().last_seen() + lease >= now {
+                    return Ok(()); // kept again since the scan
+                }
+                free_orphan(w, vol, ino)
+            })?;
+        }
+        let forgotten = old_tags.len();
+        if forgotten > 0 {
+            self.change(|w| {
+                for k in &old_tags {
+                    w.delete(k)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok((freed, forgotten))
+    }
+
+    /// Whether a volume's namespace is consistent: every entry names a
+    /// live inode of its kind inside a directory, link counts match the
+    /// entries, every directory hangs from one entry of its recorded
+    /// parent, and no inode is unreachable (except files unlinked while
+    /// open). Returns (inodes and entries examined, problems).
+    pub fn check(&self, vol: u32) -> Result<(u64, Vec<String>)> {
+        self.engine.read(|r| {
+            let mut inodes: HashMap<u64, (Kind, u32, u64)> = HashMap::new();
+            let mut examined = 0u64;
+            let mut problems = Vec::new();
+            for_each(r, &key::prefix(b'i', vol), &key::prefix(b'i', vol + 1), |k, v| {
+                examined += 1;
+                let i: Inode = decode(v)?;
+                if be_u64(k, 5) != Some(i.attr.ino) {
+                    problems.push(format!("inode record {:?} holds inode {}", be_u64(k, 5), i.attr.ino));
+                }
+                inodes.insert(i.attr.ino, (i.attr.kind, i.attr.nlink, i.parent));
+                Ok(())
+            })?;
+            if !inodes.contains_key(&ROOT) {
+                problems.push("the root directory is missing".into());
+            }
+            // Entries pointing at each inode, and subdirectories of each directory.
+            let mut links: HashMap<u64, u32> = HashMap::new();
+            let mut subdirs: HashMap<u64, u32> = HashMap::new();
+            for_each(r, &key::prefix(b'd', vol), &key::prefix(b'd', vol + 1), |k, v| {
+                examined += 1;
+                let d: Dirent = decode(v)?;
+                let parent = be_u64(k, 5).unwrap_or(0);
+                let name = String::from_utf8_lossy(k.get(13..).unwrap_or_default()).into_owned();
+                match inodes.get(&parent) {
+                    Some((Kind::Dir, _, _)) => {}
+                    Some(_) => problems.push(format!("entry {name:?} is in inode {parent}, not a directory")),
+                    None => problems.push(format!("entry {name:?} is in directory {parent}, which does not exist")),
+                }
+                match inodes.get(&d.ino) {
+                    None => {
+                        problems.push(format!("entry {name:?} in {parent} names inode {}, which does not exist", d.ino))
+                    }
+                    Some((kind, _, p)) => {
+                        if *kind != d.kind {
+                            problems.push(format!(
+                                "entry {name:?} in {parent} says {:?}, inode {} is {kind:?}",
+                                d.kind, d.ino
+                            ));
+                        }
+                        if *kind == Kind::Dir {
+                            *subdirs.entry(parent).or_default() += 1;
+                            if *p != parent {
+                                problems.push(format!("directory {} is in {parent} but records parent {p}", d.ino));
+                            }
+                        }
+                    }
+                }
+                *links.entry(d.ino).or_default() += 1;
+                Ok(())
+            })?;
+            let mut orphans = std::collections::HashSet::new();
+            for_each(r, &key::prefix(b'o', vol), &key::prefix(b'o', vol + 1), |k, _| {
+                let ino = be_u64(k, 5).unwrap_or(0);
+                match inodes.get(&ino) {
+                    Some((Kind::File, 0, _)) => {}
+                    Some((_, n, _)) => problems.push(format!("inode {ino} is kept as unlinked but has {n} links")),
+                    None => problems.push(format!("unlinked inode {ino} is kept but does not exist")),
+                }
+                orphans.insert(ino);
+                Ok(())
+            })?;
+            let mut all: Vec<_> = inodes.iter().collect();
+            all.sort_by_key(|(ino, _)| **ino);
+            for (&ino, &(kind, nlink, _)) in all {
+                let entries = links.get(&ino).copied().unwrap_or(0);
+                if kind == Kind::Dir {
+                    let want = 2 + subdirs.get(&ino).copied().unwrap_or(0);
+                    if nlink != want {
+                        problems.push(format!("directory {ino} has link count {nlink}, its entries make {want}"));
+                    }
+                    if ino != ROOT && entries != 1 {
+                        problems.push(format!("directory {ino} has {entries} entries naming it"));
+                    }
+                } else if entries == 0 && !orphans.contains(&ino) {
+                    problems.push(format!("inode {ino} is not reachable from any directory"));
+                } else if nlink != entries {
+                    problems.push(format!("inode {ino} has link count {nlink} but {entries} entries"));
+                }
+            }
+            Ok((examined, problems))
         })
     }
 
@@ -453,7 +720,7 @@ impl<E: Engine> Namespace<E> {
     ) -> Result<()> {
         check_name(name)?;
         check_name(newname)?;
-        self.engine.write(|w| {
+        self.change(|w| {
             let src = entry(w, vol, parent, name)?
                 .ok_or_else(|| MetaError::NotFound(String::from_utf8_lossy(name).into_owned()))?;
             load_dir(w, vol, parent)?;
@@ -545,7 +812,7 @@ impl<E: Engine> Namespace<E> {
     /// Changes attributes; a size change truncates or extends (with a
     /// hole), and blobs no longer shown go to the collector.
     pub fn setattr(&self, vol: u32, ino: u64, s: SetAttr) -> Result<Attr> {
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut i = load(w, vol, ino)?;
             let now = Time::now();
             if let Some(p) = s.perm {
@@ -591,7 +858,7 @@ impl<E: Engine> Namespace<E> {
     /// Commits written data: `new` slices (already uploaded as blobs) go
     /// on top of the file's content; the size grows to cover them.
     pub fn write(&self, vol: u32, ino: u64, new: Vec<Slice>) -> Result<Attr> {
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut i = load(w, vol, ino)?;
             if i.attr.kind != Kind::File {
                 return Err(if i.attr.kind == Kind::Dir {
@@ -604,6 +871,9 @@ impl<E: Engine> Namespace<E> {
             for s in new {
                 i.attr.size = i.attr.size.max(s.offset + s.len);
                 i.slices.push(s);
+            }
+            if i.slices.len() > COMPACT_AFTER {
+                w.put(&key::compact(vol, ino), &[])?;
             }
             i.attr.mtime = now;
             i.attr.ctime = now;
@@ -627,17 +897,36 @@ impl<E: Engine> Namespace<E> {
     /// Replaces a file's slices by fewer ones covering the same content
     /// (the compactor), provided the file did not change meanwhile.
     pub fn compact(&self, vol: u32, ino: u64, expected: &[Slice], merged: Vec<Slice>) -> Result<bool> {
-        self.engine.write(|w| {
-            let mut i = load(w, vol, ino)?;
+        self.change(|w| {
+            let Some(mut i) = get::<Inode>(w, &key::inode(vol, ino))? else {
+                w.delete(&key::compact(vol, ino))?;
+                return Ok(false);
+            };
             if i.slices != expected {
                 return Ok(false);
             }
+            w.delete(&key::compact(vol, ino))?;
             let old: Vec<String> = i.slices.iter().map(|s| s.blob.clone()).collect();
             i.slices = merged;
             let kept: std::collections::HashSet<&String> = i.slices.iter().map(|s| &s.blob).collect();
             collect(w, old.into_iter().filter(|b| !kept.contains(b)))?;
             save(w, vol, &i)?;
             Ok(true)
+        })
+    }
+
+    /// Files queued for the compactor, as (volume, inode).
+    pub fn compact_candidates(&self, limit: usize) -> Result<Vec<(u32, u64)>> {
+        self.engine.read(|r| {
+            Ok(r.scan(b"k", b"l", limit)?.iter().filter_map(|(k, _)| Some((be_u32(k, 1)?, be_u64(k, 5)?))).collect())
+        })
+    }
+
+    /// A file's attributes and slices (oldest first).
+    pub fn slices(&self, vol: u32, ino: u64) -> Result<(Attr, Vec<Slice>)> {
+        self.engine.read(|r| {
+            let i = load(r, vol, ino)?;
+            Ok((i.attr, i.slices))
         })
     }
 
@@ -649,7 +938,7 @@ impl<E: Engine> Namespace<E> {
         if name.is_empty() || name.len() > 255 || value.len() > 64 * 1024 {
             return Err(MetaError::Invalid("extended attribute name or value too long".into()));
         }
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut i = load(w, vol, ino)?;
             let present = i.xattrs.contains_key(name);
             if create && present {
@@ -676,7 +965,7 @@ impl<E: Engine> Namespace<E> {
 
     /// Removes an extended attribute.
     pub fn removexattr(&self, vol: u32, ino: u64, name: &[u8]) -> Result<()> {
-        self.engine.write(|w| {
+        self.change(|w| {
             let mut i = load(w, vol, ino)?;
             if i.xattrs.remove(name).is_none() {
                 return Err(MetaError::NoAttr);
@@ -709,7 +998,7 @@ impl<E: Engine> Namespace<E> {
 
     /// Takes collected blobs off the queue.
     pub fn collected(&self, blobs: &[String]) -> Result<()> {
-        self.engine.write(|w| {
+        self.change(|w| {
             for b in blobs {
                 w.delete(&key::garbage(b))?;
             }

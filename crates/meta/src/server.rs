@@ -10,20 +10,42 @@ use cairn_proto::meta::{MetaRequest, MetaResponse};
 use cairn_proto::{ClusterSecret, Conn, ErrorCode, ProtoError, Request, Response, ServeLimits, Service, WireError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::{MetaError, Namespace, RedbEngine};
+use crate::{MetaError, Namespace, RedbEngine, Time};
+
+use MetaRequest as Q;
 
 /// File of the embedded engine inside the data directory.
 pub const DB_FILE: &str = "meta.redb";
 
 struct MetaService {
     ns: Arc<Namespace<RedbEngine>>,
+    opts: MetaOptions,
+}
+
+/// Settings of the meta service.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaOptions {
+    /// How long a file unlinked while open is kept after a mount last said
+    /// it has it open.
+    pub orphan_lease_secs: u64,
+}
+
+impl Default for MetaOptions {
+    fn default() -> Self {
+        Self { orphan_lease_secs: crate::ORPHAN_LEASE_SECS }
+    }
 }
 
 /// Carries out one request.
-fn dispatch(ns: &Namespace<RedbEngine>, req: MetaRequest) -> Result<MetaResponse, MetaError> {
-    use MetaRequest as Q;
+/// Carries out one request from client `session` (0: untagged).
+fn dispatch(
+    ns: &Namespace<RedbEngine>,
+    opts: MetaOptions,
+    session: u64,
+    req: MetaRequest,
+) -> Result<MetaResponse, MetaError> {
     use MetaResponse as A;
     Ok(match req {
         Q::CreateVolume { name, groups, chunk_size } => A::Volume(ns.create_volume(&name, groups, chunk_size)?),
@@ -62,7 +84,7 @@ fn dispatch(ns: &Namespace<RedbEngine>, req: MetaRequest) -> Result<MetaResponse
             A::Pieces(attr, pieces)
         }
         Q::Release { vol, ino } => {
-            ns.release(vol, ino)?;
+            ns.release(vol, ino, session, opts.orphan_lease_secs)?;
             A::Ok
         }
         Q::SetXattr { vol, ino, name, value, create, replace } => {
@@ -82,18 +104,107 @@ fn dispatch(ns: &Namespace<RedbEngine>, req: MetaRequest) -> Result<MetaResponse
             ns.collected(&blobs)?;
             A::Ok
         }
+        Q::CompactCandidates { limit } => A::Inodes(ns.compact_candidates(limit.clamp(1, 10_000) as usize)?),
+        Q::Slices { vol, ino } => {
+            let (attr, slices) = ns.slices(vol, ino)?;
+            A::Slices(attr, slices)
+        }
+        Q::Compact { vol, ino, expected, merged } => A::Compacted(ns.compact(vol, ino, &expected, merged)?),
+        Q::Check { vol } => {
+            let (examined, problems) = ns.check(vol)?;
+            A::Checked { examined, problems }
+        }
+        Q::KeepOpen { vol, session, inodes } => {
+            ns.keep_open(vol, session, &inodes)?;
+            A::KeptOpen { lease_secs: opts.orphan_lease_secs }
+        }
     })
+}
+
+/// Carries out a change tagged `(session, seq)`, at most once: a retry of
+/// one already applied gets the answer from the namespace as it is now.
+fn dispatch_once(
+    ns: &Namespace<RedbEngine>,
+    opts: MetaOptions,
+    session: u64,
+    seq: u64,
+    req: MetaRequest,
+) -> Result<MetaResponse, MetaError> {
+    if !req.is_change() {
+        return dispatch(ns, opts, session, req);
+    }
+    let again = match &req {
+        Q::CreateVolume { name, .. } => Replay::Volume(name.clone()),
+        Q::Mknod { vol, parent, name, .. } | Q::Mkdir { vol, parent, name, .. } => {
+            Replay::Entry(*vol, *parent, name.clone())
+        }
+        Q::Link { vol, newparent, newname, .. } => Replay::Entry(*vol, *newparent, newname.clone()),
+        Q::SetAttr { vol, ino, .. } | Q::Write { vol, ino, .. } => Replay::Inode(*vol, *ino),
+        Q::Compact { .. } => Replay::Compacted,
+        _ => Replay::Done,
+    };
+    match ns.tagged(session, seq, || dispatch(ns, opts, session, req)) {
+        Err(MetaError::AlreadyApplied) => Ok(match again {
+            Replay::Volume(name) => MetaResponse::Volume(ns.volume(&name)?),
+            Replay::Entry(vol, parent, name) => MetaResponse::Attr(ns.lookup(vol, parent, &name)?),
+            Replay::Inode(vol, ino) => MetaResponse::Attr(ns.getattr(vol, ino)?),
+            Replay::Compacted => MetaResponse::Compacted(true),
+            Replay::Done => MetaResponse::Ok,
+        }),
+        other => other,
+    }
+}
+
+/// How to answer a change that was already applied.
+enum Replay {
+    Volume(String),
+    Entry(u32, u64, Vec<u8>),
+    Inode(u32, u64),
+    Compacted,
+    Done,
+}
+
+/// How often (at most) the service frees expired open-unlinked files and
+/// forgets old change tags; twice per lease when the lease is shorter.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn sweep_loop(ns: Arc<Namespace<RedbEngine>>, opts: MetaOptions, mut shutdown: watch::Receiver<bool>) {
+    let every = SWEEP_EVERY.min(std::time::Duration::from_millis(opts.orphan_lease_secs * 500));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let ns = ns.clone();
+        let now = Time::now().secs;
+        match tokio::task::spawn_blocking(move || ns.sweep(now, opts.orphan_lease_secs, 10_000)).await {
+            Ok(Ok((freed, forgotten))) if freed > 0 || forgotten > 0 => {
+                info!(freed, forgotten, "freed unlinked files no mount holds open; forgot old change tags")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "meta housekeeping failed"),
+            Err(e) => warn!(error = %e, "meta housekeeping task failed"),
+        }
+    }
+}
+
+fn answer(r: Result<Result<MetaResponse, MetaError>, tokio::task::JoinError>) -> MetaResponse {
+    r.unwrap_or_else(|e| Err(MetaError::Engine(format!("meta worker failed: {e}"))))
+        .unwrap_or_else(|e| MetaResponse::Err { errno: e.errno(), message: e.to_string() })
 }
 
 impl Service for MetaService {
     async fn handle<'a>(&'a self, req: Request, conn: &'a mut Conn) -> Result<(), ProtoError> {
         match req {
             Request::Namespace(q) => {
-                let ns = self.ns.clone();
-                let answer = tokio::task::spawn_blocking(move || dispatch(&ns, q))
-                    .await
-                    .unwrap_or_else(|e| Err(MetaError::Engine(format!("meta worker failed: {e}"))))
-                    .unwrap_or_else(|e| MetaResponse::Err { errno: e.errno(), message: e.to_string() });
+                let (ns, opts) = (self.ns.clone(), self.opts);
+                let answer = answer(tokio::task::spawn_blocking(move || dispatch(&ns, opts, 0, q)).await);
+                write_frame(conn, &Response::Namespace(answer)).await
+            }
+            Request::NamespaceOnce { session, seq, req } => {
+                let (ns, opts) = (self.ns.clone(), self.opts);
+                let answer =
+                    answer(tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await);
                 write_frame(conn, &Response::Namespace(answer)).await
             }
             Request::Ping => write_frame(conn, &Response::Ok).await,
@@ -111,18 +222,14 @@ pub async fn run(
     listener: TcpListener,
     secret: ClusterSecret,
     data: &Path,
+    opts: MetaOptions,
     shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
-    let ns = Namespace::new(RedbEngine::open(&data.join(DB_FILE))?);
+    let ns = Arc::new(Namespace::new(RedbEngine::open(&data.join(DB_FILE))?));
     info!(addr = ?listener.local_addr().ok(), data = %data.display(), "meta service listening");
-    cairn_proto::net::serve(
-        listener,
-        secret,
-        Arc::new(MetaService { ns: Arc::new(ns) }),
-        ServeLimits::default(),
-        shutdown,
-    )
-    .await;
+    tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
+    let service = Arc::new(MetaService { ns, opts });
+    cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;
     Ok(())
 }

@@ -52,7 +52,7 @@ fn directories_links_and_orphans() {
     // No link left: kept as an orphan until released.
     assert_eq!(n.getattr(v, f.ino).unwrap().nlink, 0);
     assert_eq!(n.orphans(v).unwrap(), vec![f.ino]);
-    n.release(v, f.ino).unwrap();
+    n.release(v, f.ino, 7, 60).unwrap();
     assert!(n.getattr(v, f.ino).is_err());
     n.rmdir(v, ROOT, b"d").unwrap();
     assert_eq!(n.getattr(v, ROOT).unwrap().nlink, 2);
@@ -157,4 +157,63 @@ fn everything_survives_reopening_the_engine() {
     assert_eq!(n.lookup(v, d.ino, b"f").unwrap().ino, ino);
     // New inode numbers continue past the old ones.
     assert!(n.mknod(v, ROOT, b"g", file(0)).unwrap().ino > ino);
+}
+
+#[test]
+fn open_unlinked_files_live_while_a_mount_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let (a, b) = (n.mknod(v, ROOT, b"a", file(0)).unwrap().ino, n.mknod(v, ROOT, b"b", file(0)).unwrap().ino);
+    n.write(v, b, vec![Slice { offset: 0, len: 3, blob: "g1/M00/00/00/b".into(), blob_offset: 0 }]).unwrap();
+    n.unlink(v, ROOT, b"a").unwrap();
+    n.unlink(v, ROOT, b"b").unwrap();
+    // Mounts 1 and 2 hold `a`; mount 3 holds `b` and then dies.
+    n.keep_open(v, 1, &[a]).unwrap();
+    n.keep_open(v, 2, &[a]).unwrap();
+    n.keep_open(v, 3, &[b]).unwrap();
+    n.release(v, a, 1, 60).unwrap();
+    assert!(n.getattr(v, a).is_ok(), "mount 2 still holds it");
+    let now = cairn_meta::Time::now().secs;
+    assert_eq!(n.sweep(now, 60, 100).unwrap(), (0, 0), "nothing expired yet");
+    // A lease later nobody has said anything: both go, b's blob to the collector.
+    assert_eq!(n.sweep(now + 61, 60, 100).unwrap().0, 2);
+    assert!(n.getattr(v, a).is_err() && n.getattr(v, b).is_err());
+    assert!(n.orphans(v).unwrap().is_empty());
+    assert_eq!(n.garbage(i64::MAX, 10).unwrap(), vec!["g1/M00/00/00/b".to_string()]);
+    assert_eq!(n.check(v).unwrap().1, Vec::<String>::new());
+}
+
+#[test]
+fn a_tagged_change_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    n.tagged(9, 1, || n.mknod(v, ROOT, b"f", file(0))).unwrap();
+    // The same change again (a retry): refused as applied, nothing changes.
+    assert_eq!(n.tagged(9, 1, || n.mknod(v, ROOT, b"f", file(0))).map(|_| ()), Err(MetaError::AlreadyApplied));
+    assert_eq!(n.tagged(9, 2, || n.unlink(v, ROOT, b"f")), Ok(()));
+    assert_eq!(n.tagged(9, 2, || n.unlink(v, ROOT, b"f")), Err(MetaError::AlreadyApplied));
+    // A failed change leaves no tag: its retry runs (and fails the same way).
+    assert!(n.tagged(9, 3, || n.unlink(v, ROOT, b"nope")).is_err());
+    assert!(matches!(n.tagged(9, 3, || n.unlink(v, ROOT, b"nope")), Err(MetaError::NotFound(_))));
+    // Untagged changes are unaffected; old tags are forgotten.
+    n.mknod(v, ROOT, b"g", file(0)).unwrap();
+    assert_eq!(n.sweep(cairn_meta::Time::now().secs + 601, 60, 100).unwrap().1, 2);
+}
+
+#[test]
+fn check_finds_a_consistent_namespace_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let d = n.mkdir(v, ROOT, b"d", 0o755, 0, 0).unwrap();
+    let e = n.mkdir(v, d.ino, b"e", 0o755, 0, 0).unwrap();
+    let f = n.mknod(v, e.ino, b"f", file(0)).unwrap();
+    n.link(v, f.ino, ROOT, b"f2").unwrap();
+    n.rename(v, d.ino, b"e", ROOT, b"e2", RenameMode::Replace).unwrap();
+    let (examined, problems) = n.check(v).unwrap();
+    assert_eq!(problems, Vec::<String>::new());
+    // 4 inodes (root, d, e, f) and 4 entries (d, e2, f, f2).
+    assert_eq!(examined, 8);
 }

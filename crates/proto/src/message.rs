@@ -234,6 +234,18 @@ pub enum Request {
         /// The members, with their rounds at this tracker.
         missed: Vec<Miss>,
     },
+    /// A namespace change applied at most once however often it is sent:
+    /// a client whose connection broke before the answer came sends the
+    /// same `(session, seq)` again, and a change already made is answered
+    /// from the namespace as it is, not made twice.
+    NamespaceOnce {
+        /// The sending client's session (random, one per mount).
+        session: u64,
+        /// The request's number within the session.
+        seq: u64,
+        /// The change.
+        req: crate::meta::MetaRequest,
+    },
 }
 
 impl Request {
@@ -273,6 +285,7 @@ impl Request {
             Request::BlobSummaries { .. } => "blob-summaries",
             Request::Namespace(_) => "namespace",
             Request::ReportMissedBy { .. } => "report-missed",
+            Request::NamespaceOnce { .. } => "namespace",
         }
     }
 }

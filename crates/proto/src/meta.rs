@@ -417,6 +417,86 @@ pub enum MetaRequest {
         /// Blob file IDs.
         blobs: Vec<String>,
     },
+    /// A consistency check of a volume's namespace (the meta service's fsck).
+    Check {
+        /// Volume ID.
+        vol: u32,
+    },
+    /// A mount has these inodes open: files among them unlinked meanwhile
+    /// are kept (a mount that stops saying so has gone, and they are freed).
+    KeepOpen {
+        /// Volume ID.
+        vol: u32,
+        /// The mount's session (as in `Request::NamespaceOnce`).
+        session: u64,
+        /// Open inodes.
+        inodes: Vec<u64>,
+    },
+    /// Files whose content has grown into many slices (the compactor's
+    /// queue): [`MetaResponse::Inodes`].
+    CompactCandidates {
+        /// Most files.
+        limit: u32,
+    },
+    /// A file's attributes and slices: [`MetaResponse::Slices`].
+    Slices {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+    },
+    /// Replace a file's slices by `merged` (same content, fewer slices) if
+    /// they are still `expected`: [`MetaResponse::Compacted`].
+    Compact {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// The slices the merge was made from.
+        expected: Vec<Slice>,
+        /// The new slices.
+        merged: Vec<Slice>,
+    },
+}
+
+impl MetaRequest {
+    /// Whether the request changes the namespace (and so must reach the
+    /// service at most once: see `Request::NamespaceOnce`).
+    pub fn is_change(&self) -> bool {
+        use MetaRequest as Q;
+        match self {
+            Q::CreateVolume { .. }
+            | Q::DeleteVolume { .. }
+            | Q::SetAttr { .. }
+            | Q::Mknod { .. }
+            | Q::Mkdir { .. }
+            | Q::Link { .. }
+            | Q::Unlink { .. }
+            | Q::Rmdir { .. }
+            | Q::Rename { .. }
+            | Q::Write { .. }
+            | Q::Release { .. }
+            | Q::SetXattr { .. }
+            | Q::RemoveXattr { .. }
+            | Q::Collected { .. }
+            | Q::Compact { .. } => true,
+            Q::ListVolumes
+            | Q::GetVolume { .. }
+            | Q::Stats { .. }
+            | Q::Lookup { .. }
+            | Q::GetAttr { .. }
+            | Q::Readlink { .. }
+            | Q::Readdir { .. }
+            | Q::Read { .. }
+            | Q::GetXattr { .. }
+            | Q::ListXattr { .. }
+            | Q::Garbage { .. }
+            | Q::Check { .. }
+            | Q::KeepOpen { .. }
+            | Q::CompactCandidates { .. }
+            | Q::Slices { .. } => false,
+        }
+    }
 }
 
 /// The meta service's answers.
@@ -447,4 +527,23 @@ pub enum MetaResponse {
     Entries(Vec<(Vec<u8>, Dirent)>),
     /// Attributes and the pieces of a range.
     Pieces(Attr, Vec<Piece>),
+    /// How long the service keeps an open-unlinked file after a mount last
+    /// said it has it open: mounts say so well within it.
+    KeptOpen {
+        /// The lease, seconds.
+        lease_secs: u64,
+    },
+    /// Files, as (volume ID, inode).
+    Inodes(Vec<(u32, u64)>),
+    /// A file's attributes and slices, oldest first.
+    Slices(Attr, Vec<Slice>),
+    /// Whether a compaction was applied (false: the file changed meanwhile).
+    Compacted(bool),
+    /// What a check found wrong (empty: consistent), and what it looked at.
+    Checked {
+        /// Inodes and entries examined.
+        examined: u64,
+        /// One line per problem.
+        problems: Vec<String>,
+    },
 }

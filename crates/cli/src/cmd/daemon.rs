@@ -130,6 +130,10 @@ pub struct MetaDaemonArgs {
     /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
+    /// Seconds a file unlinked while open is kept after its mount last said
+    /// it has it open (a mount that died stops saying so)
+    #[arg(long, default_value_t = cairn_meta::ORPHAN_LEASE_SECS)]
+    orphan_lease_secs: u64,
 }
 
 /// `cairn server`
@@ -377,9 +381,11 @@ pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
     if a.tracker.is_empty() {
         println!("no --tracker given: blobs of deleted files are not collected");
     } else {
-        tokio::spawn(super::collector::run(local, a.tracker.clone(), secret.clone()));
+        tokio::spawn(super::collector::run(local.clone(), a.tracker.clone(), secret.clone()));
+        tokio::spawn(super::compactor::run(local, a.tracker.clone(), secret.clone()));
     }
-    cairn_meta::server::run(listener, secret, &data, shutdown_on_signal()).await?;
+    let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: a.orphan_lease_secs.max(1) };
+    cairn_meta::server::run(listener, secret, &data, opts, shutdown_on_signal()).await?;
     Ok(())
 }
 
@@ -434,10 +440,13 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     println!("try: cairn upload FILE --tracker {tracker_addr}");
     if let Some(ml) = meta_listener {
         println!("meta service on {}", ml.local_addr()?);
-        tokio::spawn(super::collector::run(ml.local_addr()?.to_string(), vec![tracker_addr.clone()], secret.clone()));
+        let local = ml.local_addr()?.to_string();
+        tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone()));
+        tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
         let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = cairn_meta::server::run(ml, secret, &data, stop).await {
+            let opts = cairn_meta::server::MetaOptions::default();
+            if let Err(e) = cairn_meta::server::run(ml, secret, &data, opts, stop).await {
                 tracing::error!(error = %e, "meta service stopped");
             }
         });

@@ -26,6 +26,10 @@ pub struct MountArgs {
     /// Log file of a --daemon mount [default: none]
     #[arg(long, requires = "daemon")]
     log: Option<PathBuf>,
+    /// How long to keep retrying a request while the meta service is
+    /// unreachable (a restart) before answering EIO, in seconds
+    #[arg(long, default_value_t = 60)]
+    meta_retry_secs: u64,
     #[command(flatten)]
     meta: MetaArgs,
     #[command(flatten)]
@@ -40,11 +44,14 @@ pub async fn run(a: MountArgs) -> Result<()> {
     }
     let data = crate::config::default_data_dir();
     let secret = secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
-    let meta = MetaClient::new(a.meta.addr(), secret.clone());
+    let meta =
+        MetaClient::new(a.meta.addr(), secret.clone()).retrying_for(std::time::Duration::from_secs(a.meta_retry_secs));
     let blobs = Arc::new(Client::new(ClientConfig::new(super::trackers(&a.cluster), secret)));
-    let fs =
-        cairn_fs::Fs::open(meta, blobs, &a.volume).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?;
-    let fuse = cairn_fuse::CairnFuse::new(Arc::new(fs), tokio::runtime::Handle::current());
+    let fs = Arc::new(
+        cairn_fs::Fs::open(meta, blobs, &a.volume).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?,
+    );
+    cairn_fs::Fs::keep_open_files(&fs);
+    let fuse = cairn_fuse::CairnFuse::new(fs, tokio::runtime::Handle::current());
     let cfg = cairn_fuse::config(&a.volume, a.allow_other);
     let mountpoint = a.mountpoint.clone();
     let session = tokio::task::spawn_blocking(move || cairn_fuse::spawn_mount(fuse, &mountpoint, &cfg))

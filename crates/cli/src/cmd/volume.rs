@@ -69,6 +69,15 @@ enum VolumeCmd {
         /// Name
         name: String,
     },
+    /// Check a volume's namespace for consistency (entries, inodes, link
+    /// counts); exits 1 when it finds a problem
+    Check {
+        /// Name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn json(v: &Volume, inodes: Option<u64>) -> serde_json::Value {
@@ -146,6 +155,26 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
         VolumeCmd::Delete { name } => {
             m.delete_volume(&name).await.with_context(ctx)?;
             println!("volume {name} deleted; its blobs are collected after the grace period");
+        }
+        VolumeCmd::Check { name, json: as_json } => {
+            let v = m.volume(&name).await.with_context(ctx)?;
+            let (examined, problems) =
+                match m.call(cairn_proto::meta::MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
+                    cairn_proto::meta::MetaResponse::Checked { examined, problems } => (examined, problems),
+                    other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
+                };
+            if as_json {
+                let j = serde_json::json!({ "volume": v.name, "examined": examined, "problems": problems });
+                println!("{}", serde_json::to_string_pretty(&j)?);
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                println!("volume {}: {examined} inodes and entries checked, {} problems", v.name, problems.len());
+            }
+            if !problems.is_empty() {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

@@ -206,6 +206,11 @@ impl Cluster {
 
     /// Starts a meta service (`cairn meta`) for this cluster; returns its index.
     pub fn add_meta(&mut self) -> usize {
+        self.add_meta_with(&[])
+    }
+
+    /// Starts a meta service with extra flags; returns its index.
+    pub fn add_meta_with(&mut self, flags: &[&str]) -> usize {
         let i = self.metas.len();
         let addr = format!("127.0.0.1:{}", free_port());
         let args: Vec<String> = vec![
@@ -219,6 +224,8 @@ impl Cluster {
             "--secret-file".into(),
             self.secret_file.display().to_string(),
         ];
+        let mut args = args;
+        args.extend(flags.iter().map(|f| f.to_string()));
         self.metas.push(Proc::spawn(&format!("meta{i}"), &addr, args, self.dir.path()));
         let m = cairn_client::MetaClient::new(addr, self.secret());
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,112 @@
+//! The slice compactor beside the meta service: a file written in many
+//! small pieces (appends with fsync, random writes) has many slices, and
+//! every read of it resolves them all. The meta service queues such files;
+//! this rewrites each one's content as few large blobs and swaps them in,
+//! only if the file did not change meanwhile. The old blobs go to the
+//! collector; new blobs that lost the race are deleted at once.
+
+use std::time::Duration;
+
+use cairn_client::{Body, Client, ClientConfig, MetaClient, UploadOptions};
+use cairn_meta::slices::{plan_merge, Piece};
+use cairn_proto::meta::{MetaRequest, MetaResponse, Slice};
+use cairn_proto::{ClusterSecret, FileId};
+use tracing::{debug, info, warn};
+
+/// How often the queue is looked at.
+const EVERY: Duration = Duration::from_secs(5);
+/// Largest blob a merge makes (it is assembled in memory).
+const MAX_RUN: u64 = 8 << 20;
+
+/// Runs forever (the daemon's runtime ends it).
+pub async fn run(meta: String, trackers: Vec<String>, secret: ClusterSecret) {
+    let m = MetaClient::new(meta, secret.clone());
+    let c = Client::new(ClientConfig::new(trackers, secret));
+    loop {
+        tokio::time::sleep(EVERY).await;
+        if let Err(e) = round(&m, &c).await {
+            debug!(error = %e, "compactor round failed; trying later");
+        }
+    }
+}
+
+async fn round(m: &MetaClient, c: &Client) -> Result<(), cairn_client::Error> {
+    let MetaResponse::Inodes(files) = m.call(MetaRequest::CompactCandidates { limit: 100 }).await? else {
+        return Ok(());
+    };
+    if files.is_empty() {
+        return Ok(());
+    }
+    let volumes = m.volumes().await?;
+    for (vol, ino) in files {
+        let groups = volumes.iter().find(|v| v.id == vol).map(|v| v.groups.clone()).unwrap_or_default();
+        match compact(m, c, vol, ino, &groups).await {
+            Ok(Some((before, after))) => info!(vol, ino, before, after, "file's slices merged"),
+            Ok(None) => debug!(vol, ino, "file changed during its merge; it stays queued"),
+            Err(e) => warn!(vol, ino, error = %e, "cannot merge a file's slices yet"),
+        }
+    }
+    Ok(())
+}
+
+/// Merges one file's slices; `Some((before, after))` when swapped in.
+async fn compact(
+    m: &MetaClient,
+    c: &Client,
+    vol: u32,
+    ino: u64,
+    groups: &[String],
+) -> Result<Option<(usize, usize)>, cairn_client::Error> {
+    let (size, slices) = match m.call(MetaRequest::Slices { vol, ino }).await {
+        Ok(MetaResponse::Slices(a, s)) => (a.size, s),
+        Ok(_) => return Ok(None),
+        // Gone: the compaction request takes it off the queue.
+        Err(cairn_client::Error::Namespace { errno: 2, .. }) => (0, Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let runs = plan_merge(&slices, size, MAX_RUN);
+    let mut merged = Vec::with_capacity(runs.len());
+    if runs.len() < slices.len() {
+        for (i, run) in runs.iter().enumerate() {
+            let mut data = Vec::with_capacity(run.len as usize);
+            for p in &run.pieces {
+                if let Piece::Data { blob, blob_offset, len } = p {
+                    let id = FileId::parse(blob)?;
+                    data.extend_from_slice(&c.download_bytes(&id, *blob_offset, Some(*len)).await?);
+                }
+            }
+            if data.len() as u64 != run.len {
+                discard(c, &merged).await;
+                return Ok(None);
+            }
+            let group = (!groups.is_empty()).then(|| groups[(ino as usize + i) % groups.len()].clone());
+            let opts = UploadOptions { group, appender: false, ext: String::new() };
+            let id = c.upload(&opts, Body::Bytes(data.into())).await?;
+            merged.push(Slice { offset: run.offset, len: run.len, blob: id.to_string(), blob_offset: 0 });
+        }
+    } else {
+        // Nothing to gain (or the file is gone): the request just dequeues it.
+        merged = slices.clone();
+    }
+    let after = merged.len();
+    match m.call(MetaRequest::Compact { vol, ino, expected: slices.clone(), merged: merged.clone() }).await? {
+        MetaResponse::Compacted(true) => Ok(Some((slices.len(), after))),
+        _ => {
+            if merged != slices {
+                discard(c, &merged).await;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Deletes blobs a lost merge made (no file refers to them).
+async fn discard(c: &Client, slices: &[Slice]) {
+    for s in slices {
+        if let Ok(id) = FileId::parse(&s.blob) {
+            if let Err(e) = c.delete(&id).await {
+                warn!(blob = %s.blob, error = %e, "cannot delete a merge's unused blob");
+            }
+        }
+    }
+}
