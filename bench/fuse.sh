@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # FUSE benchmark: `cairn server` (tracker, one storage node, meta service)
-# and a mounted volume; fio sequential 1 GiB write/read with 1 MiB blocks,
-# 4 KiB random read/write, then 10,000 files of 4 KiB: create, stat, read,
-# `ls -l`, delete. Prints Markdown on stdout.
+# and a mounted volume, and the same workloads on a plain directory of the
+# same disk in the same run: fio sequential 1 GiB write/read with 1 MiB
+# blocks, 4 KiB random read/write, then 10,000 files of 4 KiB: create,
+# stat, read, `ls -l`, delete. Prints Markdown on stdout.
 #
 #   cargo build --release && bench/fuse.sh > /tmp/fuse.md
 #
@@ -28,29 +29,48 @@ PIDS+=($!)
 for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
 trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
 cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-fio_bw() { # name rw bs [extra]: prints MiB/s and IOPS
-    fio --name="$1" --filename="$MNT/fio.dat" --size="$SIZE" --rw="$2" --bs="$3" --ioengine=psync \
-        --output-format=json "${@:4}" 2>/dev/null |
-        python3 -c 'import json,sys; t=sys.stdin.read(); j=json.loads(t[t.index("{"):])["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f MiB/s | %.0f" % (d["bw"] / 1024, d["iops"]))'
+LOCAL="$WORK/local"
+mkdir -p "$LOCAL"
+fio_bw() { # dir name rw bs [extra]: prints "MiB/s, IOPS"
+    fio --name="$2" --filename="$1/fio.dat" --size="$SIZE" --rw="$3" --bs="$4" --ioengine=psync \
+        --output-format=json "${@:5}" 2>/dev/null |
+        python3 -c 'import json,sys; t=sys.stdin.read(); j=json.loads(t[t.index("{"):])["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f MiB/s, %.0f IOPS" % (d["bw"] / 1024, d["iops"]))'
 }
-echo "| workload | MiB/s | IOPS |"
-echo "|---|---|---|"
-echo "| fio sequential write $SIZE, 1 MiB blocks | $(fio_bw seqw write 1M --end_fsync=1) |"
-cold
-echo "| fio sequential read $SIZE, 1 MiB blocks | $(fio_bw seqr read 1M) |"
-echo "| fio 4 KiB random read, 1 job | $(fio_bw randr randread 4k --runtime=20 --time_based) |"
-echo "| fio 4 KiB random write, 1 job | $(fio_bw randw randwrite 4k --runtime=20 --time_based --end_fsync=1) |"
-rm -f "$MNT/fio.dat"
-mkdir "$MNT/files"
+rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / float(sys.argv[2]):.0f}/s')" "$FILES" "$1"; }
+since() { echo "$(date +%s.%N) - $1" | bc; }
 head -c 4096 /dev/urandom >"$WORK/4k"
-rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / float(sys.argv[2]):.0f}')" "$FILES" "$1"; }
-t0=$(date +%s.%N); for i in $(seq 1 "$FILES"); do cp "$WORK/4k" "$MNT/files/f$i"; done; t1=$(date +%s.%N)
-echo "| create $FILES × 4 KiB (cp) | | $(rate "$(echo "$t1 - $t0" | bc)")/s |"
-t0=$(date +%s.%N); find "$MNT/files" -type f -exec stat -c %s {} + >/dev/null; t1=$(date +%s.%N)
-echo "| stat of those files | | $(rate "$(echo "$t1 - $t0" | bc)")/s |"
-t0=$(date +%s.%N); cat "$MNT"/files/* >/dev/null; t1=$(date +%s.%N)
-echo "| read of those files | | $(rate "$(echo "$t1 - $t0" | bc)")/s |"
-t0=$(date +%s.%N); ls -l "$MNT/files" >/dev/null; t1=$(date +%s.%N)
-echo "| \`ls -l\` of the directory | | $(echo "$t1 - $t0" | bc | xargs printf '%.2f') s |"
-t0=$(date +%s.%N); rm -rf "$MNT/files"; t1=$(date +%s.%N)
-echo "| delete of those files | | $(rate "$(echo "$t1 - $t0" | bc)")/s |"
+declare -A R
+for where in mount local; do
+    dir=$MNT; [ "$where" = local ] && dir=$LOCAL
+    R[$where,seqw]=$(fio_bw "$dir" seqw write 1M --end_fsync=1)
+    cold
+    R[$where,seqr]=$(fio_bw "$dir" seqr read 1M)
+    R[$where,randr]=$(fio_bw "$dir" randr randread 4k --runtime=20 --time_based)
+    R[$where,randw]=$(fio_bw "$dir" randw randwrite 4k --runtime=20 --time_based --end_fsync=1)
+    rm -f "$dir/fio.dat"
+    mkdir "$dir/files"
+    t0=$(date +%s.%N); for i in $(seq 1 "$FILES"); do cp "$WORK/4k" "$dir/files/f$i"; done
+    R[$where,create]=$(rate "$(since "$t0")")
+    cold
+    t0=$(date +%s.%N); find "$dir/files" -type f -exec stat -c %s {} + >/dev/null
+    R[$where,stat]=$(rate "$(since "$t0")")
+    t0=$(date +%s.%N); cat "$dir"/files/* >/dev/null
+    R[$where,read]=$(rate "$(since "$t0")")
+    cold
+    t0=$(date +%s.%N); ls -l "$dir/files" >/dev/null
+    R[$where,ls]=$(printf '%.2f s' "$(since "$t0")")
+    t0=$(date +%s.%N); rm -rf "$dir/files"
+    R[$where,delete]=$(rate "$(since "$t0")")
+done
+echo "| workload | mount | local disk |"
+echo "|---|---|---|"
+row() { echo "| $1 | ${R[mount,$2]} | ${R[local,$2]} |"; }
+row "fio sequential write $SIZE, 1 MiB blocks" seqw
+row "fio sequential read $SIZE, 1 MiB blocks (cold)" seqr
+row "fio 4 KiB random read, 1 job, 20 s" randr
+row "fio 4 KiB random write, 1 job, 20 s" randw
+row "create $FILES × 4 KiB (cp, one at a time)" create
+row "stat of those files (cold)" stat
+row "read of those files" read
+row "\`ls -l\` of the directory (cold)" ls
+row "delete of those files (rm -rf)" delete

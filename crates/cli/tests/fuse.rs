@@ -354,6 +354,15 @@ fn posix_basics_on_the_mount() {
     assert_eq!(sparse.len(), 10 << 20);
     assert_eq!(sparse[5_000_000], b'x');
     assert!(sparse[..5_000_000].iter().all(|&b| b == 0));
+    // Past 4 GiB: a sparse 5 GiB file with a byte written at 4.5 GiB.
+    sh(&format!(
+        "truncate -s 5G {0} && printf y | dd of={0} bs=1 seek=4831838208 conv=notrunc status=none",
+        p("huge").display()
+    ));
+    assert_eq!(std::fs::metadata(p("huge")).unwrap().len(), 5 << 30);
+    let around = sh(&format!("dd if={} bs=1 skip=4831838207 count=3 status=none | od -An -c", p("huge").display()));
+    assert_eq!(around.split_whitespace().collect::<Vec<_>>(), vec!["\\0", "y", "\\0"]);
+    std::fs::remove_file(p("huge")).unwrap();
     // Overwrite in the middle, then read across.
     std::fs::write(p("f"), b"0123456789").unwrap();
     sh(&format!("printf AB | dd of={} bs=1 seek=4 conv=notrunc status=none", p("f").display()));

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+/// A write this large announces a streaming writer.
+const BIG_WRITE: usize = 64 * 1024;
+
 /// One open file.
 pub struct Handle {
     /// The file.
@@ -32,13 +35,20 @@ impl Handle {
                 let at = (offset - start) as usize;
                 let overlap = (run.len() - at).min(data.len());
                 run[at..at + overlap].copy_from_slice(&data[..overlap]);
+                if run.capacity() - run.len() < data.len() - overlap && data.len() >= BIG_WRITE {
+                    // A streaming writer: room for the whole buffer at once,
+                    // rather than a chain of doublings that copy it again and again.
+                    run.reserve(self.limit.saturating_sub(run.len()).max(data.len() - overlap));
+                }
                 run.extend_from_slice(&data[overlap..]);
                 self.buffered += data.len() - overlap;
                 self.merge_from(start);
                 return;
             }
         }
-        self.runs.insert(offset, data.to_vec());
+        let mut run = Vec::with_capacity(if data.len() >= BIG_WRITE { self.limit.max(data.len()) } else { data.len() });
+        run.extend_from_slice(data);
+        self.runs.insert(offset, run);
         self.buffered += data.len();
         self.merge_from(offset);
     }
@@ -73,6 +83,25 @@ impl Handle {
         self.runs.iter().next_back().map(|(s, r)| s + r.len() as u64).unwrap_or(0)
     }
 
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Copies of the buffered bytes that fall in `[start, end)`, by offset.
+    pub fn runs_in(&self, start: u64, end: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        // The run that starts before `start` may reach into the range.
+        let first = self.runs.range(..=start).next_back().map(|(s, _)| *s).unwrap_or(start);
+        for (&s, run) in self.runs.range(first..end) {
+            let (from, to) = (s.max(start), (s + run.len() as u64).min(end));
+            if from < to {
+                out.push((from, run[(from - s) as usize..(to - s) as usize].to_vec()));
+            }
+        }
+        out
+    }
+
     /// Takes every run, in offset order.
     pub fn take(&mut self) -> Vec<(u64, Vec<u8>)> {
         self.buffered = 0;
@@ -92,6 +121,16 @@ mod tests {
         h.add(0, b"J");
         h.add(20, b"x");
         assert_eq!(h.take(), vec![(0, b"Jello world".to_vec()), (20, b"x".to_vec())]);
+    }
+
+    #[test]
+    fn runs_in_a_range_are_clipped_to_it() {
+        let mut h = Handle::new(1, false, 1 << 20);
+        h.add(0, b"abcdef");
+        h.add(10, b"XYZ");
+        assert_eq!(h.runs_in(2, 11), vec![(2, b"cdef".to_vec()), (10, b"X".to_vec())]);
+        assert_eq!(h.runs_in(6, 10), vec![]);
+        assert_eq!(h.runs_in(11, 100), vec![(11, b"YZ".to_vec())]);
     }
 
     #[test]

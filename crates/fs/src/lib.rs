@@ -27,6 +27,11 @@ const READDIR_PAGE: u32 = 1000;
 /// the service has told it its lease on open-unlinked files; then four
 /// times per lease.
 const KEEP_OPEN_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// A sequential reader is served this much ahead of what it asked for, in
+/// one meta call and one download per blob piece.
+const READ_AHEAD: u64 = 1 << 20;
+/// Files with a read-ahead window kept at once (bounds the memory).
+const READ_AHEAD_FILES: usize = 32;
 /// How long an upload waits for the cluster to have a member ready (a
 /// cluster starting, a group failing over) before the write fails.
 const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -42,6 +47,27 @@ pub struct Fs {
     /// Where buffered (not yet committed) writes end, by inode: `stat`
     /// must see a file's size grow as soon as a write returns.
     pending_end: Mutex<HashMap<u64, u64>>,
+    /// Read-ahead: bytes fetched past a sequential read, by inode. Dropped
+    /// when this mount writes or truncates the file, and at every open
+    /// (close-to-open: another mount's changes show at the next open).
+    ahead: Mutex<ReadAhead>,
+}
+
+/// The read-ahead windows, and a count of invalidations: a read that
+/// fetched before one keeps nothing (what it fetched may be older than a
+/// write this mount just committed).
+#[derive(Default)]
+struct ReadAhead {
+    windows: HashMap<u64, Window>,
+    epoch: u64,
+}
+
+/// Bytes of a file read ahead.
+struct Window {
+    offset: u64,
+    data: bytes::Bytes,
+    /// Where the last read served from this file ended.
+    last_end: u64,
 }
 
 fn expect_attr(r: MetaResponse) -> Result<Attr> {
@@ -64,6 +90,7 @@ impl Fs {
             next_fh: AtomicU64::new(1),
             next_group: AtomicUsize::new(0),
             pending_end: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(ReadAhead::default()),
         })
     }
 
@@ -133,6 +160,7 @@ impl Fs {
         if set.size.is_some() || set.mtime.is_some() {
             self.flush_ino(ino).await?;
         }
+        self.forget_ahead(ino);
         expect_attr(self.call(MetaRequest::SetAttr { vol: self.vol.id, ino, set }).await?)
     }
 
@@ -201,6 +229,7 @@ impl Fs {
 
     /// Opens a file: a handle that buffers writes.
     pub fn open_handle(&self, ino: u64, append: bool) -> u64 {
+        self.forget_ahead(ino);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Handle::new(ino, append, self.vol.chunk_size.min(8 << 20) as usize);
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(h)));
@@ -236,6 +265,7 @@ impl Fs {
         if runs.is_empty() {
             return Ok(());
         }
+        self.forget_ahead(h.ino);
         let mut slices = Vec::with_capacity(runs.len());
         for (offset, data) in runs {
             let len = data.len() as u64;
@@ -245,6 +275,8 @@ impl Fs {
             slices.push(Slice { offset, len, blob: id.to_string(), blob_offset: 0 });
         }
         let a = expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino: h.ino, slices }).await?)?;
+        // Again after the commit: a read may have fetched the old bytes meanwhile.
+        self.forget_ahead(h.ino);
         let mut p = self.pending_end.lock().unwrap_or_else(|p| p.into_inner());
         if p.get(&h.ino).is_some_and(|end| *end <= a.size) {
             p.remove(&h.ino);
@@ -328,14 +360,94 @@ impl Fs {
         Ok(())
     }
 
-    /// Reads `size` bytes at `offset` (fewer at the end of the file).
+    fn forget_ahead(&self, ino: u64) {
+        let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        ra.windows.remove(&ino);
+        ra.epoch += 1;
+    }
+
+    /// Reads `size` bytes at `offset` (fewer at the end of the file): what
+    /// is committed, with what this mount's handles still buffer on top, so
+    /// a program reading what it just wrote does not force an upload (fsx,
+    /// databases, editors do that constantly). Only when two handles buffer
+    /// writes to the file (which is newer is unknown) are they written out
+    /// first.
     pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        self.flush_ino(ino).await?;
-        let pieces = match self.call(MetaRequest::Read { vol: self.vol.id, ino, offset, len: u64::from(size) }).await? {
+        let end = offset.saturating_add(u64::from(size));
+        let mut overlay = Vec::new();
+        let mut buffering = 0;
+        let hs: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for h in hs {
+            let h = h.lock().await;
+            if h.ino == ino && !h.is_empty() {
+                buffering += 1;
+                overlay = h.runs_in(offset, end);
+            }
+        }
+        if buffering > 1 {
+            self.flush_ino(ino).await?;
+            overlay.clear();
+        }
+        let mut data = self.read_committed(ino, offset, size).await?;
+        let pending = self.pending_end.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied().unwrap_or(0);
+        let covered = offset + data.len() as u64;
+        if pending > covered && covered < end {
+            // Buffered writes past the committed end: the gap reads as zeros.
+            data.resize((pending.min(end) - offset) as usize, 0);
+        }
+        for (at, bytes) in overlay {
+            let from = (at - offset) as usize;
+            let to = (from + bytes.len()).min(data.len());
+            if from < to {
+                data[from..to].copy_from_slice(&bytes[..to - from]);
+            }
+        }
+        Ok(data)
+    }
+
+    /// What is committed of `[offset, offset + size)`. A read that
+    /// continues where the last one ended fetches [`READ_AHEAD`] bytes and
+    /// keeps what it did not return for the next reads.
+    async fn read_committed(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let want = u64::from(size);
+        let (sequential, epoch) = {
+            let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+            let epoch = ra.epoch;
+            match ra.windows.get_mut(&ino) {
+                Some(w) if offset >= w.offset && offset + want <= w.offset + w.data.len() as u64 => {
+                    let at = (offset - w.offset) as usize;
+                    w.last_end = offset + want;
+                    return Ok(w.data[at..at + size as usize].to_vec());
+                }
+                Some(w) => (offset == w.last_end, epoch),
+                None => (offset == 0, epoch),
+            }
+        };
+        let fetch = if sequential { want.max(READ_AHEAD) } else { want };
+        let mut data = self.fetch(ino, offset, fetch).await?;
+        let served = data.len().min(size as usize);
+        let rest = data.split_off(served);
+        let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        if ra.epoch == epoch {
+            if ra.windows.len() >= READ_AHEAD_FILES && !ra.windows.contains_key(&ino) {
+                if let Some(k) = ra.windows.keys().next().copied() {
+                    ra.windows.remove(&k);
+                }
+            }
+            let last_end = offset + served as u64;
+            ra.windows.insert(ino, Window { offset: last_end, data: bytes::Bytes::from(rest), last_end });
+        }
+        Ok(data)
+    }
+
+    /// The bytes of `[offset, offset + len)` as the meta service resolves
+    /// them into blob pieces and holes.
+    async fn fetch(&self, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let pieces = match self.call(MetaRequest::Read { vol: self.vol.id, ino, offset, len }).await? {
             MetaResponse::Pieces(_, p) => p,
             other => return Err(FsError::protocol(other)),
         };
-        let mut out = Vec::with_capacity(size as usize);
+        let mut out = Vec::with_capacity(len as usize);
         for p in pieces {
             match p {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),

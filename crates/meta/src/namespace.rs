@@ -894,20 +894,27 @@ impl<E: Engine> Namespace<E> {
         })
     }
 
-    /// Replaces a file's slices by fewer ones covering the same content
-    /// (the compactor), provided the file did not change meanwhile.
+    /// Replaces a file's oldest slices, `expected`, by fewer ones covering
+    /// the same content (the compactor), provided they are still the
+    /// file's oldest: slices written since the merge began stay on top of
+    /// it (later slices win), so a file being written to all the time can
+    /// still be compacted; a truncate changes the slices and voids it.
     pub fn compact(&self, vol: u32, ino: u64, expected: &[Slice], merged: Vec<Slice>) -> Result<bool> {
         self.change(|w| {
             let Some(mut i) = get::<Inode>(w, &key::inode(vol, ino))? else {
                 w.delete(&key::compact(vol, ino))?;
                 return Ok(false);
             };
-            if i.slices != expected {
+            if !i.slices.starts_with(expected) {
                 return Ok(false);
             }
-            w.delete(&key::compact(vol, ino))?;
+            let newer = i.slices.split_off(expected.len());
+            if newer.len() <= COMPACT_AFTER {
+                w.delete(&key::compact(vol, ino))?;
+            }
             let old: Vec<String> = i.slices.iter().map(|s| s.blob.clone()).collect();
             i.slices = merged;
+            i.slices.extend(newer);
             let kept: std::collections::HashSet<&String> = i.slices.iter().map(|s| &s.blob).collect();
             collect(w, old.into_iter().filter(|b| !kept.contains(b)))?;
             save(w, vol, &i)?;

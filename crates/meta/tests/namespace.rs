@@ -217,3 +217,25 @@ fn check_finds_a_consistent_namespace_consistent() {
     // 4 inodes (root, d, e, f) and 4 entries (d, e2, f, f2).
     assert_eq!(examined, 8);
 }
+
+#[test]
+fn compaction_keeps_slices_written_during_the_merge_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let f = n.mknod(v, ROOT, b"f", file(0)).unwrap().ino;
+    let sl = |offset, len, blob: &str| Slice { offset, len, blob: blob.into(), blob_offset: 0 };
+    n.write(v, f, vec![sl(0, 4, "a"), sl(4, 4, "b")]).unwrap();
+    let (_, expected) = n.slices(v, f).unwrap();
+    // Written while the compactor merged a+b into m.
+    n.write(v, f, vec![sl(2, 1, "c")]).unwrap();
+    assert!(n.compact(v, f, &expected, vec![sl(0, 8, "m")]).unwrap());
+    assert_eq!(n.slices(v, f).unwrap().1, vec![sl(0, 8, "m"), sl(2, 1, "c")]);
+    let mut gone = n.garbage(i64::MAX, 10).unwrap();
+    gone.sort();
+    assert_eq!(gone, vec!["a".to_string(), "b".to_string()]);
+    // A truncate since the merge voids it.
+    let (_, expected) = n.slices(v, f).unwrap();
+    n.setattr(v, f, SetAttr { size: Some(5), ..Default::default() }).unwrap();
+    assert!(!n.compact(v, f, &expected, vec![sl(0, 8, "z")]).unwrap());
+}

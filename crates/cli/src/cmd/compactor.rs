@@ -1,8 +1,9 @@
 //! The slice compactor beside the meta service: a file written in many
 //! small pieces (appends with fsync, random writes) has many slices, and
 //! every read of it resolves them all. The meta service queues such files;
-//! this rewrites each one's content as few large blobs and swaps them in,
-//! only if the file did not change meanwhile. The old blobs go to the
+//! this rewrites each one's content as few large blobs and swaps them in
+//! for the slices it read, if those are still the file's oldest (slices
+//! written meanwhile stay on top). The old blobs go to the
 //! collector; new blobs that lost the race are deleted at once.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use cairn_proto::{ClusterSecret, FileId};
 use tracing::{debug, info, warn};
 
 /// How often the queue is looked at.
-const EVERY: Duration = Duration::from_secs(5);
+const EVERY: Duration = Duration::from_secs(1);
 /// Largest blob a merge makes (it is assembled in memory).
 const MAX_RUN: u64 = 8 << 20;
 
