@@ -14,21 +14,7 @@ NAME=churn
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-5}
 THREADS=${THREADS:-8}
-MNT="$WORK/mnt"
-mkdir -p "$MNT"
-TRACKER="127.0.0.1:$(port)"
-META="127.0.0.1:$(port)"
-export CAIRN_DATA="$WORK/data" CAIRN_META="$META" CAIRN_TRACKER="$TRACKER"
-"$BIN" server --data "$WORK/data" --listen "$TRACKER" --storage-listen "127.0.0.1:$(port)" --meta-listen "$META" \
-    --fastdfs-listen none --fastdfs-storage-listen none --http-listen none >"$WORK/server.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 200); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.05; done
-"$BIN" volume create bench >/dev/null
-"$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 &
-MOUNT_PID=$!
-PIDS+=("$MOUNT_PID")
-for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
-trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+start_mount
 rss() { awk '/VmRSS/ {print $2}' "/proc/$MOUNT_PID/status"; }
 mkdir "$MNT/churn"
 echo "| files | create | read | delete | mount RSS after |"

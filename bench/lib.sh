@@ -11,3 +11,23 @@ cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; 
 trap cleanup EXIT
 export CAIRN_SECRET=bench-secret
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# `cairn server` (tracker, one storage node, meta service) and a volume
+# `bench` mounted on $MNT; sets MOUNT_PID and unmounts on exit.
+start_mount() {
+    MNT="$WORK/mnt"
+    mkdir -p "$MNT"
+    local tracker meta
+    tracker="127.0.0.1:$(port)"
+    meta="127.0.0.1:$(port)"
+    export CAIRN_DATA="$WORK/data" CAIRN_META="$meta" CAIRN_TRACKER="$tracker"
+    "$BIN" server --data "$WORK/data" --listen "$tracker" --storage-listen "127.0.0.1:$(port)" --meta-listen "$meta" \
+        --fastdfs-listen none --fastdfs-storage-listen none --http-listen none >"$WORK/server.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 200); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.05; done
+    "$BIN" volume create bench >/dev/null
+    "$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 &
+    MOUNT_PID=$!
+    PIDS+=("$MOUNT_PID")
+    for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
+    trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+}
