@@ -103,6 +103,14 @@ pub enum Request {
         /// The file.
         file_id: String,
     },
+    /// Drop an upload that was never acknowledged, everywhere in its group,
+    /// leaving a tombstone even where the blob is absent, so no member can
+    /// copy it back. Sent to the primary by an originator that finds, on its
+    /// return, an upload of its own that not every active member holds.
+    Discard {
+        /// The file.
+        file_id: String,
+    },
     /// Append to an appender blob; a body follows.
     Append {
         /// The file.
@@ -261,6 +269,7 @@ impl Request {
             Request::UploadSlave { .. } => "upload-slave",
             Request::Download { .. } => "download",
             Request::Delete { .. } => "delete",
+            Request::Discard { .. } => "discard",
             Request::Append { .. } => "append",
             Request::Modify { .. } => "modify",
             Request::Truncate { .. } => "truncate",

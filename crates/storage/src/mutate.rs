@@ -8,22 +8,34 @@ use crate::node::{blocking, parse_id, Node};
 use crate::replicate::replicate_op;
 use crate::upload::{receive, refuse_body};
 
-/// Delete, truncate and set-metadata: apply here, then on every active peer,
-/// holding the blob's order lock throughout.
+/// Delete, discard, truncate and set-metadata: apply here, then on every
+/// member of the write set, holding the blob's order lock throughout.
 pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoError> {
     let (view, _write) = node.begin_write()?;
     view.require_primary(node.id())?;
+    // A discard is a delete that succeeds where the blob is absent: the
+    // tombstone is what matters (replicas always take a delete that way).
+    let mut discard = false;
     let op = match req {
         Request::Delete { file_id } => ReplicaOp::Delete { file_id },
+        Request::Discard { file_id } => {
+            discard = true;
+            ReplicaOp::Delete { file_id }
+        }
         Request::Truncate { file_id, size } => ReplicaOp::Truncate { file_id, size },
         Request::SetMeta { file_id, meta, merge } => ReplicaOp::SetMeta { file_id, meta, merge },
-        _ => unreachable!("dispatch sends only delete, truncate and set-meta here"),
+        _ => unreachable!("dispatch sends only delete, discard, truncate and set-meta here"),
     };
     let id = parse_id(op_file_id(&op))?;
     let _order = node.order(&id).await;
     let store = node.store.clone();
     let local = op.clone();
-    blocking(move || apply_op(&store, local, Origin::Local)).await?;
+    let local_id = id.clone();
+    blocking(move || match local {
+        ReplicaOp::Delete { .. } if discard => store.discard(&local_id, Origin::Local),
+        local => apply_op(&store, local, Origin::Local),
+    })
+    .await?;
     replicate_op(node, &view, op).await.settle(node).await?;
     write_frame(conn, &Response::Ok).await
 }

@@ -168,7 +168,7 @@ impl Service for Node {
             Request::GetMeta { file_id } => read::get_meta(self, conn, &file_id).await,
             Request::Append { file_id } => mutate::append(self, conn, &file_id).await,
             Request::Modify { file_id, offset } => mutate::modify(self, conn, &file_id, offset).await,
-            Request::Delete { .. } | Request::Truncate { .. } | Request::SetMeta { .. } => {
+            Request::Delete { .. } | Request::Discard { .. } | Request::Truncate { .. } | Request::SetMeta { .. } => {
                 mutate::op(self, conn, req).await
             }
             Request::ReplicaBody { epoch, store_path } => replica::body(self, conn, epoch, store_path).await,

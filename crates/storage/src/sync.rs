@@ -176,10 +176,12 @@ async fn catch_up(node: &Node, started: Instant) -> Result<(), ProtoError> {
 
 /// Mutations that started on this node since its last catch-up (its own
 /// binlog, from the sync point it keeps under its own ID) are checked
-/// against the source. A blob it created that the source lacks, and did
-/// not delete, was never acknowledged (an acknowledged upload is on every
-/// active member): this node crashed or was cut off in the middle of the
-/// upload, and the blob is dropped so every member holds the same files.
+/// against the active members. A blob it created that one of them lacks,
+/// and that it did not delete, was never acknowledged (an acknowledged
+/// upload is on every active member): this node crashed or was cut off in
+/// the middle of the upload, and the blob is discarded group-wide (see
+/// `discard`) so every member holds the same files. So are uploads it had
+/// named but not committed when it stopped (peers may have committed them).
 /// A blob it changed as primary that differs from the source's copy (the
 /// change reached no peer) is copied back. Returns the own binlog point
 /// this covered, or `None` when it could not run.
@@ -192,6 +194,13 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let unfinished = node.store.take_unfinished();
+    for (i, id) in unfinished.iter().enumerate() {
+        if let Err(e) = discard(node, id.clone()).await {
+            node.store.keep_unfinished(unfinished[i..].to_vec());
+            return Err(e);
+        }
     }
     let end = node.store.binlog().point();
     let mut at = node.store.sync_point(node.id()).unwrap_or_default();
@@ -213,11 +222,16 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             let Response::Blobs { blobs, .. } = resp else {
                 return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
             };
-            let there: HashSet<&str> = blobs.iter().map(|b| b.file_id.as_str()).collect();
-            for s in mine.iter().filter(|s| !there.contains(s.as_str()) && created.contains(*s)) {
+            let mut everywhere: HashSet<String> = blobs.iter().map(|b| b.file_id.clone()).collect();
+            let created: Vec<String> = mine.iter().filter(|s| created.contains(*s)).cloned().collect();
+            let others = node.view.snapshot().map(|v| v.sources(node.id())).unwrap_or_default();
+            for (_, other) in others.iter().filter(|(_, a)| a != addr) {
+                let held = held_by(node, other, &created).await?;
+                everywhere.retain(|s| !created.contains(s) || held.contains(s));
+            }
+            for s in created.iter().filter(|s| !everywhere.contains(*s)) {
                 let Ok(id) = FileId::parse(s) else { continue };
-                warn!(file_id = %id, "dropping a blob whose upload was never acknowledged (no active peer has it)");
-                apply_delete(node, id).await?;
+                discard(node, id).await?;
             }
             copy_differing(node, addr, &blobs, started).await?;
         }
@@ -226,6 +240,38 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             return Ok(Some(end));
         }
     }
+}
+
+/// Which of `ids` the member at `addr` holds.
+async fn held_by(node: &Node, addr: &str, ids: &[String]) -> Result<HashSet<String>, ProtoError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: ids.to_vec() }).await?)?;
+    let Response::Blobs { blobs, .. } = resp else {
+        return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
+    };
+    Ok(blobs.into_iter().map(|b| b.file_id).collect())
+}
+
+/// Drops an upload of this node's own that some active member lacks. An
+/// acknowledged upload is on every active member (and a member that turned
+/// active since holds all its peers hold), so this one never was: the
+/// originator died before every peer committed it. The discard goes through
+/// the primary, which leaves a tombstone on every member of the write set,
+/// holders or not, so a member that has it drops it and one that is
+/// catching up can never copy it back.
+async fn discard(node: &Node, id: FileId) -> Result<(), ProtoError> {
+    let primary = node
+        .view
+        .snapshot()
+        .and_then(|v| v.primary_addr)
+        .ok_or_else(|| refuse(ErrorCode::Unavailable, "no primary to order a discard through"))?;
+    warn!(file_id = %id, "discarding an upload that was never acknowledged (not every active member has it)");
+    check(node.pool.call(&primary, &Request::Discard { file_id: id.to_string() }).await?)?;
+    // The primary's write set names this node while it syncs; in case it
+    // did not, the local copy goes here too.
+    apply_delete(node, id).await
 }
 
 /// Copies again every blob a change was forwarded for that this node could

@@ -214,6 +214,22 @@ impl Binlog {
         Ok((out, more))
     }
 
+    /// Which of `ids` any line names (reads the whole log, so callers ask
+    /// only when `ids` is not empty).
+    pub fn mentioned(&self, ids: &std::collections::HashSet<String>) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        self.scan(|_, _, id| {
+            if ids.contains(id) {
+                out.insert(id.to_string());
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
     /// Every ID ever deleted here (IDs are never reused, so this set only
     /// grows; it guards against bringing a deleted file back).
     pub fn all_deletes(&self) -> Result<std::collections::HashSet<String>> {

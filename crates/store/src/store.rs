@@ -95,6 +95,10 @@ pub struct Store {
     bytes: AtomicU64,
     /// IDs deleted here, ever: a copy from a peer never brings one back.
     deleted: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Uploads this node had named but not committed when it last stopped
+    /// (found at open): never acknowledged, but peers may have committed
+    /// them, so the storage node discards them group-wide.
+    unfinished: std::sync::Mutex<Vec<FileId>>,
     data_dir: std::path::PathBuf,
 }
 
@@ -155,11 +159,18 @@ impl Store {
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             deleted,
+            unfinished: std::sync::Mutex::new(Vec::new()),
             data_dir: data_dir.to_path_buf(),
         };
-        let (files, bytes) = store.count()?;
+        let (files, bytes, reserved) = store.count()?;
         store.files.store(files, Ordering::Relaxed);
         store.bytes.store(bytes, Ordering::Relaxed);
+        // A blob of this node's naming without a record is a reservation
+        // whose commit never happened, unless the binlog knows it (then it
+        // was committed, and its record was lost since: damage for a scrub).
+        let known = store.binlog.mentioned(&reserved.iter().map(|id| id.to_string()).collect())?;
+        *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) =
+            reserved.into_iter().filter(|id| !known.contains(&id.to_string())).collect();
         Ok(store)
     }
 
@@ -478,6 +489,16 @@ impl Store {
     /// Deletes a blob. A replica deleting what it does not have succeeds:
     /// the goal, absence, is reached.
     pub fn delete(&self, id: &FileId, origin: Origin) -> Result<()> {
+        self.remove(id, origin, origin == Origin::Local)
+    }
+
+    /// Deletes a blob whose upload was never acknowledged, succeeding (and
+    /// leaving the tombstone) where it is absent, whatever the origin.
+    pub fn discard(&self, id: &FileId, origin: Origin) -> Result<()> {
+        self.remove(id, origin, false)
+    }
+
+    fn remove(&self, id: &FileId, origin: Origin, must_exist: bool) -> Result<()> {
         let sp = self.place(id)?;
         let size = {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
@@ -499,7 +520,7 @@ impl Store {
                 Err(e) => return Err(Error::io(&rp)(e)),
             }
             if rec.is_none() && !had_blob {
-                if origin == Origin::Local {
+                if must_exist {
                     return Err(Error::NotFound(id.to_string()));
                 }
                 None
@@ -734,20 +755,48 @@ impl Store {
         Ok(out.into_iter().flatten().collect())
     }
 
-    fn count(&self) -> Result<(u64, u64)> {
-        let (mut files, mut bytes) = (0, 0);
+    /// Blobs and bytes stored, and this node's own blobs that have content
+    /// but no record.
+    fn count(&self) -> Result<(u64, u64, Vec<FileId>)> {
+        let (mut files, mut bytes, mut reserved) = (0, 0, Vec::new());
         for sp in &self.paths {
-            walk(sp, |_, size| {
+            walk(sp, |(d1, d2, name), listed| {
                 files += 1;
-                bytes += size;
+                bytes += listed.size;
+                if !listed.record {
+                    match FileId::new(&self.group, sp.index(), d1, d2, &name) {
+                        Ok(id) if id.info().source_node == self.node_id => reserved.push(id),
+                        _ => {}
+                    }
+                }
             })?;
         }
-        Ok((files, bytes))
+        Ok((files, bytes, reserved))
+    }
+
+    /// Takes the uploads found named but uncommitted at open (see
+    /// `unfinished`); the caller puts back those it could not discard.
+    pub fn take_unfinished(&self) -> Vec<FileId> {
+        std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Returns uploads to the unfinished list (a discard that failed).
+    pub fn keep_unfinished(&self, ids: Vec<FileId>) {
+        self.unfinished.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
     }
 }
 
-/// Calls `f((dir1, dir2, name), size)` for each blob file on a store path.
-fn walk(sp: &StorePath, mut f: impl FnMut((u8, u8, String), u64)) -> Result<()> {
+/// What a store directory holds of one blob.
+#[derive(Default)]
+struct Listed {
+    /// Size of the content file (0 when there is none).
+    size: u64,
+    /// Whether the record is there.
+    record: bool,
+}
+
+/// Calls `f((dir1, dir2, name), listed)` for each blob on a store path.
+fn walk(sp: &StorePath, mut f: impl FnMut((u8, u8, String), Listed)) -> Result<()> {
     let hex_dirs = |p: &Path| -> Result<Vec<(u8, PathBuf)>> {
         let mut v = Vec::new();
         let rd = match std::fs::read_dir(p) {
@@ -767,21 +816,20 @@ fn walk(sp: &StorePath, mut f: impl FnMut((u8, u8, String), u64)) -> Result<()> 
         for (d2, p2) in hex_dirs(&p1)? {
             // A blob is listed if its content or its record is there: one
             // without the other is damage that a scrub must see.
-            let mut names: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+            let mut names: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
             for e in std::fs::read_dir(&p2).map_err(Error::io(&p2))?.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') {
                     continue;
                 }
                 if is_record_name(&name) {
-                    names.entry(name.trim_end_matches(".rec").to_string()).or_insert(0);
+                    names.entry(name.trim_end_matches(".rec").to_string()).or_default().record = true;
                 } else {
-                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                    names.insert(name, size);
+                    names.entry(name).or_default().size = e.metadata().map(|m| m.len()).unwrap_or(0);
                 }
             }
-            for (name, size) in names {
-                f((d1, d2, name), size);
+            for (name, listed) in names {
+                f((d1, d2, name), listed);
             }
         }
     }

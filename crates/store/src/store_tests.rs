@@ -215,3 +215,33 @@ fn replace_mends_a_damaged_blob() {
     store.replace(spooled(&store, &content), &id, &rec.info(), vec![], Expect::Any).unwrap();
     assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
 }
+
+#[test]
+fn uploads_named_but_not_committed_are_found_at_open_and_discard_leaves_a_tombstone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pending, lost_record) = {
+        let store = open(dir.path());
+        let reserved = store.reserve(spooled(&store, &data(5000, 3)), "txt", false, vec![]).unwrap();
+        let pending = reserved.id().clone();
+        // A process killed here leaves the name linked and no record.
+        std::mem::forget(reserved);
+        let (committed, _) = store.create(spooled(&store, &data(100, 4)), "txt", false, vec![]).unwrap();
+        // A committed blob whose record is lost is damage, not a pending upload.
+        let sp = store.place(&committed).unwrap();
+        std::fs::remove_file(sp.record_path(&committed)).unwrap();
+        (pending, committed)
+    };
+    let store = open(dir.path());
+    let found = store.take_unfinished();
+    assert_eq!(found, vec![pending.clone()]);
+    assert!(!found.contains(&lost_record));
+    assert!(store.take_unfinished().is_empty(), "taken once");
+    store.discard(&pending, Origin::Local).unwrap();
+    assert!(store.was_deleted(&pending));
+    assert!(!store.contains_any(&pending));
+    // Absent everywhere, a discard still succeeds and leaves its tombstone.
+    let (other, _) = store.create(spooled(&store, &data(10, 5)), "txt", false, vec![]).unwrap();
+    store.delete(&other, Origin::Local).unwrap();
+    assert!(store.delete(&other, Origin::Local).is_err());
+    store.discard(&other, Origin::Local).unwrap();
+}
