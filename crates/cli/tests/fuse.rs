@@ -384,6 +384,18 @@ fn posix_basics_on_the_mount() {
         m.path.display()
     ));
     assert_eq!(v.trim(), "blue");
+    // Listings carry attributes (readdirplus) and whether each file has
+    // extended attributes; what a listing said must not hide one set after
+    // it, nor one set before it.
+    let listed = sh(&format!("ls -l {0} && ls -l {0}/d", m.path.display()));
+    assert!(listed.contains("sparse") && listed.contains(" x\n"), "{listed}");
+    let v = sh(&format!(
+        "python3 -c \"import os; print(os.getxattr('{0}/sparse', 'user.color').decode()); os.setxattr('{0}/d/x', 'user.k', b'v'); print(os.getxattr('{0}/d/x', 'user.k').decode(), os.listxattr('{0}/d/x'))\"",
+        m.path.display()
+    ));
+    assert_eq!(v.trim(), "blue\nv ['user.k']");
+    let sizes = sh(&format!("stat -c '%n %s' {0}/sparse {0}/d/x", m.path.display()));
+    assert_eq!(sizes.trim(), format!("{0}/sparse 4\n{0}/d/x 0", m.path.display()));
     let df = sh(&format!("df -k {} | tail -1", m.path.display()));
     assert!(df.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0) > 0, "{df}");
 }

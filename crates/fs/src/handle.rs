@@ -78,6 +78,11 @@ impl Handle {
         self.buffered >= self.limit
     }
 
+    /// Whether buffering `len` more bytes would make the buffer full.
+    pub fn would_fill(&self, len: usize) -> bool {
+        self.buffered + len >= self.limit
+    }
+
     /// End of the buffered data (for O_APPEND before a flush).
     pub fn buffered_end(&self) -> u64 {
         self.runs.iter().next_back().map(|(s, r)| s + r.len() as u64).unwrap_or(0)

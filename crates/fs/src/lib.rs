@@ -13,6 +13,7 @@ mod handle;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use cairn_client::{Body, Client, MetaClient, UploadOptions};
 use cairn_proto::meta::{Attr, Dirent, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume};
@@ -21,8 +22,20 @@ use cairn_proto::FileId;
 pub use error::{FsError, Result};
 use handle::Handle;
 
+/// An open handle, shared by the requests that use it.
+type SharedHandle = Arc<tokio::sync::Mutex<Handle>>;
+
 /// Entries per readdir page asked of the meta service.
 const READDIR_PAGE: u32 = 1000;
+/// How long a listing's word that an inode has no extended attributes is
+/// trusted: as long as the kernel trusts the attributes that came with it.
+const NO_XATTRS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most inodes remembered as having no extended attributes.
+const NO_XATTRS_MAX: usize = 200_000;
+/// Extended attributes of this prefix are never stored (POSIX ACLs).
+const POSIX_ACL: &[u8] = b"system.posix_acl_";
+/// errno for "no such attribute".
+const ENODATA: i32 = 61;
 /// How often a mount tells the meta service which files it has open until
 /// the service has told it its lease on open-unlinked files; then four
 /// times per lease.
@@ -41,12 +54,17 @@ pub struct Fs {
     meta: MetaClient,
     blobs: Arc<Client>,
     vol: Volume,
-    handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Handle>>>>,
+    /// Open handles by number, each with its file's inode beside it, so
+    /// finding a file's handles locks none of the others (one of which may
+    /// be busy uploading).
+    handles: Mutex<HashMap<u64, (u64, SharedHandle)>>,
     next_fh: AtomicU64,
     next_group: AtomicUsize,
     /// Where buffered (not yet committed) writes end, by inode: `stat`
     /// must see a file's size grow as soon as a write returns.
     pending_end: Mutex<HashMap<u64, u64>>,
+    /// Inodes a listing showed without extended attributes, and when.
+    no_xattrs: Mutex<HashMap<u64, Instant>>,
     /// Read-ahead: bytes fetched past a sequential read, by inode. Dropped
     /// when this mount writes or truncates the file, and at every open
     /// (close-to-open: another mount's changes show at the next open).
@@ -90,6 +108,7 @@ impl Fs {
             next_fh: AtomicU64::new(1),
             next_group: AtomicUsize::new(0),
             pending_end: Mutex::new(HashMap::new()),
+            no_xattrs: Mutex::new(HashMap::new()),
             ahead: Mutex::new(ReadAhead::default()),
         })
     }
@@ -104,14 +123,8 @@ impl Fs {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(fs) = weak.upgrade() else { return };
-                let mut inodes: Vec<u64> = {
-                    let hs: Vec<_> = fs.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-                    let mut v = Vec::with_capacity(hs.len());
-                    for h in hs {
-                        v.push(h.lock().await.ino);
-                    }
-                    v
-                };
+                let mut inodes: Vec<u64> =
+                    fs.handles.lock().unwrap_or_else(|p| p.into_inner()).values().map(|(ino, _)| *ino).collect();
                 inodes.sort_unstable();
                 inodes.dedup();
                 match fs.call(MetaRequest::KeepOpen { vol: fs.vol.id, session: fs.meta.session(), inodes }).await {
@@ -227,18 +240,88 @@ impl Fs {
         }
     }
 
+    /// A page of a directory after `after`, with each entry's attributes.
+    /// Entries without extended attributes are remembered as such for
+    /// [`NO_XATTRS_FRESH`].
+    pub async fn readdir_plus(&self, ino: u64, after: Option<Vec<u8>>) -> Result<Vec<(Vec<u8>, Attr)>> {
+        match self.call(MetaRequest::ReaddirPlus { vol: self.vol.id, ino, after, limit: READDIR_PAGE }).await? {
+            MetaResponse::EntriesPlus(e) => {
+                let now = Instant::now();
+                let mut none = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
+                if none.len() > NO_XATTRS_MAX {
+                    none.retain(|_, seen| now.duration_since(*seen) < NO_XATTRS_FRESH);
+                }
+                let mut out = Vec::with_capacity(e.len());
+                for (n, a, has_xattrs) in e {
+                    if has_xattrs {
+                        none.remove(&a.ino);
+                    } else if none.len() < NO_XATTRS_MAX {
+                        none.insert(a.ino, now);
+                    }
+                    out.push((n, self.with_pending(a)));
+                }
+                Ok(out)
+            }
+            other => Err(FsError::protocol(other)),
+        }
+    }
+
+    /// Whether the attribute `name` of `ino` is known not to exist, without
+    /// asking the meta service (see [`Fs::getxattr`]).
+    pub fn xattr_known_absent(&self, ino: u64, name: &[u8]) -> bool {
+        name.starts_with(POSIX_ACL) || self.known_without_xattrs(ino)
+    }
+
+    /// Whether a listing showed `ino` without extended attributes lately.
+    fn known_without_xattrs(&self, ino: u64) -> bool {
+        let none = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
+        none.get(&ino).is_some_and(|seen| seen.elapsed() < NO_XATTRS_FRESH)
+    }
+
     /// Opens a file: a handle that buffers writes.
     pub fn open_handle(&self, ino: u64, append: bool) -> u64 {
         self.forget_ahead(ino);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Handle::new(ino, append, self.vol.chunk_size.min(8 << 20) as usize);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(h)));
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, Arc::new(tokio::sync::Mutex::new(h))));
         fh
     }
 
-    fn handle(&self, fh: u64) -> Result<Arc<tokio::sync::Mutex<Handle>>> {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned().ok_or(FsError::errno(9))
-        // EBADF
+    fn handle(&self, fh: u64) -> Result<SharedHandle> {
+        let hs = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        hs.get(&fh).map(|(_, h)| h.clone()).ok_or(FsError::errno(9)) // EBADF
+    }
+
+    /// The open handles of one file.
+    fn handles_of(&self, ino: u64) -> Vec<SharedHandle> {
+        let hs = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        hs.values().filter(|(i, _)| *i == ino).map(|(_, h)| h.clone()).collect()
+    }
+
+    /// Buffers a write at once when that needs no waiting: the handle is
+    /// free, not in append mode, and the write does not fill its buffer.
+    /// `None` means the caller must go through [`Fs::write`]. FUSE lends the
+    /// bytes only for the length of its call: taking them here saves the
+    /// copy that queueing them for an async task would cost.
+    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<Result<u32>> {
+        let h = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut h = h.try_lock().ok()?;
+        if h.append || h.would_fill(data.len()) {
+            return None;
+        }
+        h.add(offset, data);
+        self.note_pending(h.ino, offset + data.len() as u64);
+        Some(Ok(data.len() as u32))
+    }
+
+    /// Records that buffered writes reach `end` (sizes shown include them).
+    fn note_pending(&self, ino: u64, end: u64) {
+        let mut p = self.pending_end.lock().unwrap_or_else(|p| p.into_inner());
+        let e = p.entry(ino).or_insert(end);
+        *e = (*e).max(end);
     }
 
     /// Writes through a handle (buffered); returns the bytes taken.
@@ -247,12 +330,7 @@ impl Fs {
         let mut h = h.lock().await;
         let offset = if h.append { self.getattr(h.ino).await?.size.max(h.buffered_end()) } else { offset };
         h.add(offset, data);
-        {
-            let end = offset + data.len() as u64;
-            let mut p = self.pending_end.lock().unwrap_or_else(|p| p.into_inner());
-            let e = p.entry(h.ino).or_insert(end);
-            *e = (*e).max(end);
-        }
+        self.note_pending(h.ino, offset + data.len() as u64);
         if h.full() {
             self.write_out(&mut h).await?;
         }
@@ -323,12 +401,8 @@ impl Fs {
     /// Writes out every open handle of `ino` (before a read or truncate
     /// sees the file).
     async fn flush_ino(&self, ino: u64) -> Result<()> {
-        let hs: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for h in hs {
-            let mut h = h.lock().await;
-            if h.ino == ino {
-                self.write_out(&mut h).await?;
-            }
+        for h in self.handles_of(ino) {
+            self.write_out(&mut *h.lock().await).await?;
         }
         Ok(())
     }
@@ -344,17 +418,7 @@ impl Fs {
             r?;
             h.ino
         };
-        let still_open = {
-            let hs: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-            let mut open = false;
-            for h in hs {
-                if h.lock().await.ino == ino {
-                    open = true;
-                }
-            }
-            open
-        };
-        if !still_open {
+        if self.handles_of(ino).is_empty() {
             self.call(MetaRequest::Release { vol: self.vol.id, ino }).await?;
         }
         Ok(())
@@ -376,10 +440,9 @@ impl Fs {
         let end = offset.saturating_add(u64::from(size));
         let mut overlay = Vec::new();
         let mut buffering = 0;
-        let hs: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for h in hs {
+        for h in self.handles_of(ino) {
             let h = h.lock().await;
-            if h.ino == ino && !h.is_empty() {
+            if !h.is_empty() {
                 buffering += 1;
                 overlay = h.runs_in(offset, end);
             }
@@ -468,9 +531,10 @@ impl Fs {
     /// have to change the mode bits too): refusing them makes tools such
     /// as `cp -a` fall back to chmod.
     pub async fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], create: bool, replace: bool) -> Result<()> {
-        if name.starts_with(b"system.posix_acl_") {
+        if name.starts_with(POSIX_ACL) {
             return Err(FsError::errno(95)); // EOPNOTSUPP
         }
+        self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
         let req = MetaRequest::SetXattr {
             vol: self.vol.id,
             ino,
@@ -483,7 +547,13 @@ impl Fs {
     }
 
     /// An extended attribute's value.
+    /// POSIX ACLs are never stored (setting one is refused), and `ls -l`
+    /// asks for an ACL and an SELinux label on every file: both are
+    /// answered here when the answer is known to be "none".
     pub async fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        if self.xattr_known_absent(ino, name) {
+            return Err(FsError::errno(ENODATA));
+        }
         match self.call(MetaRequest::GetXattr { vol: self.vol.id, ino, name: name.to_vec() }).await? {
             MetaResponse::Bytes(b) => Ok(b),
             other => Err(FsError::protocol(other)),
@@ -492,6 +562,9 @@ impl Fs {
 
     /// Names of the extended attributes.
     pub async fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        if self.known_without_xattrs(ino) {
+            return Ok(Vec::new());
+        }
         match self.call(MetaRequest::ListXattr { vol: self.vol.id, ino }).await? {
             MetaResponse::Names(n) => Ok(n),
             other => Err(FsError::protocol(other)),
@@ -500,6 +573,7 @@ impl Fs {
 
     /// Removes an extended attribute.
     pub async fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
+        self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
         self.call(MetaRequest::RemoveXattr { vol: self.vol.id, ino, name: name.to_vec() }).await.map(|_| ())
     }
 

@@ -14,9 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cairn_fs::{Fs, FsError};
 use cairn_proto::meta::{Attr, Kind, NewNode, RenameMode, SetAttr, Time};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use tokio::runtime::Handle;
 
@@ -34,8 +35,9 @@ struct DirCursor {
     parent: u64,
     /// Entries served so far before `page` (`.` and `..` count).
     start: u64,
-    /// The current page: (name, inode, kind).
-    page: Vec<(Vec<u8>, u64, FileType)>,
+    /// The current page: (name, inode, kind, attributes; none for `.`
+    /// and `..`, whose attributes the kernel does not take from a listing).
+    page: Vec<(Vec<u8>, u64, FileType, Option<FileAttr>)>,
     /// The directory has no entries after this page.
     done: bool,
 }
@@ -51,16 +53,19 @@ impl DirCursor {
         }
         if self.start == 0 && self.page.is_empty() && !self.done {
             self.page = vec![
-                (b".".to_vec(), self.ino, FileType::Directory),
-                (b"..".to_vec(), self.parent, FileType::Directory),
+                (b".".to_vec(), self.ino, FileType::Directory, None),
+                (b"..".to_vec(), self.parent, FileType::Directory, None),
             ];
         }
         while offset >= self.start + self.page.len() as u64 && !self.done {
-            let after = self.page.iter().rev().find(|(n, _, _)| n != b"." && n != b"..").map(|(n, _, _)| n.clone());
-            let next = fs.readdir(self.ino, after).await?;
+            let after = self.page.iter().rev().find(|e| e.0 != b"." && e.0 != b"..").map(|e| e.0.clone());
+            // Attributes come with every page: one meta round trip gives
+            // `ls -l` and `find | xargs stat` what they would otherwise ask
+            // name by name.
+            let next = fs.readdir_plus(self.ino, after).await?;
             self.start += self.page.len() as u64;
             self.done = next.is_empty();
-            self.page = next.into_iter().map(|(n, d)| (n, d.ino, file_type(d.kind))).collect();
+            self.page = next.into_iter().map(|(n, a)| (n, a.ino, file_type(a.kind), Some(file_attr(&a)))).collect();
         }
         Ok(())
     }
@@ -141,6 +146,27 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// Placeholder attributes for `.` and `..` in a readdirplus listing.
+fn dot_attr(ino: u64, kind: FileType) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind,
+        perm: 0o755,
+        nlink: 2,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLKSIZE,
+        flags: 0,
+    }
+}
+
 fn kind_of_mode(mode: u32) -> Option<Kind> {
     Some(match mode & libc::S_IFMT {
         libc::S_IFREG | 0 => Kind::File,
@@ -165,6 +191,19 @@ async fn group_for(fs: &Fs, parent: u64, gid: u32) -> (u32, bool) {
 }
 
 impl Filesystem for CairnFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Every listing carries attributes (readdirplus, not the kernel's
+        // "auto" mode, which guesses per directory and often guesses
+        // plain): `ls -l` and `find | xargs stat` then cost a round trip per
+        // page of names rather than one per name. The attributes cost the
+        // meta service one more read per entry, far less than a lookup.
+        let plus = InitFlags::FUSE_DO_READDIRPLUS;
+        if let Err(missing) = config.add_capabilities(plus) {
+            tracing::info!(?missing, "the kernel offers no readdirplus; listings go without attributes");
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
         let (fs, n) = (self.fs.clone(), name(n));
         self.rt.spawn(async move {
@@ -365,6 +404,11 @@ impl Filesystem for CairnFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        match self.fs.write_now(fh.0, offset, data) {
+            Some(Ok(n)) => return reply.written(n),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let (fs, data) = (self.fs.clone(), data.to_vec());
         self.rt.spawn(async move {
             match fs.write(fh.0, offset, &data).await {
@@ -446,9 +490,47 @@ impl Filesystem for CairnFuse {
                 if skip >= c.page.len() {
                     break; // the end
                 }
-                for (i, (n, ino, kind)) in c.page.iter().enumerate().skip(skip) {
+                for (i, (n, ino, kind, _)) in c.page.iter().enumerate().skip(skip) {
                     let next = c.start + i as u64 + 1;
                     if reply.add(INodeNo(*ino), next, *kind, OsStr::from_bytes(n)) {
+                        return reply.ok();
+                    }
+                    at = next;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let cursor = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
+        let Some(cursor) = cursor else {
+            reply.error(Errno::from_i32(libc::EBADF));
+            return;
+        };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let mut c = cursor.lock().await;
+            let mut at = offset;
+            loop {
+                if let Err(e) = c.seek(&fs, at).await {
+                    return reply.error(errno(&e));
+                }
+                let skip = at.saturating_sub(c.start) as usize;
+                if skip >= c.page.len() {
+                    break;
+                }
+                for (i, (n, ino, kind, attr)) in c.page.iter().enumerate().skip(skip) {
+                    let next = c.start + i as u64 + 1;
+                    let full = match attr {
+                        Some(a) => reply.add(INodeNo(*ino), next, OsStr::from_bytes(n), &TTL, a, Generation(0)),
+                        // `.` and `..`: the kernel skips their attributes.
+                        None => {
+                            let a = dot_attr(*ino, *kind);
+                            reply.add(INodeNo(*ino), next, OsStr::from_bytes(n), &Duration::ZERO, &a, Generation(0))
+                        }
+                    };
+                    if full {
                         return reply.ok();
                     }
                     at = next;
@@ -506,6 +588,10 @@ impl Filesystem for CairnFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, n: &OsStr, size: u32, reply: ReplyXattr) {
+        // Answered on the spot when known absent: `ls -l` asks twice per file.
+        if self.fs.xattr_known_absent(ino.0, n.as_bytes()) {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
         let (fs, n) = (self.fs.clone(), name(n));
         self.rt.spawn(async move {
             match fs.getxattr(ino.0, &n).await {

@@ -87,6 +87,24 @@ fn load_dir(r: &dyn KvRead, vol: u32, ino: u64) -> Result<Inode> {
     Ok(d)
 }
 
+/// Up to `limit` entries of directory `ino` after the name `after`.
+fn dir_page(r: &dyn KvRead, vol: u32, ino: u64, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Dirent)>> {
+    load_dir(r, vol, ino)?;
+    let start = match after {
+        Some(a) => {
+            let mut k = key::dirent(vol, ino, a);
+            k.push(0);
+            k
+        }
+        None => key::dirent(vol, ino, &[]),
+    };
+    let prefix = key::dirent(vol, ino, &[]).len();
+    r.scan(&start, &key::dirent_end(vol, ino), limit)?
+        .into_iter()
+        .map(|(k, v)| Ok((k[prefix..].to_vec(), decode(&v)?)))
+        .collect()
+}
+
 fn entry(r: &dyn KvRead, vol: u32, parent: u64, name: &[u8]) -> Result<Option<Dirent>> {
     get(r, &key::dirent(vol, parent, name))
 }
@@ -357,20 +375,26 @@ impl<E: Engine> Namespace<E> {
     /// Up to `limit` entries of a directory after the name `after`, in
     /// name order (paging through any size of directory).
     pub fn readdir(&self, vol: u32, ino: u64, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Dirent)>> {
+        self.engine.read(|r| dir_page(r, vol, ino, after, limit))
+    }
+
+    /// Like [`Namespace::readdir`], with each entry's attributes, read in
+    /// the same transaction (the page is one consistent picture).
+    /// Each entry also says whether its inode has extended attributes.
+    pub fn readdir_plus(
+        &self,
+        vol: u32,
+        ino: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Attr, bool)>> {
         self.engine.read(|r| {
-            load_dir(r, vol, ino)?;
-            let start = match after {
-                Some(a) => {
-                    let mut k = key::dirent(vol, ino, a);
-                    k.push(0);
-                    k
-                }
-                None => key::dirent(vol, ino, &[]),
-            };
-            let prefix = key::dirent(vol, ino, &[]).len();
-            r.scan(&start, &key::dirent_end(vol, ino), limit)?
+            dir_page(r, vol, ino, after, limit)?
                 .into_iter()
-                .map(|(k, v)| Ok((k[prefix..].to_vec(), decode(&v)?)))
+                .map(|(name, d)| {
+                    let i = load(r, vol, d.ino)?;
+                    Ok((name, i.attr, !i.xattrs.is_empty()))
+                })
                 .collect()
         })
     }

@@ -78,6 +78,9 @@ fn dispatch(
         Q::Readdir { vol, ino, after, limit } => {
             A::Entries(ns.readdir(vol, ino, after.as_deref(), limit.clamp(1, 10_000) as usize)?)
         }
+        Q::ReaddirPlus { vol, ino, after, limit } => {
+            A::EntriesPlus(ns.readdir_plus(vol, ino, after.as_deref(), limit.clamp(1, 10_000) as usize)?)
+        }
         Q::Write { vol, ino, slices } => A::Attr(ns.write(vol, ino, slices)?),
         Q::Read { vol, ino, offset, len } => {
             let (attr, pieces) = ns.read(vol, ino, offset, len)?;

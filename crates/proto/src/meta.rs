@@ -457,6 +457,19 @@ pub enum MetaRequest {
         /// The new slices.
         merged: Vec<Slice>,
     },
+    /// A page of a directory with each entry's attributes (FUSE's
+    /// readdirplus: `ls -l` and `find | stat` need no lookup per name):
+    /// [`MetaResponse::EntriesPlus`].
+    ReaddirPlus {
+        /// Volume ID.
+        vol: u32,
+        /// Directory.
+        ino: u64,
+        /// Entries after this name.
+        after: Option<Vec<u8>>,
+        /// Most entries.
+        limit: u32,
+    },
 }
 
 impl MetaRequest {
@@ -487,6 +500,7 @@ impl MetaRequest {
             | Q::GetAttr { .. }
             | Q::Readlink { .. }
             | Q::Readdir { .. }
+            | Q::ReaddirPlus { .. }
             | Q::Read { .. }
             | Q::GetXattr { .. }
             | Q::ListXattr { .. }
@@ -546,4 +560,8 @@ pub enum MetaResponse {
         /// One line per problem.
         problems: Vec<String>,
     },
+    /// Directory entries with their attributes, and whether each inode has
+    /// extended attributes (so a mount can answer `ls -l`'s two getxattr
+    /// calls per file without asking).
+    EntriesPlus(Vec<(Vec<u8>, Attr, bool)>),
 }
