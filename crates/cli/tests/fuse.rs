@@ -326,18 +326,33 @@ fn two_mounts_see_each_others_files() {
     let data = content(3 << 20, 9);
     std::fs::write(a.path.join("written-on-a"), &data).unwrap();
     assert_eq!(std::fs::read(b.path.join("written-on-a")).unwrap(), data, "read back whole on the other mount");
-    // Renames, appends, truncation and removal show through too.
+    // Renames, appends, truncation, mode changes and removal show through
+    // too, long before the kernel's cache timeout (30 s): each mount drops
+    // what the other changes as the meta service reports it.
+    let (stat_b, stat_a) = (b.path.join("written-on-a"), a.path.join("renamed"));
+    assert_eq!(std::fs::metadata(&stat_b).unwrap().len(), data.len() as u64); // now cached on b
     sh(&format!("mv {0}/written-on-a {0}/renamed && printf tail >> {0}/renamed", a.path.display()));
-    std::thread::sleep(Duration::from_millis(1100)); // the kernel's attribute cache
     let mut expect = data.clone();
     expect.extend_from_slice(b"tail");
-    assert_eq!(std::fs::read(b.path.join("renamed")).unwrap(), expect);
-    sh(&format!("truncate -s 1000 {}/renamed", b.path.display()));
-    std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(std::fs::read(a.path.join("renamed")).unwrap(), &data[..1000]);
+    eventually("the rename and append show on b", || {
+        !stat_b.exists() && std::fs::read(b.path.join("renamed")).is_ok_and(|d| d == expect)
+    });
+    sh(&format!("truncate -s 1000 {0}/renamed && chmod 600 {0}/renamed", b.path.display()));
+    eventually("the truncation and chmod show on a", || {
+        std::fs::metadata(&stat_a).is_ok_and(|m| m.len() == 1000 && m.mode() & 0o777 == 0o600)
+            && std::fs::read(&stat_a).is_ok_and(|d| d == data[..1000])
+    });
     std::fs::remove_file(b.path.join("renamed")).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    assert!(!a.path.join("renamed").exists());
+    eventually("the removal shows on a", || !stat_a.exists());
+}
+
+/// Waits up to 5 s for `cond`, far less than the kernel cache's timeout.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}: not within 5 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

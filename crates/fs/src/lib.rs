@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cairn_client::{Body, Client, MetaClient, UploadOptions};
-use cairn_proto::meta::{Attr, Dirent, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume};
+use cairn_proto::meta::{
+    Attr, Changed, Dirent, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
+};
 use cairn_proto::FileId;
 
 pub use error::{FsError, Result};
@@ -30,6 +32,8 @@ const READDIR_PAGE: u32 = 1000;
 /// How long a listing's word that an inode has no extended attributes is
 /// trusted: as long as the kernel trusts the attributes that came with it.
 const NO_XATTRS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait of one request for other mounts' changes.
+const CHANGES_WAIT_MS: u32 = 10_000;
 /// Most inodes remembered as having no extended attributes.
 const NO_XATTRS_MAX: usize = 200_000;
 /// Extended attributes of this prefix are never stored (POSIX ACLs).
@@ -238,6 +242,57 @@ impl Fs {
             MetaResponse::Entries(e) => Ok(e),
             other => Err(FsError::protocol(other)),
         }
+    }
+
+    /// Follows the meta service's feed of what other mounts change in this
+    /// volume, for as long as the file system lives, handing each batch to
+    /// `drop_cached` on a blocking thread (the FUSE layer tells the kernel
+    /// to forget those entries and attributes). Lost changes (a restarted
+    /// service) are logged: until the kernel's timeouts pass, what it
+    /// cached of them may be stale.
+    pub fn follow_changes(fs: &Arc<Self>, drop_cached: Arc<dyn Fn(Vec<Changed>) + Send + Sync>) {
+        let weak = Arc::downgrade(fs);
+        tokio::spawn(async move {
+            let (mut epoch, mut after) = (0, None);
+            loop {
+                let Some(fs) = weak.upgrade() else { return };
+                let req = MetaRequest::Changes {
+                    vol: fs.vol.id,
+                    session: fs.meta.session(),
+                    epoch,
+                    after,
+                    wait_ms: CHANGES_WAIT_MS,
+                };
+                let answer = fs.meta.call(req).await;
+                drop(fs);
+                match answer {
+                    Ok(MetaResponse::Changes { epoch: e, next, lost, changes }) => {
+                        if lost && after.is_some() {
+                            tracing::info!("missed changes of other mounts (meta service restarted?): cached entries expire by timeout");
+                        }
+                        (epoch, after) = (e, Some(next));
+                        if changes.is_empty() {
+                            continue;
+                        }
+                        if let Some(fs) = weak.upgrade() {
+                            let mut none = fs.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
+                            for c in &changes {
+                                if let Changed::Inode { ino } = c {
+                                    none.remove(ino);
+                                }
+                            }
+                        }
+                        let drop_cached = drop_cached.clone();
+                        let _ = tokio::task::spawn_blocking(move || drop_cached(changes)).await;
+                    }
+                    Ok(other) => {
+                        tracing::warn!(answer = ?other, "the meta service does not serve the change feed");
+                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                }
+            }
+        });
     }
 
     /// A page of a directory after `after`, with each entry's attributes.

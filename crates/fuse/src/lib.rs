@@ -1,7 +1,8 @@
 //! The FUSE front end: the kernel's requests, answered by the shared
 //! file-system layer (`cairn-fs`). Each request runs as a task on the
 //! tokio runtime, so one slow request (a large upload on flush) does not
-//! stall the mount; the kernel caches attributes and entries for a second.
+//! stall the mount. The kernel caches attributes and entries for long, and
+//! forgets what other mounts change as the meta service reports it.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_fs::{Fs, FsError};
-use cairn_proto::meta::{Attr, Kind, NewNode, RenameMode, SetAttr, Time};
+use cairn_proto::meta::{Attr, Changed, Kind, NewNode, RenameMode, SetAttr, Time};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
@@ -21,8 +22,10 @@ use fuser::{
 };
 use tokio::runtime::Handle;
 
-/// How long the kernel may cache attributes and entries.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache attributes and entries. Long, because
+/// what other mounts change is dropped from the cache as it happens (see
+/// [`follow_changes`]); this bounds staleness only when that feed was lost.
+const TTL: Duration = Duration::from_secs(30);
 /// Block size reported to `stat` (a hint for I/O sizes).
 const BLKSIZE: u32 = 128 * 1024;
 
@@ -704,3 +707,21 @@ pub fn config(volume: &str, allow_other: bool) -> fuser::Config {
 }
 
 pub use fuser::{spawn_mount, BackgroundSession};
+
+/// Makes the kernel forget its cached entries and attributes of what other
+/// mounts change, as the meta service reports it (see
+/// [`Fs::follow_changes`]).
+pub fn follow_changes(fs: &Arc<Fs>, notifier: fuser::Notifier) {
+    Fs::follow_changes(
+        fs,
+        Arc::new(move |changes| {
+            for c in changes {
+                // ENOENT: the kernel did not have it cached, nothing to drop.
+                let _ = match c {
+                    Changed::Entry { parent, name } => notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(&name)),
+                    Changed::Inode { ino } => notifier.inval_inode(INodeNo(ino), 0, 0),
+                };
+            }
+        }),
+    );
+}

@@ -10,6 +10,7 @@
 //! - `slices.rs`: which blob ranges make up a range of a file.
 //! - `server.rs`: the daemon (`cairn meta`).
 
+pub mod changes;
 mod engine;
 mod error;
 pub mod model;

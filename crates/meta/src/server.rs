@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_proto::frame::write_frame;
 use cairn_proto::meta::{MetaRequest, MetaResponse};
@@ -12,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::changes::{touched, ChangeFeed};
 use crate::{MetaError, Namespace, RedbEngine, Time};
 
 use MetaRequest as Q;
@@ -22,7 +24,11 @@ pub const DB_FILE: &str = "meta.redb";
 struct MetaService {
     ns: Arc<Namespace<RedbEngine>>,
     opts: MetaOptions,
+    feed: ChangeFeed,
 }
+
+/// Longest a mount's request for changes waits.
+const CHANGES_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Settings of the meta service.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +84,7 @@ fn dispatch(
         Q::Readdir { vol, ino, after, limit } => {
             A::Entries(ns.readdir(vol, ino, after.as_deref(), limit.clamp(1, 10_000) as usize)?)
         }
+        Q::Changes { .. } => return Err(MetaError::Invalid("the change feed is not a namespace operation".into())),
         Q::ReaddirPlus { vol, ino, after, limit } => {
             A::EntriesPlus(ns.readdir_plus(vol, ino, after.as_deref(), limit.clamp(1, 10_000) as usize)?)
         }
@@ -199,15 +206,29 @@ fn answer(r: Result<Result<MetaResponse, MetaError>, tokio::task::JoinError>) ->
 impl Service for MetaService {
     async fn handle<'a>(&'a self, req: Request, conn: &'a mut Conn) -> Result<(), ProtoError> {
         match req {
+            Request::Namespace(Q::Changes { vol, session, epoch, after, wait_ms }) => {
+                let wait = Duration::from_millis(u64::from(wait_ms)).min(CHANGES_WAIT_MAX);
+                let s = self.feed.since(vol, session, epoch, after, wait).await;
+                let answer = MetaResponse::Changes { epoch: s.epoch, next: s.next, lost: s.lost, changes: s.changes };
+                write_frame(conn, &Response::Namespace(answer)).await
+            }
             Request::Namespace(q) => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
+                let (vol, stale) = touched(&q);
                 let answer = answer(tokio::task::spawn_blocking(move || dispatch(&ns, opts, 0, q)).await);
+                if !matches!(answer, MetaResponse::Err { .. }) {
+                    self.feed.record(0, vol, stale);
+                }
                 write_frame(conn, &Response::Namespace(answer)).await
             }
             Request::NamespaceOnce { session, seq, req } => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
+                let (vol, stale) = touched(&req);
                 let answer =
                     answer(tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await);
+                if !matches!(answer, MetaResponse::Err { .. }) {
+                    self.feed.record(session, vol, stale);
+                }
                 write_frame(conn, &Response::Namespace(answer)).await
             }
             Request::Ping => write_frame(conn, &Response::Ok).await,
@@ -232,7 +253,7 @@ pub async fn run(
     let ns = Arc::new(Namespace::new(RedbEngine::open(&data.join(DB_FILE))?));
     info!(addr = ?listener.local_addr().ok(), data = %data.display(), "meta service listening");
     tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
-    let service = Arc::new(MetaService { ns, opts });
+    let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new() });
     cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;
     Ok(())
 }

@@ -87,6 +87,23 @@ pub struct Attr {
     pub rdev: u32,
 }
 
+/// Something a namespace change made stale in mounts' caches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Changed {
+    /// The entry `name` in directory `parent`: added, removed or replaced.
+    Entry {
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// An inode's attributes or content.
+    Inode {
+        /// Inode.
+        ino: u64,
+    },
+}
+
 /// A range of a file's content held by a range of a blob. Later slices
 /// cover earlier ones where they overlap; no slice covers a hole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -457,6 +474,22 @@ pub enum MetaRequest {
         /// The new slices.
         merged: Vec<Slice>,
     },
+    /// Changes other mounts made to volume `vol` since position `after`,
+    /// waiting up to `wait_ms` for one: [`MetaResponse::Changes`]. `after:
+    /// None` asks only for the current position. Mounts follow this feed
+    /// to drop what the kernel caches of what changed.
+    Changes {
+        /// Volume ID.
+        vol: u32,
+        /// The asking mount's session: its own changes are left out.
+        session: u64,
+        /// The feed's epoch the position belongs to (0 at first).
+        epoch: u64,
+        /// Position after which to report.
+        after: Option<u64>,
+        /// Longest wait for a change, in milliseconds.
+        wait_ms: u32,
+    },
     /// A page of a directory with each entry's attributes (FUSE's
     /// readdirplus: `ls -l` and `find | stat` need no lookup per name):
     /// [`MetaResponse::EntriesPlus`].
@@ -501,6 +534,7 @@ impl MetaRequest {
             | Q::Readlink { .. }
             | Q::Readdir { .. }
             | Q::ReaddirPlus { .. }
+            | Q::Changes { .. }
             | Q::Read { .. }
             | Q::GetXattr { .. }
             | Q::ListXattr { .. }
@@ -559,6 +593,18 @@ pub enum MetaResponse {
         examined: u64,
         /// One line per problem.
         problems: Vec<String>,
+    },
+    /// Changes since a position of the feed.
+    Changes {
+        /// The feed's epoch (it starts anew when the service restarts).
+        epoch: u64,
+        /// Position to ask after next time.
+        next: u64,
+        /// Changes were missed: the position is from another epoch or so
+        /// old that the feed no longer holds what followed it.
+        lost: bool,
+        /// What changed.
+        changes: Vec<Changed>,
     },
     /// Directory entries with their attributes, and whether each inode has
     /// extended attributes (so a mount can answer `ls -l`'s two getxattr

@@ -51,12 +51,13 @@ pub async fn run(a: MountArgs) -> Result<()> {
         cairn_fs::Fs::open(meta, blobs, &a.volume).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?,
     );
     cairn_fs::Fs::keep_open_files(&fs);
-    let fuse = cairn_fuse::CairnFuse::new(fs, tokio::runtime::Handle::current());
+    let fuse = cairn_fuse::CairnFuse::new(fs.clone(), tokio::runtime::Handle::current());
     let cfg = cairn_fuse::config(&a.volume, a.allow_other);
     let mountpoint = a.mountpoint.clone();
     let session = tokio::task::spawn_blocking(move || cairn_fuse::spawn_mount(fuse, &mountpoint, &cfg))
         .await?
         .with_context(|| format!("cannot mount on {}", a.mountpoint.display()))?;
+    cairn_fuse::follow_changes(&fs, session.notifier());
     println!("volume {} mounted on {}", a.volume, a.mountpoint.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let ended = tokio::task::spawn_blocking(move || session.join());

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The whole benchmark in one run on one machine: Cairn and the local disk
+# under the same workloads, each figure the median of RUNS runs with the
+# min–max beside it. Writes a Markdown section (date, commit, cores,
+# memory) to stdout; with --append, also appends it to docs/perf.md.
+#
+#   cargo build --release && bench/all.sh --append
+#
+# Cluster: one tracker, two groups of two storage nodes (g1, g2), the meta
+# service, and a volume over both groups mounted with `cairn mount`.
+#   - native client, group g1 (2 members): `cairn bench` with 4 KiB, 64 KiB
+#     and 1 MiB files at concurrency 1 and 8;
+#   - the mount: fio sequential write/read (1 MiB blocks), 4 KiB random
+#     read/write with 1 and 4 jobs, and bench/files.py (4 KiB files created,
+#     stat'ed, read, renamed, deleted one at a time; `ls -l`; mkdir/rmdir);
+#   - the local disk, a plain directory next to the cluster's data: the
+#     same fio jobs and loops, plus create + write + fsync per file.
+#
+# Env: CAIRN_BIN, BENCH_DIR (default /var/tmp: the disk measured), RUNS
+# (default 3), FILES (default 10000), DIRS (default 2000), SIZE (fio
+# sequential size, default 1G), RAND_SECS (default 10).
+set -euo pipefail
+NAME=all
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-3}
+FILES=${FILES:-10000}
+DIRS=${DIRS:-2000}
+SIZE=${SIZE:-1G}
+RAND_SECS=${RAND_SECS:-10}
+APPEND=0
+[ "${1:-}" = "--append" ] && APPEND=1
+command -v fio >/dev/null || { echo "bench/all.sh needs fio (apt-get install fio)" >&2; exit 1; }
+
+# ---- the cluster ----
+TRACKER="127.0.0.1:$(port)"
+META="127.0.0.1:$(port)"
+export CAIRN_TRACKER="$TRACKER" CAIRN_META="$META"
+"$BIN" tracker --listen "$TRACKER" --data "$WORK/t" >"$WORK/t.log" 2>&1 & PIDS+=($!)
+for g in g1 g2; do
+    for i in 1 2; do
+        "$BIN" storage --tracker "$TRACKER" --group "$g" --listen "127.0.0.1:$(port)" --data "$WORK/$g-$i" \
+            --heartbeat-ms 500 >"$WORK/$g-$i.log" 2>&1 & PIDS+=($!)
+    done
+done
+"$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)
+ready() {
+    "$BIN" status --json 2>/dev/null |
+        python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"] and m["state"] == "active"))' 2>/dev/null || echo 0
+}
+for _ in $(seq 1 150); do [ "$(ready)" = 4 ] && break; sleep 0.2; done
+[ "$(ready)" = 4 ] || { echo "the cluster did not come up: $(ls "$WORK")" >&2; exit 1; }
+for _ in $(seq 1 100); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN" volume create bench --groups g1,g2 >/dev/null
+MNT="$WORK/mnt"
+mkdir -p "$MNT" "$WORK/local"
+"$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
+grep -q " $MNT " /proc/mounts || { echo "the mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1; }
+trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+
+# ---- measurements: each appends one number to a named series ----
+declare -A SERIES
+add() { SERIES[$1]="${SERIES[$1]:-} $2"; }
+cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+# fio_run DIR KEY RW BS JOBS [extra]: adds MiB/s (sequential) or IOPS (random)
+fio_run() {
+    local out
+    out=$(fio --name="$2" --directory="$1" --filename=fio.dat --size="$SIZE" --rw="$3" --bs="$4" --numjobs="$5" \
+        --ioengine=psync --group_reporting --output-format=json "${@:6}" 2>/dev/null)
+    add "$2" "$(python3 -c '
+import json, sys
+t = sys.stdin.read(); j = json.loads(t[t.index("{"):])["jobs"][0]
+d = j["read"] if j["read"]["io_bytes"] else j["write"]
+print(d["bw"] / 1024 if sys.argv[1] == "seq" else d["iops"])' "${2##*,}" <<<"$out")"
+}
+native() { # SIZE COUNT CONCURRENCY
+    local j
+    j=$("$BIN" bench --group g1 --size "$1" --count "$2" --concurrency "$3" --json)
+    add "native,$1,c$3,up" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["upload"]["ops_per_s"])' <<<"$j")"
+    add "native,$1,c$3,down" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["download"]["ops_per_s"])' <<<"$j")"
+    add "native,$1,c$3,upmib" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["upload"]["mib_per_s"])' <<<"$j")"
+    add "native,$1,c$3,downmib" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["download"]["mib_per_s"])' <<<"$j")"
+}
+for run in $(seq 1 "$RUNS"); do
+    echo "run $run of $RUNS" >&2
+    native 4K 2000 1
+    native 4K 8000 8
+    native 64K 1000 1
+    native 64K 4000 8
+    native 1M 200 1
+    native 1M 800 8
+    for where in mount local; do
+        dir=$MNT; [ "$where" = local ] && dir="$WORK/local"
+        fio_run "$dir" "$where,seqw,seq" write 1M 1 --end_fsync=1
+        cold
+        fio_run "$dir" "$where,seqr,seq" read 1M 1
+        for jobs in 1 4; do
+            fio_run "$dir" "$where,randr$jobs,rand" randread 4k "$jobs" --runtime="$RAND_SECS" --time_based
+            fio_run "$dir" "$where,randw$jobs,rand" randwrite 4k "$jobs" --runtime="$RAND_SECS" --time_based --end_fsync=1
+        done
+        rm -f "$dir"/fio.dat*
+        flags=(); [ "$where" = local ] && flags=(--fsync)
+        j=$(python3 bench/files.py "$dir" --files "$FILES" --dirs "$DIRS" "${flags[@]}")
+        for k in create stat read ls_seconds rename delete mkdir rmdir create_fsync; do
+            v=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$j" "$k")
+            [ -n "$v" ] && add "$where,$k" "$v"
+        done
+    done
+done
+
+# ---- the report ----
+med() { # KEY [decimals]: "median (min–max)"
+    python3 -c '
+import statistics, sys
+v = sorted(float(x) for x in sys.argv[1].split())
+f = "{:,.%sf}" % sys.argv[2]
+print(f"{f.format(statistics.median(v))} ({f.format(v[0])}–{f.format(v[-1])})" if v else "–")' "${SERIES[$1]:-}" "${2:-0}"
+}
+report() {
+    local mem cores
+    cores=$(nproc)
+    mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+    echo "## bench/all.sh, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo
+    echo "$cores cores, $mem; data on $(df --output=source "$WORK" | tail -1) ($BENCH_DISK_NOTE). Medians of $RUNS runs (min–max)."
+    echo "Cluster: two groups of two storage nodes, tracker, meta service and mount on this one machine."
+    echo
+    echo "### Native client, group of 2 (\`cairn bench --group g1\`)"
+    echo
+    echo "| file size | concurrency | upload files/s | upload MiB/s | download files/s | download MiB/s |"
+    echo "|---|---|---|---|---|---|"
+    for s in 4K 64K 1M; do
+        for c in 1 8; do
+            echo "| $s | $c | $(med "native,$s,c$c,up") | $(med "native,$s,c$c,upmib" 1) | $(med "native,$s,c$c,down") | $(med "native,$s,c$c,downmib" 1) |"
+        done
+    done
+    echo
+    echo "### FUSE mount of a volume on two groups of 2, and the local disk"
+    echo
+    echo "| workload | mount | local disk |"
+    echo "|---|---|---|"
+    row() { echo "| $1 | $(med "mount,$2" "${3:-0}") | $(med "local,$2" "${3:-0}") |"; }
+    row "fio sequential write $SIZE, 1 MiB blocks, MiB/s" "seqw,seq"
+    row "fio sequential read $SIZE, 1 MiB blocks (cold), MiB/s" "seqr,seq"
+    row "fio 4 KiB random read, 1 job, IOPS" "randr1,rand"
+    row "fio 4 KiB random read, 4 jobs, IOPS" "randr4,rand"
+    row "fio 4 KiB random write, 1 job, IOPS" "randw1,rand"
+    row "fio 4 KiB random write, 4 jobs, IOPS" "randw4,rand"
+    row "create $FILES × 4 KiB, one at a time, files/s" create
+    row "stat of those files, /s" stat
+    row "read of those files, /s" read
+    row "\`ls -l\` of the directory, seconds" ls_seconds 2
+    row "rename of those files, /s" rename
+    row "delete of those files, /s" delete
+    row "mkdir of $DIRS directories, /s" mkdir
+    row "rmdir of those directories, /s" rmdir
+    echo "| create + write 4 KiB + fsync per file, files/s | – | $(med local,create_fsync) |"
+}
+BENCH_DISK_NOTE=${BENCH_DISK_NOTE:-"BENCH_DIR=${BENCH_DIR:-/var/tmp}"}
+out=$(report)
+echo "$out"
+if [ "$APPEND" = 1 ]; then
+    printf '\n%s\n' "$out" >>docs/perf.md
+fi

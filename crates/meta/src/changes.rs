@@ -1,0 +1,211 @@
+//! The change feed: what each namespace change made stale, kept in memory
+//! for the mounts that follow it (they drop the kernel's cached entries and
+//! attributes of what another mount changed, so they can cache for long).
+//!
+//! The feed is not durable: a restarted service starts a new epoch, and a
+//! mount that finds its position in an old epoch (or fallen out of the
+//! window kept) is told it lost changes; its cache is then bounded by the
+//! kernel's timeouts alone.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cairn_proto::meta::{Changed, MetaRequest};
+use tokio::sync::Notify;
+
+/// Changes kept for mounts that fall behind (about 100 bytes each).
+const KEEP: usize = 100_000;
+/// Most changes in one answer.
+const MAX_ANSWER: usize = 5_000;
+
+/// One recorded change.
+struct Entry {
+    seq: u64,
+    session: u64,
+    vol: u32,
+    what: Changed,
+}
+
+/// The feed of one meta service.
+pub struct ChangeFeed {
+    epoch: u64,
+    log: Mutex<Log>,
+    arrived: Notify,
+}
+
+struct Log {
+    /// Position of the next change.
+    next: u64,
+    entries: VecDeque<Entry>,
+}
+
+/// An answer to [`MetaRequest::Changes`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Since {
+    /// The feed's epoch.
+    pub epoch: u64,
+    /// Where to ask from next.
+    pub next: u64,
+    /// Changes were missed.
+    pub lost: bool,
+    /// What changed (others' changes only).
+    pub changes: Vec<Changed>,
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChangeFeed {
+    /// An empty feed with a fresh epoch.
+    pub fn new() -> Self {
+        Self {
+            epoch: rand::random::<u64>() | 1,
+            log: Mutex::new(Log { next: 1, entries: VecDeque::new() }),
+            arrived: Notify::new(),
+        }
+    }
+
+    /// Records what a change by `session` to volume `vol` made stale
+    /// (see [`touched`]), once it succeeded.
+    pub fn record(&self, session: u64, vol: u32, touched: Vec<Changed>) {
+        if touched.is_empty() {
+            return;
+        }
+        {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            for what in touched {
+                let seq = log.next;
+                log.next += 1;
+                log.entries.push_back(Entry { seq, session, vol, what });
+            }
+            while log.entries.len() > KEEP {
+                log.entries.pop_front();
+            }
+        }
+        self.arrived.notify_waiters();
+    }
+
+    /// Changes to `vol` by sessions other than `session` after `after`, in
+    /// `epoch`; waits up to `wait` for one when there are none.
+    pub async fn since(&self, vol: u32, session: u64, epoch: u64, after: Option<u64>, wait: Duration) -> Since {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before looking, so a change recorded in between
+            // still wakes this wait.
+            let arrived = self.arrived.notified();
+            let found = self.look(vol, session, epoch, after);
+            if after.is_none() || found.lost || !found.changes.is_empty() {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.look(vol, session, epoch, after);
+            }
+        }
+    }
+
+    fn look(&self, vol: u32, session: u64, epoch: u64, after: Option<u64>) -> Since {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(after) = after else {
+            return Since { epoch: self.epoch, next: log.next - 1, lost: false, changes: Vec::new() };
+        };
+        let oldest = log.entries.front().map_or(log.next, |e| e.seq);
+        if epoch != self.epoch || after + 1 < oldest || after >= log.next {
+            return Since { epoch: self.epoch, next: log.next - 1, lost: true, changes: Vec::new() };
+        }
+        let start = (after + 1 - oldest) as usize;
+        let mut next = after;
+        let mut changes = Vec::new();
+        for e in log.entries.range(start..) {
+            if changes.len() == MAX_ANSWER {
+                break;
+            }
+            next = e.seq;
+            if e.vol == vol && e.session != session {
+                changes.push(e.what.clone());
+            }
+        }
+        Since { epoch: self.epoch, next, lost: false, changes }
+    }
+}
+
+/// What a change request makes stale, and in which volume: the entries
+/// it adds, removes or replaces, and the inodes whose attributes or
+/// content it changes. Empty for requests that change nothing a mount
+/// caches.
+pub fn touched(req: &MetaRequest) -> (u32, Vec<Changed>) {
+    use MetaRequest as Q;
+    let entry = |parent: u64, name: &[u8]| Changed::Entry { parent, name: name.to_vec() };
+    let inode = |ino: u64| Changed::Inode { ino };
+    match req {
+        Q::SetAttr { vol, ino, .. }
+        | Q::Write { vol, ino, .. }
+        | Q::SetXattr { vol, ino, .. }
+        | Q::RemoveXattr { vol, ino, .. } => (*vol, vec![inode(*ino)]),
+        Q::Mknod { vol, parent, name, .. }
+        | Q::Mkdir { vol, parent, name, .. }
+        | Q::Unlink { vol, parent, name, .. }
+        | Q::Rmdir { vol, parent, name, .. } => (*vol, vec![entry(*parent, name), inode(*parent)]),
+        Q::Link { vol, ino, newparent, newname, .. } => {
+            (*vol, vec![entry(*newparent, newname), inode(*newparent), inode(*ino)])
+        }
+        Q::Rename { vol, parent, name, newparent, newname, .. } => {
+            (*vol, vec![entry(*parent, name), entry(*newparent, newname), inode(*parent), inode(*newparent)])
+        }
+        _ => (0, Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(feed: &ChangeFeed, session: u64, req: MetaRequest) {
+        let (vol, what) = touched(&req);
+        feed.record(session, vol, what);
+    }
+
+    fn unlink(vol: u32, parent: u64, name: &[u8]) -> MetaRequest {
+        MetaRequest::Unlink { vol, parent, name: name.to_vec() }
+    }
+
+    #[tokio::test]
+    async fn others_changes_are_reported_in_order_and_own_are_skipped() {
+        let feed = ChangeFeed::new();
+        let start = feed.since(1, 7, 0, None, Duration::ZERO).await;
+        assert!(!start.lost && start.changes.is_empty());
+        record(&feed, 8, unlink(1, 1, b"a"));
+        record(&feed, 7, unlink(1, 1, b"mine"));
+        record(&feed, 8, unlink(2, 1, b"other volume"));
+        record(&feed, 8, MetaRequest::SetAttr { vol: 1, ino: 5, set: Default::default() });
+        let got = feed.since(1, 7, start.epoch, Some(start.next), Duration::ZERO).await;
+        assert!(!got.lost);
+        assert_eq!(
+            got.changes,
+            vec![
+                Changed::Entry { parent: 1, name: b"a".to_vec() },
+                Changed::Inode { ino: 1 },
+                Changed::Inode { ino: 5 }
+            ]
+        );
+        let again = feed.since(1, 7, got.epoch, Some(got.next), Duration::from_millis(20)).await;
+        assert!(!again.lost && again.changes.is_empty() && again.next == got.next);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_mount_wakes_on_a_change_and_an_old_epoch_is_lost() {
+        let feed = std::sync::Arc::new(ChangeFeed::new());
+        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { f.since(1, 7, at.epoch, Some(at.next), Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        record(&feed, 9, unlink(1, 3, b"x"));
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert_eq!(got.changes[0], Changed::Entry { parent: 3, name: b"x".to_vec() });
+        let stale = feed.since(1, 7, at.epoch ^ 2, Some(at.next), Duration::ZERO).await;
+        assert!(stale.lost);
+    }
+}
