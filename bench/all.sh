@@ -40,7 +40,7 @@ export CAIRN_TRACKER="$TRACKER" CAIRN_META="$META"
 for g in g1 g2; do
     for i in 1 2; do
         "$BIN" storage --tracker "$TRACKER" --group "$g" --listen "127.0.0.1:$(port)" --data "$WORK/$g-$i" \
-            --heartbeat-ms 500 >"$WORK/$g-$i.log" 2>&1 & PIDS+=($!)
+            --fastdfs-listen none --heartbeat-ms 500 >"$WORK/$g-$i.log" 2>&1 & PIDS+=($!)
     done
 done
 "$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)

@@ -7,6 +7,7 @@
 //! them as slices on top of the file's content. Reads ask the meta service
 //! which blob ranges make a range and fetch them.
 
+mod attr_cache;
 mod error;
 mod handle;
 
@@ -21,6 +22,7 @@ use cairn_proto::meta::{
 };
 use cairn_proto::FileId;
 
+use attr_cache::AttrCache;
 pub use error::{FsError, Result};
 use handle::Handle;
 
@@ -69,6 +71,8 @@ pub struct Fs {
     pending_end: Mutex<HashMap<u64, u64>>,
     /// Inodes a listing showed without extended attributes, and when.
     no_xattrs: Mutex<HashMap<u64, Instant>>,
+    /// Attributes known to be current.
+    attrs: AttrCache,
     /// Read-ahead: bytes fetched past a sequential read, by inode. Dropped
     /// when this mount writes or truncates the file, and at every open
     /// (close-to-open: another mount's changes show at the next open).
@@ -113,6 +117,7 @@ impl Fs {
             next_group: AtomicUsize::new(0),
             pending_end: Mutex::new(HashMap::new()),
             no_xattrs: Mutex::new(HashMap::new()),
+            attrs: AttrCache::default(),
             ahead: Mutex::new(ReadAhead::default()),
         })
     }
@@ -147,8 +152,37 @@ impl Fs {
         &self.vol
     }
 
+    /// Asks the meta service, keeping the attribute cache true: a change
+    /// forgets what it touched, and an answer that carries attributes is
+    /// stored unless something was forgotten meanwhile (see `attr_cache`).
     async fn call(&self, req: MetaRequest) -> Result<MetaResponse> {
-        Ok(self.meta.call(req).await?)
+        use MetaRequest as Q;
+        let change = req.is_change();
+        let (_, stale) = req.touched();
+        // These do not name the inode they unlink or replace.
+        let forgets_all = matches!(req, Q::Unlink { .. } | Q::Rmdir { .. } | Q::Rename { .. });
+        let answers_attr = matches!(
+            req,
+            Q::Lookup { .. }
+                | Q::GetAttr { .. }
+                | Q::SetAttr { .. }
+                | Q::Mknod { .. }
+                | Q::Mkdir { .. }
+                | Q::Link { .. }
+                | Q::Write { .. }
+        );
+        let asked = self.attrs.epoch();
+        let answer = self.meta.call(req).await;
+        // A change whose answer was lost may still have been made: forget
+        // what it touched whatever the outcome.
+        let now = if change { self.attrs.forget(&stale, forgets_all) } else { asked };
+        if let Ok(MetaResponse::Attr(a)) = &answer {
+            // A change's own forget is the one expected in between.
+            if answers_attr && now == if change { asked + 1 } else { asked } {
+                self.attrs.put(a, now);
+            }
+        }
+        Ok(answer?)
     }
 
     /// Attributes as this mount sees them: with its buffered writes.
@@ -167,6 +201,9 @@ impl Fs {
 
     /// Attributes.
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        if let Some(a) = self.attrs.get(ino) {
+            return Ok(self.with_pending(a));
+        }
         Ok(self.with_pending(expect_attr(self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await?)?))
     }
 
@@ -269,12 +306,16 @@ impl Fs {
                     Ok(MetaResponse::Changes { epoch: e, next, lost, changes }) => {
                         if lost && after.is_some() {
                             tracing::info!("missed changes of other mounts (meta service restarted?): cached entries expire by timeout");
+                            if let Some(fs) = weak.upgrade() {
+                                fs.attrs.forget(&[], true);
+                            }
                         }
                         (epoch, after) = (e, Some(next));
                         if changes.is_empty() {
                             continue;
                         }
                         if let Some(fs) = weak.upgrade() {
+                            fs.attrs.forget(&changes, false);
                             let mut none = fs.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
                             for c in &changes {
                                 if let Changed::Inode { ino } = c {

@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cairn_proto::meta::{Changed, MetaRequest};
+use cairn_proto::meta::Changed;
+#[cfg(test)]
+use cairn_proto::meta::MetaRequest;
 use tokio::sync::Notify;
 
 /// Changes kept for mounts that fall behind (about 100 bytes each).
@@ -70,7 +72,7 @@ impl ChangeFeed {
     }
 
     /// Records what a change by `session` to volume `vol` made stale
-    /// (see [`touched`]), once it succeeded.
+    /// (see `MetaRequest::touched`), once it succeeded.
     pub fn record(&self, session: u64, vol: u32, touched: Vec<Changed>) {
         if touched.is_empty() {
             return;
@@ -132,39 +134,12 @@ impl ChangeFeed {
     }
 }
 
-/// What a change request makes stale, and in which volume: the entries
-/// it adds, removes or replaces, and the inodes whose attributes or
-/// content it changes. Empty for requests that change nothing a mount
-/// caches.
-pub fn touched(req: &MetaRequest) -> (u32, Vec<Changed>) {
-    use MetaRequest as Q;
-    let entry = |parent: u64, name: &[u8]| Changed::Entry { parent, name: name.to_vec() };
-    let inode = |ino: u64| Changed::Inode { ino };
-    match req {
-        Q::SetAttr { vol, ino, .. }
-        | Q::Write { vol, ino, .. }
-        | Q::SetXattr { vol, ino, .. }
-        | Q::RemoveXattr { vol, ino, .. } => (*vol, vec![inode(*ino)]),
-        Q::Mknod { vol, parent, name, .. }
-        | Q::Mkdir { vol, parent, name, .. }
-        | Q::Unlink { vol, parent, name, .. }
-        | Q::Rmdir { vol, parent, name, .. } => (*vol, vec![entry(*parent, name), inode(*parent)]),
-        Q::Link { vol, ino, newparent, newname, .. } => {
-            (*vol, vec![entry(*newparent, newname), inode(*newparent), inode(*ino)])
-        }
-        Q::Rename { vol, parent, name, newparent, newname, .. } => {
-            (*vol, vec![entry(*parent, name), entry(*newparent, newname), inode(*parent), inode(*newparent)])
-        }
-        _ => (0, Vec::new()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(feed: &ChangeFeed, session: u64, req: MetaRequest) {
-        let (vol, what) = touched(&req);
+        let (vol, what) = req.touched();
         feed.record(session, vol, what);
     }
 

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::changes::{touched, ChangeFeed};
+use crate::changes::ChangeFeed;
 use crate::{MetaError, Namespace, RedbEngine, Time};
 
 use MetaRequest as Q;
@@ -214,7 +214,7 @@ impl Service for MetaService {
             }
             Request::Namespace(q) => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
-                let (vol, stale) = touched(&q);
+                let (vol, stale) = q.touched();
                 let answer = answer(tokio::task::spawn_blocking(move || dispatch(&ns, opts, 0, q)).await);
                 if !matches!(answer, MetaResponse::Err { .. }) {
                     self.feed.record(0, vol, stale);
@@ -223,7 +223,7 @@ impl Service for MetaService {
             }
             Request::NamespaceOnce { session, seq, req } => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
-                let (vol, stale) = touched(&req);
+                let (vol, stale) = req.touched();
                 let answer =
                     answer(tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await);
                 if !matches!(answer, MetaResponse::Err { .. }) {

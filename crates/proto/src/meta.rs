@@ -506,6 +506,34 @@ pub enum MetaRequest {
 }
 
 impl MetaRequest {
+    /// What this change makes stale in mounts' caches, and in which
+    /// volume: the entries it adds, removes or replaces, and the inodes
+    /// whose attributes or content it changes (an unlinked or replaced
+    /// inode is not named: the request does not say which it is). Empty
+    /// for requests that change nothing a mount caches.
+    pub fn touched(&self) -> (u32, Vec<Changed>) {
+        use MetaRequest as Q;
+        let entry = |parent: u64, name: &[u8]| Changed::Entry { parent, name: name.to_vec() };
+        let inode = |ino: u64| Changed::Inode { ino };
+        match self {
+            Q::SetAttr { vol, ino, .. }
+            | Q::Write { vol, ino, .. }
+            | Q::SetXattr { vol, ino, .. }
+            | Q::RemoveXattr { vol, ino, .. } => (*vol, vec![inode(*ino)]),
+            Q::Mknod { vol, parent, name, .. }
+            | Q::Mkdir { vol, parent, name, .. }
+            | Q::Unlink { vol, parent, name, .. }
+            | Q::Rmdir { vol, parent, name, .. } => (*vol, vec![entry(*parent, name), inode(*parent)]),
+            Q::Link { vol, ino, newparent, newname, .. } => {
+                (*vol, vec![entry(*newparent, newname), inode(*newparent), inode(*ino)])
+            }
+            Q::Rename { vol, parent, name, newparent, newname, .. } => {
+                (*vol, vec![entry(*parent, name), entry(*newparent, newname), inode(*parent), inode(*newparent)])
+            }
+            _ => (0, Vec::new()),
+        }
+    }
+
     /// Whether the request changes the namespace (and so must reach the
     /// service at most once: see `Request::NamespaceOnce`).
     pub fn is_change(&self) -> bool {
