@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Where the time goes in one workload through a mount of `cairn server`:
+# `perf record -a -g` over the whole machine while the workload runs, then
+# the share of CPU time per process and the hottest symbols. Prints text.
+#
+#   cargo build --release && bench/profile.sh create|stat|seqwrite|upload4k
+#
+# Env: CAIRN_BIN, BENCH_DIR (default /var/tmp), FILES (default 3000).
+set -euo pipefail
+NAME=profile
+WORKLOAD=${1:?usage: bench/profile.sh create|stat|seqwrite|upload4k}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+FILES=${FILES:-3000}
+command -v perf >/dev/null || { echo "bench/profile.sh needs perf (apt-get install linux-perf)" >&2; exit 1; }
+start_mount
+D="$MNT/p"
+mkdir -p "$D"
+prepare=""
+case $WORKLOAD in
+    create) run="import os; d=os.urandom(4096)
+for i in range($FILES): open('$D/f%d' % i, 'wb').write(d)" ;;
+    stat) prepare="import os; d=os.urandom(4096)
+for i in range($FILES): open('$D/f%d' % i, 'wb').write(d)"
+        run="import os
+for _ in range(20):
+    for i in range($FILES): os.stat('$D/f%d' % i)" ;;
+    seqwrite) run="import os; b=os.urandom(1 << 20)
+with open('$D/big', 'wb') as f:
+    for _ in range(1024): f.write(b)
+    os.fsync(f.fileno())" ;;
+    upload4k) run="import subprocess; subprocess.run(['$BIN', 'bench', '--size', '4K', '--count', '$((FILES * 3))', '--concurrency', '8'], check=True, stdout=subprocess.DEVNULL)" ;;
+    *) echo "unknown workload $WORKLOAD" >&2; exit 1 ;;
+esac
+[ -n "$prepare" ] && python3 -c "$prepare"
+perf record -a -g -F 499 -o "$WORK/perf.data" -- python3 -c "$run" >/dev/null 2>"$WORK/perf.err"
+echo "## $WORKLOAD: CPU samples by process"
+perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -12
+echo
+echo "## $WORKLOAD: hottest symbols (self time)"
+perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -25
