@@ -1,7 +1,9 @@
-//! The mount's attribute cache: `getattr` answered without a meta round
+//! The mount's attribute and entry cache: `getattr`, and `lookup` of a
+//! name whose inode's attributes are known, answered without a meta round
 //! trip. The kernel asks again after every write (FUSE drops its size and
-//! times then), so a program that writes files and stats them, the
-//! commonest small-file pattern, would otherwise pay a round trip per file.
+//! times then) and once its own entry timeout passes, so a program that
+//! writes files and stats them, the commonest small-file pattern, would
+//! otherwise pay a round trip per file.
 //!
 //! Kept true by three rules: this mount's own changes forget what they
 //! touched (an unlink, rmdir or rename forgets everything, since it does
@@ -32,6 +34,8 @@ struct Inner {
     /// Bumped by every forget.
     epoch: u64,
     attrs: HashMap<u64, (Attr, Instant)>,
+    /// Names known to lead to an inode: (directory, name) → inode.
+    entries: HashMap<(u64, Vec<u8>), u64>,
 }
 
 impl AttrCache {
@@ -50,17 +54,30 @@ impl AttrCache {
         inner.attrs.get(&ino).filter(|(_, at)| at.elapsed() < FRESH).map(|(a, _)| a.clone())
     }
 
+    /// The fresh attributes of what `name` in `parent` leads to.
+    pub(crate) fn lookup(&self, parent: u64, name: &[u8]) -> Option<Attr> {
+        let inner = self.lock();
+        let ino = inner.entries.get(&(parent, name.to_vec()))?;
+        inner.attrs.get(ino).filter(|(_, at)| at.elapsed() < FRESH).map(|(a, _)| a.clone())
+    }
+
     /// Stores an answer if the epoch is still `epoch` (nothing was
-    /// forgotten since the question was asked).
-    pub(crate) fn put(&self, attr: &Attr, epoch: u64) {
+    /// forgotten since the question was asked), with the entry that led to
+    /// it when there was one.
+    pub(crate) fn put(&self, attr: &Attr, entry: Option<(u64, &[u8])>, epoch: u64) {
         let mut inner = self.lock();
         if inner.epoch != epoch {
             return;
         }
-        if inner.attrs.len() >= MAX {
+        if inner.attrs.len() >= MAX || inner.entries.len() >= MAX {
             inner.attrs.clear();
+            inner.entries.clear();
         }
         inner.attrs.insert(attr.ino, (attr.clone(), Instant::now()));
+        // `..` changes when a directory moves, which no entry change names.
+        if let Some((parent, name)) = entry.filter(|(_, n)| *n != b"." && *n != b"..") {
+            inner.entries.insert((parent, name.to_vec()), attr.ino);
+        }
     }
 
     /// Forgets what `changes` made stale (everything, if `all` or an entry
@@ -68,14 +85,27 @@ impl AttrCache {
     pub(crate) fn forget(&self, changes: &[Changed], all: bool) -> u64 {
         let mut inner = self.lock();
         inner.epoch += 1;
-        if all || changes.iter().any(|c| matches!(c, Changed::Entry { .. })) {
+        if all {
             inner.attrs.clear();
-        } else {
-            for c in changes {
-                if let Changed::Inode { ino } = c {
+            inner.entries.clear();
+            return inner.epoch;
+        }
+        // An entry change may have unlinked or replaced an inode it does
+        // not name: every inode's attributes go (names elsewhere stay).
+        let mut clear_attrs = false;
+        for c in changes {
+            match c {
+                Changed::Inode { ino } => {
                     inner.attrs.remove(ino);
                 }
+                Changed::Entry { parent, name } => {
+                    inner.entries.remove(&(*parent, name.clone()));
+                    clear_attrs = true;
+                }
             }
+        }
+        if clear_attrs {
+            inner.attrs.clear();
         }
         inner.epoch
     }
@@ -108,17 +138,24 @@ mod tests {
     fn an_answer_from_before_a_forget_is_not_stored() {
         let c = AttrCache::default();
         let e = c.epoch();
-        c.put(&attr(5, 1), e);
+        c.put(&attr(5, 1), Some((1, b"f")), e);
         assert_eq!(c.get(5).map(|a| a.size), Some(1));
+        assert_eq!(c.lookup(1, b"f").map(|a| a.ino), Some(5));
         let asked = c.epoch();
         c.forget(&[Changed::Inode { ino: 5 }], false);
-        c.put(&attr(5, 2), asked); // in flight across the forget
+        c.put(&attr(5, 2), None, asked); // in flight across the forget
         assert!(c.get(5).is_none());
-        c.put(&attr(5, 3), c.epoch());
-        c.put(&attr(6, 3), c.epoch());
+        c.put(&attr(5, 3), None, c.epoch());
+        c.put(&attr(6, 3), None, c.epoch());
         c.forget(&[Changed::Inode { ino: 6 }], false);
         assert_eq!(c.get(5).map(|a| a.size), Some(3), "other inodes stay");
+        assert_eq!(c.lookup(1, b"f").map(|a| a.size), Some(3), "the name still leads to 5");
         c.forget(&[Changed::Entry { parent: 1, name: b"x".to_vec() }], false);
-        assert!(c.get(5).is_none(), "an entry change forgets everything");
+        assert!(c.get(5).is_none(), "an entry change forgets every inode's attributes");
+        c.put(&attr(5, 4), None, c.epoch());
+        assert_eq!(c.lookup(1, b"f").map(|a| a.size), Some(4), "other names stay");
+        c.forget(&[Changed::Entry { parent: 1, name: b"f".to_vec() }], false);
+        c.put(&attr(5, 4), None, c.epoch());
+        assert!(c.lookup(1, b"f").is_none(), "the changed name goes");
     }
 }

@@ -32,7 +32,8 @@ type SharedHandle = Arc<tokio::sync::Mutex<Handle>>;
 /// Entries per readdir page asked of the meta service.
 const READDIR_PAGE: u32 = 1000;
 /// How long a listing's word that an inode has no extended attributes is
-/// trusted: as long as the kernel trusts the attributes that came with it.
+/// trusted: `ls -l` asks right after the listing, and a short window keeps
+/// this cache small (the change feed also forgets an inode that changes).
 const NO_XATTRS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest wait of one request for other mounts' changes.
 const CHANGES_WAIT_MS: u32 = 10_000;
@@ -171,6 +172,14 @@ impl Fs {
                 | Q::Link { .. }
                 | Q::Write { .. }
         );
+        // The entry an answer's attributes were reached by.
+        let entry = match &req {
+            Q::Lookup { parent, name, .. } | Q::Mknod { parent, name, .. } | Q::Mkdir { parent, name, .. } => {
+                Some((*parent, name.clone()))
+            }
+            Q::Link { newparent, newname, .. } => Some((*newparent, newname.clone())),
+            _ => None,
+        };
         let asked = self.attrs.epoch();
         let answer = self.meta.call(req).await;
         // A change whose answer was lost may still have been made: forget
@@ -179,7 +188,7 @@ impl Fs {
         if let Ok(MetaResponse::Attr(a)) = &answer {
             // A change's own forget is the one expected in between.
             if answers_attr && now == if change { asked + 1 } else { asked } {
-                self.attrs.put(a, now);
+                self.attrs.put(a, entry.as_ref().map(|(p, n)| (*p, n.as_slice())), now);
             }
         }
         Ok(answer?)
@@ -195,6 +204,9 @@ impl Fs {
 
     /// `name` in directory `parent`.
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if let Some(a) = self.attrs.lookup(parent, name) {
+            return Ok(self.with_pending(a));
+        }
         let a = expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)?;
         Ok(self.with_pending(a))
     }

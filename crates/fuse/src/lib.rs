@@ -38,9 +38,9 @@ struct DirCursor {
     parent: u64,
     /// Entries served so far before `page` (`.` and `..` count).
     start: u64,
-    /// The current page: (name, inode, kind, attributes; none for `.`
-    /// and `..`, whose attributes the kernel does not take from a listing).
-    page: Vec<(Vec<u8>, u64, FileType, Option<FileAttr>)>,
+    /// The current page (attributes are none for `.` and `..`, whose
+    /// attributes the kernel does not take from a listing).
+    page: Vec<Listed>,
     /// The directory has no entries after this page.
     done: bool,
 }
@@ -74,6 +74,32 @@ impl DirCursor {
     }
 }
 
+/// One entry of a directory page: name, inode, kind, attributes.
+type Listed = (Vec<u8>, u64, FileType, Option<FileAttr>);
+
+impl DirCursor {
+    /// Hands entries from number `offset` on to `add` (with the offset of
+    /// the entry after each) until it says the kernel's buffer is full or
+    /// the directory ends; the buffer may take more than one page.
+    async fn serve(&mut self, fs: &Fs, offset: u64, mut add: impl FnMut(&Listed, u64) -> bool) -> Result<(), FsError> {
+        let mut at = offset;
+        loop {
+            self.seek(fs, at).await?;
+            let skip = at.saturating_sub(self.start) as usize;
+            if skip >= self.page.len() {
+                return Ok(()); // the end
+            }
+            for (i, entry) in self.page.iter().enumerate().skip(skip) {
+                let next = self.start + i as u64 + 1;
+                if add(entry, next) {
+                    return Ok(());
+                }
+                at = next;
+            }
+        }
+    }
+}
+
 /// A mounted volume.
 pub struct CairnFuse {
     fs: Arc<Fs>,
@@ -87,6 +113,11 @@ impl CairnFuse {
     /// A mount of `fs`, running requests on `rt`.
     pub fn new(fs: Arc<Fs>, rt: Handle) -> Self {
         Self { fs, rt, dirs: Arc::default(), next_dir: AtomicU64::new(1) }
+    }
+
+    /// The cursor of an open directory.
+    fn cursor(&self, fh: FileHandle) -> Option<Arc<tokio::sync::Mutex<DirCursor>>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned()
     }
 }
 
@@ -475,71 +506,45 @@ impl Filesystem for CairnFuse {
     }
 
     fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let cursor = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
-        let Some(cursor) = cursor else {
-            reply.error(Errno::from_i32(libc::EBADF));
-            return;
+        let Some(cursor) = self.cursor(fh) else {
+            return reply.error(Errno::from_i32(libc::EBADF));
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             let mut c = cursor.lock().await;
-            let mut at = offset;
-            // The kernel's buffer may take more than one page.
-            loop {
-                if let Err(e) = c.seek(&fs, at).await {
-                    return reply.error(errno(&e));
-                }
-                let skip = at.saturating_sub(c.start) as usize;
-                if skip >= c.page.len() {
-                    break; // the end
-                }
-                for (i, (n, ino, kind, _)) in c.page.iter().enumerate().skip(skip) {
-                    let next = c.start + i as u64 + 1;
-                    if reply.add(INodeNo(*ino), next, *kind, OsStr::from_bytes(n)) {
-                        return reply.ok();
-                    }
-                    at = next;
-                }
+            let listed = c
+                .serve(&fs, offset, |(n, ino, kind, _), next| {
+                    reply.add(INodeNo(*ino), next, *kind, OsStr::from_bytes(n))
+                })
+                .await;
+            match listed {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
             }
-            reply.ok();
         });
     }
 
     fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let cursor = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
-        let Some(cursor) = cursor else {
-            reply.error(Errno::from_i32(libc::EBADF));
-            return;
+        let Some(cursor) = self.cursor(fh) else {
+            return reply.error(Errno::from_i32(libc::EBADF));
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             let mut c = cursor.lock().await;
-            let mut at = offset;
-            loop {
-                if let Err(e) = c.seek(&fs, at).await {
-                    return reply.error(errno(&e));
-                }
-                let skip = at.saturating_sub(c.start) as usize;
-                if skip >= c.page.len() {
-                    break;
-                }
-                for (i, (n, ino, kind, attr)) in c.page.iter().enumerate().skip(skip) {
-                    let next = c.start + i as u64 + 1;
-                    let full = match attr {
-                        Some(a) => reply.add(INodeNo(*ino), next, OsStr::from_bytes(n), &TTL, a, Generation(0)),
-                        // `.` and `..`: the kernel skips their attributes.
-                        None => {
-                            let a = dot_attr(*ino, *kind);
-                            reply.add(INodeNo(*ino), next, OsStr::from_bytes(n), &Duration::ZERO, &a, Generation(0))
-                        }
-                    };
-                    if full {
-                        return reply.ok();
+            let listed = c
+                .serve(&fs, offset, |(n, ino, kind, attr), next| match attr {
+                    Some(a) => reply.add(INodeNo(*ino), next, OsStr::from_bytes(n), &TTL, a, Generation(0)),
+                    // `.` and `..`: the kernel skips their attributes.
+                    None => {
+                        let a = dot_attr(*ino, *kind);
+                        reply.add(INodeNo(*ino), next, OsStr::from_bytes(n), &Duration::ZERO, &a, Generation(0))
                     }
-                    at = next;
-                }
+                })
+                .await;
+            match listed {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
             }
-            reply.ok();
         });
     }
 
