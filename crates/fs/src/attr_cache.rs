@@ -11,7 +11,8 @@
 //! other mounts touch (everything on an entry change, for the same
 //! reason); and an answer is stored only if nothing was forgotten while it
 //! was in flight (an epoch counts forgets), so an old answer cannot land
-//! after a newer change. Entries also expire, as the kernel's do.
+//! after a newer change. When the feed reports changes lost, everything
+//! goes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,8 +20,11 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::meta::{Attr, Changed};
 
-/// How long an attribute stays usable: the kernel's own timeout.
-const FRESH: Duration = Duration::from_secs(30);
+/// How long an attribute stays usable. Longer than the kernel's timeout:
+/// the change feed keeps it true, and when the feed reports changes lost
+/// the whole cache goes; this only bounds how long an inode nobody asks
+/// about stays in memory.
+const FRESH: Duration = Duration::from_secs(600);
 /// Most inodes kept; past it the cache starts over.
 const MAX: usize = 200_000;
 
@@ -90,8 +94,9 @@ impl AttrCache {
             inner.entries.clear();
             return inner.epoch;
         }
-        // An entry change may have unlinked or replaced an inode it does
-        // not name: every inode's attributes go (names elsewhere stay).
+        // A removed or replaced entry unlinked an inode it does not name:
+        // the one this cache knew it led to, or, if unknown, any (every
+        // inode's attributes go; names elsewhere stay).
         let mut clear_attrs = false;
         for c in changes {
             match c {
@@ -100,8 +105,13 @@ impl AttrCache {
                 }
                 Changed::Entry { parent, name } => {
                     inner.entries.remove(&(*parent, name.clone()));
-                    clear_attrs = true;
                 }
+                Changed::Unlinked { parent, name } => match inner.entries.remove(&(*parent, name.clone())) {
+                    Some(ino) => {
+                        inner.attrs.remove(&ino);
+                    }
+                    None => clear_attrs = true,
+                },
             }
         }
         if clear_attrs {
@@ -150,12 +160,16 @@ mod tests {
         c.forget(&[Changed::Inode { ino: 6 }], false);
         assert_eq!(c.get(5).map(|a| a.size), Some(3), "other inodes stay");
         assert_eq!(c.lookup(1, b"f").map(|a| a.size), Some(3), "the name still leads to 5");
-        c.forget(&[Changed::Entry { parent: 1, name: b"x".to_vec() }], false);
-        assert!(c.get(5).is_none(), "an entry change forgets every inode's attributes");
+        c.forget(&[Changed::Entry { parent: 1, name: b"new".to_vec() }], false);
+        assert!(c.get(5).is_some(), "a new name unlinks nothing");
+        c.forget(&[Changed::Unlinked { parent: 1, name: b"x".to_vec() }], false);
+        assert!(c.get(5).is_none(), "an unknown name's removal forgets every inode's attributes");
         c.put(&attr(5, 4), None, c.epoch());
         assert_eq!(c.lookup(1, b"f").map(|a| a.size), Some(4), "other names stay");
-        c.forget(&[Changed::Entry { parent: 1, name: b"f".to_vec() }], false);
+        c.put(&attr(6, 1), None, c.epoch());
+        c.forget(&[Changed::Unlinked { parent: 1, name: b"f".to_vec() }], false);
+        assert!(c.get(5).is_none() && c.get(6).is_some(), "a known name's removal forgets its inode only");
         c.put(&attr(5, 4), None, c.epoch());
-        assert!(c.lookup(1, b"f").is_none(), "the changed name goes");
+        assert!(c.lookup(1, b"f").is_none(), "the removed name goes");
     }
 }

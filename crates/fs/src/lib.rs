@@ -160,8 +160,6 @@ impl Fs {
         use MetaRequest as Q;
         let change = req.is_change();
         let (_, stale) = req.touched();
-        // These do not name the inode they unlink or replace.
-        let forgets_all = matches!(req, Q::Unlink { .. } | Q::Rmdir { .. } | Q::Rename { .. });
         let answers_attr = matches!(
             req,
             Q::Lookup { .. }
@@ -184,7 +182,7 @@ impl Fs {
         let answer = self.meta.call(req).await;
         // A change whose answer was lost may still have been made: forget
         // what it touched whatever the outcome.
-        let now = if change { self.attrs.forget(&stale, forgets_all) } else { asked };
+        let now = if change { self.attrs.forget(&stale, false) } else { asked };
         if let Ok(MetaResponse::Attr(a)) = &answer {
             // A change's own forget is the one expected in between.
             if answers_attr && now == if change { asked + 1 } else { asked } {

@@ -723,7 +723,9 @@ pub fn follow_changes(fs: &Arc<Fs>, notifier: fuser::Notifier) {
             for c in changes {
                 // ENOENT: the kernel did not have it cached, nothing to drop.
                 let _ = match c {
-                    Changed::Entry { parent, name } => notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(&name)),
+                    Changed::Entry { parent, name } | Changed::Unlinked { parent, name } => {
+                        notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(&name))
+                    }
                     Changed::Inode { ino } => notifier.inval_inode(INodeNo(ino), 0, 0),
                 };
             }

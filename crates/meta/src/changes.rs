@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(
             got.changes,
             vec![
-                Changed::Entry { parent: 1, name: b"a".to_vec() },
+                Changed::Unlinked { parent: 1, name: b"a".to_vec() },
                 Changed::Inode { ino: 1 },
                 Changed::Inode { ino: 5 }
             ]
@@ -179,7 +179,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         record(&feed, 9, unlink(1, 3, b"x"));
         let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert_eq!(got.changes[0], Changed::Entry { parent: 3, name: b"x".to_vec() });
+        assert_eq!(got.changes[0], Changed::Unlinked { parent: 3, name: b"x".to_vec() });
         let stale = feed.since(1, 7, at.epoch ^ 2, Some(at.next), Duration::ZERO).await;
         assert!(stale.lost);
     }

@@ -90,8 +90,16 @@ pub struct Attr {
 /// Something a namespace change made stale in mounts' caches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Changed {
-    /// The entry `name` in directory `parent`: added, removed or replaced.
+    /// The entry `name` in directory `parent` was added.
     Entry {
+        /// Directory.
+        parent: u64,
+        /// Name.
+        name: Vec<u8>,
+    },
+    /// The entry `name` in directory `parent` was removed or replaced: the
+    /// inode it led to lost a link (which inode, the change does not say).
+    Unlinked {
         /// Directory.
         parent: u64,
         /// Name.
@@ -514,21 +522,25 @@ impl MetaRequest {
     pub fn touched(&self) -> (u32, Vec<Changed>) {
         use MetaRequest as Q;
         let entry = |parent: u64, name: &[u8]| Changed::Entry { parent, name: name.to_vec() };
+        let unlinked = |parent: u64, name: &[u8]| Changed::Unlinked { parent, name: name.to_vec() };
         let inode = |ino: u64| Changed::Inode { ino };
         match self {
             Q::SetAttr { vol, ino, .. }
             | Q::Write { vol, ino, .. }
             | Q::SetXattr { vol, ino, .. }
             | Q::RemoveXattr { vol, ino, .. } => (*vol, vec![inode(*ino)]),
-            Q::Mknod { vol, parent, name, .. }
-            | Q::Mkdir { vol, parent, name, .. }
-            | Q::Unlink { vol, parent, name, .. }
-            | Q::Rmdir { vol, parent, name, .. } => (*vol, vec![entry(*parent, name), inode(*parent)]),
+            Q::Mknod { vol, parent, name, .. } | Q::Mkdir { vol, parent, name, .. } => {
+                (*vol, vec![entry(*parent, name), inode(*parent)])
+            }
+            Q::Unlink { vol, parent, name, .. } | Q::Rmdir { vol, parent, name, .. } => {
+                (*vol, vec![unlinked(*parent, name), inode(*parent)])
+            }
             Q::Link { vol, ino, newparent, newname, .. } => {
                 (*vol, vec![entry(*newparent, newname), inode(*newparent), inode(*ino)])
             }
+            // The moved inode's ctime changes, and a replaced one loses a link.
             Q::Rename { vol, parent, name, newparent, newname, .. } => {
-                (*vol, vec![entry(*parent, name), entry(*newparent, newname), inode(*parent), inode(*newparent)])
+                (*vol, vec![unlinked(*parent, name), unlinked(*newparent, newname), inode(*parent), inode(*newparent)])
             }
             _ => (0, Vec::new()),
         }
