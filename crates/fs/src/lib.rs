@@ -17,9 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cairn_client::{Body, Client, MetaClient, UploadOptions};
-use cairn_proto::meta::{
-    Attr, Changed, Dirent, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
-};
+use cairn_proto::meta::{Attr, Changed, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume};
 use cairn_proto::FileId;
 
 use attr_cache::AttrCache;
@@ -279,14 +277,6 @@ impl Fs {
     pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
         match self.call(MetaRequest::Readlink { vol: self.vol.id, ino }).await? {
             MetaResponse::Bytes(b) => Ok(b),
-            other => Err(FsError::protocol(other)),
-        }
-    }
-
-    /// A page of a directory after `after`.
-    pub async fn readdir(&self, ino: u64, after: Option<Vec<u8>>) -> Result<Vec<(Vec<u8>, Dirent)>> {
-        match self.call(MetaRequest::Readdir { vol: self.vol.id, ino, after, limit: READDIR_PAGE }).await? {
-            MetaResponse::Entries(e) => Ok(e),
             other => Err(FsError::protocol(other)),
         }
     }

@@ -12,8 +12,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cairn_proto::meta::Changed;
-#[cfg(test)]
-use cairn_proto::meta::MetaRequest;
 use tokio::sync::Notify;
 
 /// Changes kept for mounts that fall behind (about 100 bytes each).
@@ -137,6 +135,7 @@ impl ChangeFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_proto::meta::MetaRequest;
 
     fn record(feed: &ChangeFeed, session: u64, req: MetaRequest) {
         let (vol, what) = req.touched();
