@@ -67,6 +67,8 @@ pub struct StorageSection {
     pub scrub_rate_mib: Option<u64>,
     /// Catch-up and repair pace, MiB/s (0: unlimited).
     pub heal_rate_mib: Option<u64>,
+    /// Largest blob packed into shared pack files (`0`: none), e.g. `256K`.
+    pub pack_max_size: Option<String>,
     /// FastDFS protocol listener (`none`: off).
     pub fastdfs_listen: Option<String>,
     /// IP field size in FastDFS replies: `16` or `46`.

@@ -90,7 +90,8 @@ fn a_wiped_member_fills_up_from_its_peers() {
 
 #[test]
 fn scrub_finds_and_repairs_damaged_blobs_and_reads_stay_correct() {
-    let c = Cluster::start_with(1, &[("g1", 2)], &["--scrub-interval-secs", "0"]);
+    // A file per blob here; damage inside pack files is the next test.
+    let c = Cluster::start_with(1, &[("g1", 2)], &["--scrub-interval-secs", "0", "--pack-max-size", "0"]);
     let client = c.client();
     let files = upload_many(&client, 200, 11);
     // 1% flipped bits, plus one truncated and one removed behind the node's back
@@ -113,24 +114,87 @@ fn scrub_finds_and_repairs_damaged_blobs_and_reads_stay_correct() {
             }
         }
     });
-    let out = c.ok(&["scrub", "start", "--node", &c.node_addr(1)]);
-    assert!(out.contains("running") || out.contains("scrubs done"), "{out}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let v: serde_json::Value = serde_json::from_str(&c.ok(&["scrub", "status", "--json"])).unwrap();
-        let node = v["nodes"].as_array().unwrap().iter().find(|n| n["addr"] == c.node_addr(1)).unwrap().clone();
-        if node["scrub"]["completed"].as_u64() >= Some(1) && node["scrub"]["running"] == false {
-            assert_eq!(node["scrub"]["checked"], 200, "{node}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "scrub did not finish: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_eq!(scrub_and_wait(&c, 1), 200);
     let addr = c.node_addr(1);
     for (id, d) in &files {
         assert!(read_from(&client, &addr, id).as_ref() == Some(d), "{id} missing or wrong after the scrub");
     }
     assert_eq!(listing(&c, &client, 1), listing(&c, &client, 0));
+}
+
+/// Runs a scrub on `node` and waits for it to finish; returns how many
+/// blobs it checked.
+fn scrub_and_wait(c: &Cluster, node: usize) -> u64 {
+    let out = c.ok(&["scrub", "start", "--node", &c.node_addr(node)]);
+    assert!(out.contains("running") || out.contains("scrubs done"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&c.ok(&["scrub", "status", "--json"])).unwrap();
+        let n = v["nodes"].as_array().unwrap().iter().find(|n| n["addr"] == c.node_addr(node)).unwrap().clone();
+        if n["scrub"]["completed"].as_u64() >= Some(1) && n["scrub"]["running"] == false {
+            return n["scrub"]["checked"].as_u64().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "scrub did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn bit_rot_inside_pack_files_is_repaired_and_packed_blobs_survive_sigkill() {
+    let mut c = Cluster::start_with(1, &[("g1", 2)], &["--scrub-interval-secs", "0"]);
+    let client = c.client();
+    let files = upload_many(&client, 60, 31);
+    let packs = c.dir.path().join("node1/store0/packs");
+    let mut pack_files: Vec<_> = std::fs::read_dir(&packs).unwrap().flatten().map(|e| e.path()).collect();
+    pack_files.sort();
+    assert!(!pack_files.is_empty(), "small uploads are packed");
+    let blob_dir = c.dir.path().join("node1/store0/data");
+    let loose = walkdir_count(&blob_dir);
+    assert_eq!(loose, 0, "no file of its own for a small blob");
+    // Flip a bit in the middle of three blobs' content, found in the pack
+    // by their bytes.
+    for (_, data) in &files[..3] {
+        let path = pack_files.last().unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        let at = bytes.windows(data.len()).position(|w| w == &data[..]).expect("content is in the pack");
+        bytes[at + data.len() / 2] ^= 0x10;
+        std::fs::write(path, bytes).unwrap();
+    }
+    rt().block_on(async {
+        for (id, d) in &files[..3] {
+            assert!(&client.download_bytes(id, 0, None).await.unwrap() == d, "{id} read wrong bytes");
+        }
+    });
+    assert_eq!(scrub_and_wait(&c, 1), 60);
+    let addr = c.node_addr(1);
+    for (id, d) in &files {
+        assert!(read_from(&client, &addr, id).as_ref() == Some(d), "{id} missing or wrong after the scrub");
+    }
+    // Deletes and a SIGKILL: what was acknowledged is there after the
+    // restart, what was deleted is not.
+    rt().block_on(async {
+        for (id, _) in &files[..20] {
+            client.delete(id).await.expect("delete");
+        }
+    });
+    let old = c.incarnation(1);
+    c.nodes[1].1.kill();
+    c.nodes[1].1.start();
+    c.wait_restarted(1, old);
+    for (i, (id, d)) in files.iter().enumerate() {
+        let got = read_from(&client, &addr, id);
+        if i < 20 {
+            assert!(got.is_none(), "{id} was deleted");
+        } else {
+            assert!(got.as_ref() == Some(d), "{id} missing or wrong after SIGKILL");
+        }
+    }
+    assert_eq!(listing(&c, &client, 1), listing(&c, &client, 0));
+}
+
+fn walkdir_count(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten().map(|e| if e.path().is_dir() { walkdir_count(&e.path()) } else { 1 }).sum()
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! The rule this crate keeps: a client hears "done" only after every active
 //! member that answered has the data on disk (fsync'd).
 
+mod compact;
 mod config;
 mod error;
 mod heartbeat;

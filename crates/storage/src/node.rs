@@ -291,6 +291,7 @@ pub async fn run(
         tasks.push(tokio::spawn(heartbeat::heartbeat_loop(node.clone(), t, shutdown.clone())));
     }
     tasks.push(tokio::spawn(binlog_flusher(node.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(crate::compact::compactor(node.clone(), shutdown.clone())));
     if let Some(l) = http {
         tasks.push(tokio::spawn(crate::http::serve(l, node.clone(), shutdown.clone())));
     }

@@ -19,7 +19,9 @@ const READ_AHEAD: u64 = 4 * READ_CHUNK;
 /// before handing out any byte of it.
 #[derive(Debug)]
 pub struct BlobReader {
-    pub(crate) file: File,
+    pub(crate) file: Arc<File>,
+    /// Where the blob's content starts in `file` (non-zero in a pack).
+    pub(crate) base: u64,
     pub(crate) file_id: String,
     pub(crate) record: BlobRecord,
     pub(crate) record_path: PathBuf,
@@ -67,10 +69,10 @@ impl BlobReader {
         // nothing), so a cold read keeps the disk busy.
         if block_end < self.end {
             let ahead = (self.end - block_end).min(READ_AHEAD);
-            let _ = rustix::fs::fadvise(&self.file, block_end, ahead, rustix::fs::Advice::WillNeed);
+            let _ = rustix::fs::fadvise(&*self.file, self.base + block_end, ahead, rustix::fs::Advice::WillNeed);
         }
         let mut buf = vec![0u8; (block_end - block_start) as usize];
-        read_exact_at(&self.file, &mut buf, block_start).map_err(|e| match e.kind() {
+        read_exact_at(&self.file, &mut buf, self.base + block_start).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {
                 Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start }
             }

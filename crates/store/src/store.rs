@@ -16,6 +16,7 @@ use crate::binlog::{Binlog, BinlogOp, Origin};
 use crate::checksum::{self, BLOCK_SIZE};
 use crate::error::{Error, Result};
 use crate::layout::{fsync_dir, is_record_name, PathPolicy, StorePath};
+use crate::pack::{Compacted, Packs, DEFAULT_ROLL_AT};
 use crate::reader::BlobReader;
 use crate::record::BlobRecord;
 use crate::spool::{Spool, Spooled};
@@ -37,12 +38,18 @@ pub struct Reserved {
     /// The linked name, until the record makes it a blob. Dropped before
     /// that, the reservation unlinks it so no invisible orphan stays.
     link: Option<PathBuf>,
+    /// For a blob going into a pack: the packs holding its reservation,
+    /// until the commit.
+    packed: Option<Arc<Packs>>,
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
             let _ = std::fs::remove_file(link);
+        }
+        if let Some(packs) = self.packed.take() {
+            packs.unreserve(&self.id.to_string());
         }
     }
 }
@@ -68,7 +75,16 @@ pub struct StoreConfig {
     pub store_paths: Vec<PathBuf>,
     /// How new blobs pick a store path.
     pub policy: PathPolicy,
+    /// Blobs up to this size (bytes) that take no appends are packed into
+    /// shared append-only files (see `pack.rs`); 0 keeps every blob in a
+    /// file of its own.
+    pub pack_max: u64,
 }
+
+/// The default of [`StoreConfig::pack_max`]: photos and thumbnails are
+/// packed, while larger files keep their own file (and can be sent without
+/// a copy into a pack).
+pub const DEFAULT_PACK_MAX: u64 = 256 * 1024;
 
 /// Counters for heartbeats.
 #[derive(Debug, Clone)]
@@ -79,6 +95,8 @@ pub struct StoreStats {
     pub bytes: u64,
     /// (total, free) bytes per store path.
     pub paths: Vec<(u64, u64)>,
+    /// Pack files, their bytes on disk, and the bytes of those still live.
+    pub packs: (u64, u64, u64),
 }
 
 /// A node's blobs.
@@ -87,6 +105,9 @@ pub struct Store {
     group: String,
     node_id: u32,
     paths: Vec<StorePath>,
+    /// One set of packs per store path, in the same order.
+    packs: Vec<Arc<Packs>>,
+    pack_max: u64,
     policy: PathPolicy,
     next_path: AtomicUsize,
     binlog: Binlog,
@@ -147,11 +168,25 @@ impl Store {
         let paths =
             roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
         let binlog = Binlog::open(&data_dir.join("binlog"))?;
-        let deleted = std::sync::Mutex::new(binlog.all_deletes()?);
+        let deleted = binlog.all_deletes()?;
+        let (mut packs, mut packed_files, mut packed_bytes, mut unfinished_packed) = (Vec::new(), 0, 0, Vec::new());
+        for sp in &paths {
+            let (p, opened) = Packs::open(&sp.root().join("packs"), DEFAULT_ROLL_AT)?;
+            packs.push(Arc::new(p));
+            packed_files += opened.files;
+            packed_bytes += opened.bytes;
+            // A reservation a discard already settled is no longer unfinished.
+            unfinished_packed.extend(
+                opened.unfinished.into_iter().filter(|id| !deleted.contains(id)).filter_map(|id| FileId::parse(&id).ok()),
+            );
+        }
+        let deleted = std::sync::Mutex::new(deleted);
         let store = Self {
             group: cfg.group,
             node_id,
             paths,
+            packs,
+            pack_max: cfg.pack_max,
             policy: cfg.policy,
             next_path: AtomicUsize::new(0),
             binlog,
@@ -163,14 +198,17 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
         };
         let (files, bytes, reserved) = store.count()?;
-        store.files.store(files, Ordering::Relaxed);
-        store.bytes.store(bytes, Ordering::Relaxed);
+        store.files.store(files + packed_files, Ordering::Relaxed);
+        store.bytes.store(bytes + packed_bytes, Ordering::Relaxed);
         // A blob of this node's naming without a record is a reservation
         // whose commit never happened, unless the binlog knows it (then it
         // was committed, and its record was lost since: damage for a scrub).
         let known = store.binlog.mentioned(&reserved.iter().map(|id| id.to_string()).collect())?;
-        *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) =
-            reserved.into_iter().filter(|id| !known.contains(&id.to_string())).collect();
+        *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) = reserved
+            .into_iter()
+            .filter(|id| !known.contains(&id.to_string()))
+            .chain(unfinished_packed)
+            .collect();
         Ok(store)
     }
 
@@ -234,6 +272,7 @@ impl Store {
             files: self.files.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             paths: self.paths.iter().map(StorePath::usage).collect(),
+            packs: self.packs.iter().map(|p| p.usage()).fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2)),
         }
     }
 
@@ -258,7 +297,30 @@ impl Store {
     /// Starts spooling content onto a store path.
     pub fn spool(&self, store_path: u8) -> Result<Spool> {
         let sp = self.store_path(store_path)?;
-        Spool::create(&sp.tmp_dir(), store_path)
+        Ok(Spool::create(&sp.tmp_dir(), store_path, self.pack_max as usize))
+    }
+
+    /// The packs of the store path a blob's ID names.
+    fn packs_of(&self, id: &FileId) -> Option<&Arc<Packs>> {
+        self.packs.get(id.store_path() as usize)
+    }
+
+    /// Whether a new blob with this content goes into a pack.
+    fn packs_it(&self, spooled: &Spooled, appender: bool) -> bool {
+        !appender && self.pack_max > 0 && spooled.in_memory()
+    }
+
+    /// Reclaims the space of deleted and replaced packed blobs: every pack
+    /// at least `min_dead` (0.0–1.0) dead is rewritten without them.
+    pub fn compact(&self, min_dead: f64) -> Result<Compacted> {
+        let mut all = Compacted::default();
+        for p in &self.packs {
+            let c = p.compact(min_dead)?;
+            all.packs += c.packs;
+            all.copied += c.copied;
+            all.freed += c.freed;
+        }
+        Ok(all)
     }
 
     fn store_path(&self, index: u8) -> Result<&StorePath> {
@@ -293,7 +355,7 @@ impl Store {
     /// spool under it, which is what makes the name ours. The blob stays
     /// invisible (no record) until [`Store::commit`], so the caller can
     /// tell its peers the name and let them commit at the same time.
-    pub fn reserve(&self, spooled: Spooled, ext: &str, appender: bool, meta: Metadata) -> Result<Reserved> {
+    pub fn reserve(&self, mut spooled: Spooled, ext: &str, appender: bool, meta: Metadata) -> Result<Reserved> {
         cairn_proto::file_id::validate_ext(ext).map_err(|r| Error::InvalidArgument(r.to_string()))?;
         let created = now_secs();
         let record = BlobRecord {
@@ -306,15 +368,29 @@ impl Store {
             meta: sorted(meta),
         };
         let sp = self.store_path(spooled.store_path)?;
+        let packs = if self.packs_it(&spooled, appender) { self.packs.get(sp.index() as usize) } else { None };
+        if packs.is_none() {
+            spooled.to_file(&sp.tmp_dir())?;
+        }
         let mut rng = rand::thread_rng();
         for _ in 0..NAME_TRIES {
             let name = generate_name(self.node_id, created as u32, spooled.size, spooled.crc32, appender, ext);
             let id = FileId::new(&self.group, sp.index(), rng.gen(), rng.gen(), &name)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            match self.link_spool(sp, &id, spooled.path()) {
+            if let Some(packs) = packs {
+                if sp.blob_path(&id).exists() {
+                    continue;
+                }
+                match packs.reserve(&id.to_string()) {
+                    Ok(()) => return Ok(Reserved { id, record, spooled, link: None, packed: Some(packs.clone()) }),
+                    Err(Error::Exists(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.link_spool(sp, &id, spooled.path()?) {
                 Ok(()) => {
                     let link = Some(sp.blob_path(&id));
-                    return Ok(Reserved { id, record, spooled, link });
+                    return Ok(Reserved { id, record, spooled, link, packed: None });
                 }
                 Err(Error::Exists(_)) => continue,
                 Err(e) => return Err(e),
@@ -327,9 +403,17 @@ impl Store {
     /// visible), syncs the directory, drops the spool.
     pub fn commit(&self, mut r: Reserved) -> Result<(FileId, BlobRecord)> {
         let sp = self.store_path(r.spooled.store_path)?;
-        // On failure the reservation's drop unlinks the name.
-        self.write_record(sp, &r.id, &r.record)?;
-        r.link = None;
+        if let Some(packs) = &r.packed {
+            // On failure the reservation's drop releases the name.
+            let content = r.spooled.bytes().unwrap_or_default();
+            let _g = self.lock(&r.id).write().unwrap_or_else(|p| p.into_inner());
+            packs.put(&r.id.to_string(), &r.record, content, false)?;
+            r.packed = None;
+        } else {
+            // On failure the reservation's drop unlinks the name.
+            self.write_record(sp, &r.id, &r.record)?;
+            r.link = None;
+        }
         let (id, record) = (r.id.clone(), std::mem::replace(&mut r.record, empty_record()));
         self.after_create(&id, record.size, Origin::Local)?;
         Ok((id, record))
@@ -340,7 +424,7 @@ impl Store {
     /// replica that already holds the same content.
     pub fn create_as(
         &self,
-        spooled: Spooled,
+        mut spooled: Spooled,
         id: &FileId,
         info: &BlobInfo,
         meta: Metadata,
@@ -368,7 +452,25 @@ impl Store {
             blocks: spooled.blocks.clone(),
             meta: sorted(meta),
         };
-        match self.link_new(sp, id, spooled.path(), &record) {
+        if let (true, Some(packs)) = (self.packs_it(&spooled, info.appender), self.packs_of(id)) {
+            let content = spooled.bytes().unwrap_or_default();
+            let put = if sp.blob_path(id).exists() || sp.record_path(id).exists() {
+                Err(Error::Exists(id.to_string()))
+            } else {
+                let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+                packs.put(&id.to_string(), &record, content, false)
+            };
+            return match put {
+                Ok(()) => self.after_create(id, record.size, origin),
+                Err(Error::Exists(_)) => match self.load_record(sp, id) {
+                    Ok(r) if origin == Origin::Replica && r.size == record.size && r.crc32 == record.crc32 => Ok(()),
+                    _ => Err(Error::Exists(id.to_string())),
+                },
+                Err(e) => Err(e),
+            };
+        }
+        spooled.to_file(&sp.tmp_dir())?;
+        match self.link_new(sp, id, spooled.path()?, &record) {
             Ok(()) => {
                 let _ = std::fs::remove_file(spooled.consume());
                 self.after_create(id, record.size, origin)
@@ -433,6 +535,11 @@ impl Store {
     }
 
     fn load_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
+        if let Some(packs) = self.packs_of(id) {
+            if let Some((_, _, record)) = packs.open_blob(&id.to_string())? {
+                return Ok(record);
+            }
+        }
         let rec =
             BlobRecord::load(&sp.record_path(id), &id.to_string())?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         Ok(rec)
@@ -441,28 +548,41 @@ impl Store {
     /// True when the blob's content or its record is here (even one
     /// without the other: a damaged blob).
     pub fn contains_any(&self, id: &FileId) -> bool {
-        self.place(id).map(|sp| sp.record_path(id).exists() || sp.blob_path(id).exists()).unwrap_or(false)
+        self.is_packed(id)
+            || self.place(id).map(|sp| sp.record_path(id).exists() || sp.blob_path(id).exists()).unwrap_or(false)
+    }
+
+    fn is_packed(&self, id: &FileId) -> bool {
+        id.group() == self.group && self.packs_of(id).is_some_and(|p| p.locate(&id.to_string()).is_some())
     }
 
     /// True when the blob is here.
     pub fn contains(&self, id: &FileId) -> bool {
-        self.place(id).map(|sp| sp.record_path(id).exists() && sp.blob_path(id).exists()).unwrap_or(false)
+        self.is_packed(id)
+            || self.place(id).map(|sp| sp.record_path(id).exists() && sp.blob_path(id).exists()).unwrap_or(false)
     }
 
     /// Opens a verified reader over `[offset, offset + length)`, the length
     /// clamped to the end of the blob.
     pub fn read(&self, id: &FileId, offset: u64, length: Option<u64>) -> Result<BlobReader> {
         let sp = self.place(id)?;
-        let (file, record) = {
-            let _g = self.lock(id).read().unwrap_or_else(|p| p.into_inner());
-            let record = self.load_record(sp, id)?;
-            let path = sp.blob_path(id);
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
-                Err(e) => return Err(Error::io(&path)(e)),
-            };
-            (file, record)
+        let packed = match self.packs_of(id) {
+            Some(packs) => packs.open_blob(&id.to_string())?,
+            None => None,
+        };
+        let (file, base, record) = match packed {
+            Some((file, loc, record)) => (file, loc.content_at(), record),
+            None => {
+                let _g = self.lock(id).read().unwrap_or_else(|p| p.into_inner());
+                let record = self.load_record(sp, id)?;
+                let path = sp.blob_path(id);
+                let file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
+                    Err(e) => return Err(Error::io(&path)(e)),
+                };
+                (Arc::new(file), 0, record)
+            }
         };
         if offset > record.size {
             return Err(Error::InvalidArgument(format!(
@@ -477,6 +597,7 @@ impl Store {
         let lock = record.appender.then(|| (self.locks.clone(), stripe(id)));
         Ok(BlobReader {
             file,
+            base,
             file_id: id.to_string(),
             record_path: sp.record_path(id),
             record,
@@ -502,6 +623,10 @@ impl Store {
         let sp = self.place(id)?;
         let size = {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            let unpacked = match self.packs_of(id) {
+                Some(packs) => packs.delete(&id.to_string())?,
+                None => None,
+            };
             let rec = match self.load_record(sp, id) {
                 Ok(r) => Some(r),
                 Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
@@ -519,7 +644,9 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&rp)(e)),
             }
-            if rec.is_none() && !had_blob {
+            if let Some(loc) = unpacked {
+                Some(loc.size())
+            } else if rec.is_none() && !had_blob {
                 if must_exist {
                     return Err(Error::NotFound(id.to_string()));
                 }
@@ -603,15 +730,20 @@ impl Store {
     ) -> Result<()> {
         let path = sp.blob_path(id);
         let mut blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
-        let mut src = File::open(spooled.path()).map_err(Error::io(spooled.path()))?;
         blob.seek(SeekFrom::Start(offset)).map_err(Error::io(&path))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = src.read(&mut buf).map_err(Error::io(spooled.path()))?;
-            if n == 0 {
-                break;
+        if let Some(bytes) = spooled.bytes() {
+            blob.write_all(bytes).map_err(Error::io(&path))?;
+        } else {
+            let src_path = spooled.path()?;
+            let mut src = File::open(src_path).map_err(Error::io(src_path))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = src.read(&mut buf).map_err(Error::io(src_path))?;
+                if n == 0 {
+                    break;
+                }
+                blob.write_all(&buf[..n]).map_err(Error::io(&path))?;
             }
-            blob.write_all(&buf[..n]).map_err(Error::io(&path))?;
         }
         blob.sync_data().map_err(Error::io(&path))?;
         let new_size = rec.size.max(offset + spooled.size);
@@ -652,7 +784,14 @@ impl Store {
         let sp = self.place(id)?;
         {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
-            let mut rec = self.load_record(sp, id)?;
+            let packed = match self.packs_of(id) {
+                Some(packs) => packs.open_blob(&id.to_string())?.map(|b| (packs, b)),
+                None => None,
+            };
+            let mut rec = match &packed {
+                Some((_, (_, _, record))) => record.clone(),
+                None => self.load_record(sp, id)?,
+            };
             rec.meta = if merge {
                 let mut all: std::collections::BTreeMap<String, String> = rec.meta.into_iter().collect();
                 all.extend(meta);
@@ -660,7 +799,15 @@ impl Store {
             } else {
                 sorted(meta)
             };
-            rec.save(&sp.record_path(id))?;
+            match packed {
+                // A packed blob's record sits beside its content: the new
+                // record goes into a new entry with a copy of the content.
+                Some((packs, (file, loc, _))) => {
+                    let content = packs.read_content(&file, &loc)?;
+                    packs.put(&id.to_string(), &rec, &content, true)?;
+                }
+                None => rec.save(&sp.record_path(id))?,
+            }
         }
         self.binlog.append(BinlogOp::SetMeta, origin, &id.to_string(), None)?;
         Ok(())
@@ -701,6 +848,9 @@ impl Store {
             if !same {
                 return Err(Error::Exists(format!("{id} changed while a copy was fetched")));
             }
+            if let Some(packs) = self.packs_of(id) {
+                packs.delete(&id.to_string())?;
+            }
             for path in [sp.record_path(id), sp.blob_path(id)] {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
@@ -712,9 +862,9 @@ impl Store {
         self.create_as(spooled, id, info, meta, Origin::Replica)
     }
 
-    /// A page of blob summaries, by ID, after `after`. Walks the disks on
-    /// each call; fine for catch-ups of up to millions of files, to be
-    /// replaced by an index when small files are packed (issue 6).
+    /// A page of blob summaries, by ID, after `after`. Walks the disks (and
+    /// the pack indexes) on each call; fine for catch-ups of up to millions
+    /// of files.
     pub fn summaries(&self, after: Option<&str>, limit: usize) -> Result<(Vec<cairn_proto::BlobSummary>, bool)> {
         let mut ids: Vec<String> = self.list()?.into_iter().map(|id| id.to_string()).collect();
         ids.sort();
@@ -751,6 +901,9 @@ impl Store {
         let mut out = Vec::new();
         for sp in &self.paths {
             walk(sp, |id, _| out.push(FileId::new(&self.group, sp.index(), id.0, id.1, &id.2).ok()))?;
+        }
+        for packs in &self.packs {
+            out.extend(packs.ids().iter().map(|id| FileId::parse(id).ok()));
         }
         Ok(out.into_iter().flatten().collect())
     }

@@ -1,7 +1,33 @@
+use std::os::unix::fs::FileExt as _;
+
 use super::*;
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir, StoreConfig { group: "g1".into(), store_paths: vec![], policy: PathPolicy::RoundRobin }).unwrap()
+    open_with(dir, DEFAULT_PACK_MAX)
+}
+
+/// `pack_max` 0: every blob in a file of its own.
+fn open_with(dir: &Path, pack_max: u64) -> Store {
+    Store::open(dir, StoreConfig { group: "g1".into(), store_paths: vec![], policy: PathPolicy::RoundRobin, pack_max })
+        .unwrap()
+}
+
+/// Both layouts: packed (small blobs) and a file per blob.
+const LAYOUTS: [u64; 2] = [DEFAULT_PACK_MAX, 0];
+
+/// Where a blob's byte `at` is on disk, whichever way it is stored.
+fn byte_on_disk(store: &Store, id: &FileId, at: u64) -> (std::path::PathBuf, u64) {
+    match store.packs[0].open_blob(&id.to_string()).unwrap() {
+        Some((_, loc, _)) => (store.packs[0].path_of(&loc), loc.content_at() + at),
+        None => (store.paths[0].blob_path(id), at),
+    }
+}
+
+fn flip(path: &Path, at: u64) {
+    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 1], at).unwrap();
 }
 
 fn spooled(store: &Store, data: &[u8]) -> Spooled {
@@ -108,17 +134,23 @@ fn metadata_overwrite_and_merge() {
 
 #[test]
 fn corruption_is_detected_not_returned() {
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), pack_max);
+        let content = data(200_000, 6);
+        let (id, _) = store.create(spooled(&store, &content), "bin", false, vec![]).unwrap();
+        let (path, at) = byte_on_disk(&store, &id, 150_000);
+        flip(&path, at);
+        // the first block still reads; the damaged one does not
+        assert_eq!(read_all(&store, &id, 0, Some(1000)).unwrap(), &content[..1000]);
+        assert!(matches!(read_all(&store, &id, 0, None), Err(Error::ChecksumMismatch { offset: 131072, .. })));
+    }
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_with(dir.path(), 0);
     let content = data(200_000, 6);
     let (id, _) = store.create(spooled(&store, &content), "bin", false, vec![]).unwrap();
     let path = store.paths[0].blob_path(&id);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[150_000] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
-    // the first block still reads; the damaged one does not
-    assert_eq!(read_all(&store, &id, 0, Some(1000)).unwrap(), &content[..1000]);
-    assert!(matches!(read_all(&store, &id, 0, None), Err(Error::ChecksumMismatch { offset: 131072, .. })));
+    let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..100]).unwrap();
     assert!(matches!(read_all(&store, &id, 0, None), Err(Error::ChecksumMismatch { .. })));
 }
@@ -155,7 +187,7 @@ fn reopen_keeps_node_id_and_counts_and_refuses_foreign_paths() {
     let other = tempfile::tempdir().unwrap();
     let err = Store::open(
         other.path(),
-        StoreConfig { group: "g1".into(), store_paths: vec![dir.path().join("store0")], policy: PathPolicy::MostFree },
+        StoreConfig { group: "g1".into(), store_paths: vec![dir.path().join("store0")], policy: PathPolicy::MostFree, pack_max: DEFAULT_PACK_MAX },
     )
     .unwrap_err();
     assert!(matches!(err, Error::Setup { .. }));
@@ -206,21 +238,34 @@ fn deleted_ids_never_come_back() {
 
 #[test]
 fn replace_mends_a_damaged_blob() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let content = data(100_000, 9);
-    let (id, rec) = store.create(spooled(&store, &content), "", false, vec![]).unwrap();
-    std::fs::write(store.paths[0].blob_path(&id), b"garbage").unwrap();
-    assert!(read_all(&store, &id, 0, None).is_err());
-    store.replace(spooled(&store, &content), &id, &rec.info(), vec![], Expect::Any).unwrap();
-    assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), pack_max);
+        let content = data(100_000, 9);
+        let (id, rec) = store.create(spooled(&store, &content), "", false, vec![]).unwrap();
+        let (path, at) = byte_on_disk(&store, &id, 70_000);
+        flip(&path, at);
+        assert!(read_all(&store, &id, 0, None).is_err());
+        store.replace(spooled(&store, &content), &id, &rec.info(), vec![], Expect::Any).unwrap();
+        assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
+        drop(store);
+        let store = open_with(dir.path(), pack_max);
+        assert_eq!(read_all(&store, &id, 0, None).unwrap(), content, "the mended copy is what a restart finds");
+        assert_eq!(store.stats().files, 1);
+    }
 }
 
 #[test]
 fn uploads_named_but_not_committed_are_found_at_open_and_discard_leaves_a_tombstone() {
+    for pack_max in LAYOUTS {
+        named_but_not_committed(pack_max);
+    }
+}
+
+fn named_but_not_committed(pack_max: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (pending, lost_record) = {
-        let store = open(dir.path());
+        let store = open_with(dir.path(), 0);
         let reserved = store.reserve(spooled(&store, &data(5000, 3)), "txt", false, vec![]).unwrap();
         let pending = reserved.id().clone();
         // A process killed here leaves the name linked and no record.
@@ -231,7 +276,21 @@ fn uploads_named_but_not_committed_are_found_at_open_and_discard_leaves_a_tombst
         std::fs::remove_file(sp.record_path(&committed)).unwrap();
         (pending, committed)
     };
-    let store = open(dir.path());
+    let store = open_with(dir.path(), pack_max);
+    let (pending, lost_record) = if pack_max == 0 {
+        (pending, lost_record)
+    } else {
+        // The same with packs: a reservation without its put.
+        for id in store.take_unfinished() {
+            store.discard(&id, Origin::Local).unwrap();
+        }
+        let reserved = store.reserve(spooled(&store, &data(5000, 3)), "txt", false, vec![]).unwrap();
+        let pending = reserved.id().clone();
+        std::mem::forget(reserved);
+        drop(store);
+        (pending, lost_record)
+    };
+    let store = open_with(dir.path(), pack_max);
     let found = store.take_unfinished();
     assert_eq!(found, vec![pending.clone()]);
     assert!(!found.contains(&lost_record));

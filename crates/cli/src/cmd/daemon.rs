@@ -59,6 +59,9 @@ pub struct StorageOpts {
     /// Catch-up and repair copying pace in MiB/s, 0 for unlimited [default: 0]
     #[arg(long, env = "CAIRN_HEAL_RATE_MIB")]
     heal_rate_mib: Option<u64>,
+    /// Largest file packed into shared append-only pack files (one fsync per batch of uploads), e.g. 256K; 0 gives every file its own [default: 256K]
+    #[arg(long, env = "CAIRN_PACK_MAX_SIZE")]
+    pack_max_size: Option<String>,
 }
 
 /// `cairn tracker`
@@ -258,7 +261,14 @@ fn storage_parts(
         o.store_paths.clone()
     };
     let policy = path_policy(o.store_path_policy.as_ref().or(file.storage.store_path_policy.as_ref()))?;
-    let store = Store::open(data, StoreConfig { group, store_paths, policy })
+    let pack_max = match o.pack_max_size.as_ref().or(file.storage.pack_max_size.as_ref()) {
+        Some(s) => crate::units::parse_size(s).map_err(|e| anyhow::anyhow!("pack max size {s:?}: {e}"))?,
+        None => cairn_store::DEFAULT_PACK_MAX,
+    };
+    if pack_max > 64 << 20 {
+        bail!("pack max size is at most 64M (larger files are better in files of their own)");
+    }
+    let store = Store::open(data, StoreConfig { group, store_paths, policy, pack_max })
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let mut cfg = StorageConfig::new(trackers, advertise);
     if let Some(ms) = o.heartbeat_ms.or(file.storage.heartbeat_interval_ms) {

@@ -1,0 +1,660 @@
+//! Packs: small blobs appended to large files, many uploads to one fsync.
+//!
+//! A blob file costs an inode, a directory entry and three fsyncs (content,
+//! record, directory). A small blob instead becomes one *entry* appended to
+//! the store path's active pack file (`<store path>/packs/NNNNNNNN.pack`),
+//! its record and content side by side, and concurrent writers share one
+//! `fdatasync` (group commit: whoever syncs covers every entry written
+//! before the sync began). FastDFS's trunk files and Facebook's Haystack do
+//! the same; file IDs keep their shape.
+//!
+//! Entry on disk:
+//!
+//! ```text
+//! "CRNP" kind:u8 header_len:u32 content_len:u64 header_crc:u32   (21 bytes)
+//! header (postcard `Header`)  content
+//! ```
+//!
+//! `header_crc` covers kind, both lengths and the header, so a torn or
+//! scribbled header is found; content is checked against the record's block
+//! CRCs on every read, like a blob file. Kinds: a *put* (the blob, with its
+//! record), a *delete* (a tombstone naming the pack of the put it kills)
+//! and a *reserve* (a name handed to peers before the commit: one found
+//! without its put after a crash is an upload that was never acknowledged).
+//!
+//! The index (file ID → where its put is) lives in memory and is rebuilt
+//! at open by reading every entry's header; later entries win. Deleted and
+//! replaced entries are dead space, reclaimed by [`Packs::compact`], which
+//! copies what is live out of a sealed pack into the active one and then
+//! removes the old file.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::fsync_dir;
+use crate::record::BlobRecord;
+
+const MAGIC: &[u8; 4] = b"CRNP";
+/// Bytes before an entry's header.
+const PREFIX: u64 = 21;
+/// Headers hold a record (4 bytes per 64 KiB block) and metadata.
+const MAX_HEADER: u32 = 8 << 20;
+/// Where the active pack is sealed and a new one started.
+pub(crate) const DEFAULT_ROLL_AT: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Put = 1,
+    Delete = 2,
+    Reserve = 3,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Put),
+            2 => Some(Self::Delete),
+            3 => Some(Self::Reserve),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    file_id: String,
+    /// Puts only.
+    record: Option<BlobRecord>,
+    /// Deletes only: the pack the killed put sits in. A tombstone is kept
+    /// by compaction only while that pack exists.
+    dead_pack: Option<u32>,
+}
+
+/// Where a put entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pack: u32,
+    entry: u64,
+    header_len: u32,
+    content_len: u64,
+}
+
+impl Loc {
+    /// Offset of the content in the pack file.
+    pub(crate) fn content_at(&self) -> u64 {
+        self.entry + PREFIX + u64::from(self.header_len)
+    }
+
+    /// Bytes of content.
+    pub(crate) fn size(&self) -> u64 {
+        self.content_len
+    }
+
+    fn len(&self) -> u64 {
+        PREFIX + u64::from(self.header_len) + self.content_len
+    }
+}
+
+#[derive(Debug)]
+struct PackFile {
+    file: Arc<File>,
+    len: u64,
+    /// Bytes of entries still in the index.
+    live: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    index: HashMap<String, Loc>,
+    /// Names reserved and not yet committed or dropped.
+    pending: HashSet<String>,
+    packs: BTreeMap<u32, PackFile>,
+    active: u32,
+    /// Count of writes to the active pack, for group commit.
+    written: u64,
+}
+
+/// The packs of one store path.
+#[derive(Debug)]
+pub(crate) struct Packs {
+    dir: PathBuf,
+    roll_at: u64,
+    state: Mutex<State>,
+    /// Writes known durable (see [`Packs::sync_through`]); its lock is held
+    /// by whoever is syncing, so the others queue behind one fsync.
+    synced: Mutex<u64>,
+}
+
+/// What opening found.
+#[derive(Debug, Default)]
+pub(crate) struct Opened {
+    /// Reserved names with neither a put nor a delete after them.
+    pub(crate) unfinished: Vec<String>,
+    /// Blobs and their content bytes.
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+}
+
+/// What one compaction did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    /// Pack files removed.
+    pub packs: u64,
+    /// Bytes of live entries copied out of them.
+    pub copied: u64,
+    /// Bytes given back to the file system.
+    pub freed: u64,
+}
+
+fn pack_name(n: u32) -> String {
+    format!("{n:08}.pack")
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An entry read back while scanning.
+struct Scanned {
+    kind: Kind,
+    header: Header,
+    loc: Loc,
+}
+
+impl Packs {
+    /// Opens (creating) the packs under `dir`, rebuilding the index. A torn
+    /// tail of the newest pack (writes never acknowledged) is cut off.
+    pub(crate) fn open(dir: &Path, roll_at: u64) -> Result<(Self, Opened)> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+            .map_err(Error::io(dir))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".pack")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        let mut state = State::default();
+        let mut reserved: HashSet<String> = HashSet::new();
+        let last = numbers.last().copied();
+        for &n in &numbers {
+            let path = dir.join(pack_name(n));
+            let file = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
+            let (entries, good_len) = scan_file(&file, n, &path)?;
+            let len = file.metadata().map_err(Error::io(&path))?.len();
+            if good_len < len {
+                if Some(n) == last {
+                    tracing::warn!(pack = %path.display(), at = good_len, "cutting a torn tail off the newest pack");
+                    file.set_len(good_len).map_err(Error::io(&path))?;
+                    file.sync_all().map_err(Error::io(&path))?;
+                } else {
+                    tracing::error!(pack = %path.display(), at = good_len, "unreadable entry in a sealed pack; blobs after it must come back from peers");
+                }
+            }
+            state.packs.insert(n, PackFile { file: Arc::new(file), len: good_len, live: 0 });
+            for e in entries {
+                match e.kind {
+                    Kind::Put => {
+                        reserved.remove(&e.header.file_id);
+                        if let Some(old) = state.index.insert(e.header.file_id, e.loc) {
+                            state.kill(old);
+                        }
+                        state.add_live(e.loc);
+                    }
+                    Kind::Delete => {
+                        reserved.remove(&e.header.file_id);
+                        if let Some(old) = state.index.remove(&e.header.file_id) {
+                            state.kill(old);
+                        }
+                    }
+                    Kind::Reserve => {
+                        if !state.index.contains_key(&e.header.file_id) {
+                            reserved.insert(e.header.file_id);
+                        }
+                    }
+                }
+            }
+        }
+        let packs = Self { dir: dir.to_path_buf(), roll_at, state: Mutex::new(state), synced: Mutex::new(0) };
+        {
+            let mut s = lock(&packs.state);
+            match last {
+                Some(n) => s.active = n,
+                None => packs.start_pack(&mut s, 0)?,
+            }
+        }
+        let opened = {
+            let s = lock(&packs.state);
+            Opened {
+                unfinished: reserved.into_iter().collect(),
+                files: s.index.len() as u64,
+                bytes: s.index.values().map(|l| l.content_len).sum(),
+            }
+        };
+        Ok((packs, opened))
+    }
+
+    fn start_pack(&self, s: &mut State, n: u32) -> Result<()> {
+        let path = self.dir.join(pack_name(n));
+        let file =
+            OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(Error::io(&path))?;
+        fsync_dir(&self.dir)?;
+        s.packs.insert(n, PackFile { file: Arc::new(file), len: 0, live: 0 });
+        s.active = n;
+        Ok(())
+    }
+
+    /// Appends an entry to the active pack (not yet durable). Returns its
+    /// place and the write's sequence number for [`Packs::sync_through`].
+    fn append(&self, s: &mut State, bytes: &[u8]) -> Result<(Loc, u64)> {
+        let active_len = s.packs.get(&s.active).map(|p| p.len).unwrap_or(0);
+        if active_len > 0 && active_len + bytes.len() as u64 > self.roll_at {
+            // Seal: what was written to the old pack is made durable now, so
+            // group commit only ever has the active file to sync.
+            if let Some(p) = s.packs.get(&s.active) {
+                p.file.sync_data().map_err(Error::io(&self.dir))?;
+            }
+            let next = s.active + 1;
+            self.start_pack(s, next)?;
+        }
+        let active = s.active;
+        let pack = s.packs.get_mut(&active).ok_or_else(|| Error::io(&self.dir)(std::io::ErrorKind::NotFound.into()))?;
+        let entry = pack.len;
+        if let Err(e) = pack.file.write_all_at(bytes, entry) {
+            // Whatever part landed is garbage past `len`, overwritten by
+            // the next entry or cut off at open.
+            return Err(Error::io(self.dir.join(pack_name(active)))(e));
+        }
+        pack.len += bytes.len() as u64;
+        s.written += 1;
+        let header_len = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+        let content_len = bytes.len() as u64 - PREFIX - u64::from(header_len);
+        Ok((Loc { pack: active, entry, header_len, content_len }, s.written))
+    }
+
+    /// Returns once every write up to `seq` is on disk. One caller syncs
+    /// for all who wrote before its sync began; the rest find their write
+    /// covered when they get the lock.
+    fn sync_through(&self, seq: u64) -> Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= seq {
+            return Ok(());
+        }
+        let (file, upto) = {
+            let s = lock(&self.state);
+            (s.packs.get(&s.active).map(|p| p.file.clone()), s.written)
+        };
+        if let Some(f) = file {
+            f.sync_data().map_err(Error::io(&self.dir))?;
+        }
+        *synced = upto;
+        Ok(())
+    }
+
+    /// Where a blob's put is, if it is packed here.
+    pub(crate) fn locate(&self, file_id: &str) -> Option<Loc> {
+        lock(&self.state).index.get(file_id).copied()
+    }
+
+    /// Every packed blob's ID.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        lock(&self.state).index.keys().cloned().collect()
+    }
+
+    /// Reserves a name: fails with `Exists` if it is taken, else writes a
+    /// reserve entry (no fsync: it guards against a process crash, and a
+    /// peer is told the name only after this write).
+    pub(crate) fn reserve(&self, file_id: &str) -> Result<()> {
+        let bytes = encode(Kind::Reserve, &Header { file_id: file_id.into(), record: None, dead_pack: None }, &[]);
+        let mut s = lock(&self.state);
+        if s.index.contains_key(file_id) || s.pending.contains(file_id) {
+            return Err(Error::Exists(file_id.into()));
+        }
+        self.append(&mut s, &bytes)?;
+        s.pending.insert(file_id.into());
+        Ok(())
+    }
+
+    /// Forgets a reservation that will not be committed.
+    pub(crate) fn unreserve(&self, file_id: &str) {
+        lock(&self.state).pending.remove(file_id);
+    }
+
+    /// Writes a blob durably. `replace` allows an existing put of the same
+    /// ID to be superseded (a repair); otherwise that is `Exists`.
+    pub(crate) fn put(&self, file_id: &str, record: &BlobRecord, content: &[u8], replace: bool) -> Result<()> {
+        let header = Header { file_id: file_id.into(), record: Some(record.clone()), dead_pack: None };
+        let bytes = encode(Kind::Put, &header, content);
+        let seq = {
+            let mut s = lock(&self.state);
+            if !replace && s.index.contains_key(file_id) {
+                return Err(Error::Exists(file_id.into()));
+            }
+            let (loc, seq) = self.append(&mut s, &bytes)?;
+            s.pending.remove(file_id);
+            if let Some(old) = s.index.insert(file_id.into(), loc) {
+                s.kill(old);
+            }
+            s.add_live(loc);
+            seq
+        };
+        self.sync_through(seq)
+    }
+
+    /// Deletes a packed blob durably (a tombstone). `None` if it was not here.
+    pub(crate) fn delete(&self, file_id: &str) -> Result<Option<Loc>> {
+        let (old, seq) = {
+            let mut s = lock(&self.state);
+            let Some(old) = s.index.get(file_id).copied() else {
+                return Ok(None);
+            };
+            let header = Header { file_id: file_id.into(), record: None, dead_pack: Some(old.pack) };
+            let (_, seq) = self.append(&mut s, &encode(Kind::Delete, &header, &[]))?;
+            s.index.remove(file_id);
+            s.kill(old);
+            (old, seq)
+        };
+        self.sync_through(seq)?;
+        Ok(Some(old))
+    }
+
+    /// The open pack file and record of a packed blob.
+    pub(crate) fn open_blob(&self, file_id: &str) -> Result<Option<(Arc<File>, Loc, BlobRecord)>> {
+        let (file, loc) = {
+            let s = lock(&self.state);
+            let Some(loc) = s.index.get(file_id).copied() else { return Ok(None) };
+            match s.packs.get(&loc.pack) {
+                Some(p) => (p.file.clone(), loc),
+                None => return Ok(None),
+            }
+        };
+        let record = self.read_record(&file, &loc, file_id)?;
+        Ok(Some((file, loc, record)))
+    }
+
+    fn read_record(&self, file: &File, loc: &Loc, file_id: &str) -> Result<BlobRecord> {
+        let mut buf = vec![0u8; loc.header_len as usize];
+        file.read_exact_at(&mut buf, loc.entry + PREFIX).map_err(Error::io(self.dir.join(pack_name(loc.pack))))?;
+        let corrupt = |reason: String| Error::CorruptRecord { file_id: file_id.into(), reason };
+        let header: Header = postcard::from_bytes(&buf).map_err(|e| corrupt(e.to_string()))?;
+        let record = header.record.ok_or_else(|| corrupt("pack entry without a record".into()))?;
+        if header.file_id != file_id || record.size != loc.content_len {
+            return Err(corrupt("pack entry does not match the index".into()));
+        }
+        Ok(record)
+    }
+
+    /// The file a packed blob sits in.
+    #[cfg(test)]
+    pub(crate) fn path_of(&self, loc: &Loc) -> PathBuf {
+        self.dir.join(pack_name(loc.pack))
+    }
+
+    /// The content of a packed blob (for rewriting it, e.g. new metadata).
+    pub(crate) fn read_content(&self, file: &File, loc: &Loc) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; loc.content_len as usize];
+        file.read_exact_at(&mut buf, loc.content_at()).map_err(Error::io(self.dir.join(pack_name(loc.pack))))?;
+        Ok(buf)
+    }
+
+    /// (pack files, bytes on disk, bytes of live entries).
+    pub(crate) fn usage(&self) -> (u64, u64, u64) {
+        let s = lock(&self.state);
+        (s.packs.len() as u64, s.packs.values().map(|p| p.len).sum(), s.packs.values().map(|p| p.live).sum())
+    }
+
+    /// Rewrites every sealed pack whose dead share is at least `min_dead`
+    /// (0.0–1.0): live puts, tombstones still needed and pending
+    /// reservations are appended to the active pack, made durable, and the
+    /// old file is removed.
+    pub(crate) fn compact(&self, min_dead: f64) -> Result<Compacted> {
+        let candidates: Vec<(u32, Arc<File>)> = {
+            let s = lock(&self.state);
+            s.packs
+                .iter()
+                .filter(|(n, p)| **n != s.active && p.len > 0 && (p.len - p.live) as f64 >= min_dead * p.len as f64)
+                .map(|(n, p)| (*n, p.file.clone()))
+                .collect()
+        };
+        let mut done = Compacted::default();
+        for (n, file) in candidates {
+            let path = self.dir.join(pack_name(n));
+            let (entries, _) = scan_file(&file, n, &path)?;
+            let mut last_seq = 0;
+            for e in entries {
+                let mut raw = vec![0u8; e.loc.len() as usize];
+                file.read_exact_at(&mut raw, e.loc.entry).map_err(Error::io(&path))?;
+                let mut s = lock(&self.state);
+                let keep = match e.kind {
+                    Kind::Put => s.index.get(&e.header.file_id) == Some(&e.loc),
+                    Kind::Delete => e.header.dead_pack.is_some_and(|d| d != n && s.packs.contains_key(&d)),
+                    Kind::Reserve => s.pending.contains(&e.header.file_id),
+                };
+                if !keep {
+                    continue;
+                }
+                let (loc, seq) = self.append(&mut s, &raw)?;
+                if e.kind == Kind::Put {
+                    s.index.insert(e.header.file_id, loc);
+                    s.kill(e.loc);
+                    s.add_live(loc);
+                }
+                done.copied += raw.len() as u64;
+                last_seq = seq;
+            }
+            self.sync_through(last_seq)?;
+            let mut s = lock(&self.state);
+            if let Some(p) = s.packs.remove(&n) {
+                done.freed += p.len;
+            }
+            std::fs::remove_file(&path).map_err(Error::io(&path))?;
+            drop(s);
+            fsync_dir(&self.dir)?;
+            done.packs += 1;
+        }
+        Ok(done)
+    }
+}
+
+impl State {
+    fn kill(&mut self, loc: Loc) {
+        if let Some(p) = self.packs.get_mut(&loc.pack) {
+            p.live = p.live.saturating_sub(loc.len());
+        }
+    }
+
+    fn add_live(&mut self, loc: Loc) {
+        if let Some(p) = self.packs.get_mut(&loc.pack) {
+            p.live += loc.len();
+        }
+    }
+}
+
+fn encode(kind: Kind, header: &Header, content: &[u8]) -> Vec<u8> {
+    // Encoding a plain struct into a Vec cannot fail.
+    let h = postcard::to_allocvec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(PREFIX as usize + h.len() + content.len());
+    out.extend_from_slice(MAGIC);
+    out.push(kind as u8);
+    out.extend_from_slice(&(h.len() as u32).to_be_bytes());
+    out.extend_from_slice(&(content.len() as u64).to_be_bytes());
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(&out[4..17]);
+    sum.update(&h);
+    out.extend_from_slice(&sum.finalize().to_be_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(content);
+    out
+}
+
+/// Reads every entry's header of a pack. Returns the entries and the
+/// length up to the last good one (less than the file's when its tail is
+/// torn or damaged).
+fn scan_file(file: &File, pack: u32, path: &Path) -> Result<(Vec<Scanned>, u64)> {
+    let len = file.metadata().map_err(Error::io(path))?.len();
+    let mut rd = BufReader::with_capacity(1 << 20, file);
+    rd.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    let mut prefix = [0u8; PREFIX as usize];
+    while at + PREFIX <= len {
+        if rd.read_exact(&mut prefix).is_err() || &prefix[..4] != MAGIC {
+            break;
+        }
+        let Some(kind) = Kind::from_byte(prefix[4]) else { break };
+        let header_len = u32::from_be_bytes([prefix[5], prefix[6], prefix[7], prefix[8]]);
+        let mut cl = [0u8; 8];
+        cl.copy_from_slice(&prefix[9..17]);
+        let content_len = u64::from_be_bytes(cl);
+        let crc = u32::from_be_bytes([prefix[17], prefix[18], prefix[19], prefix[20]]);
+        let entry_end = at.saturating_add(PREFIX).saturating_add(u64::from(header_len)).saturating_add(content_len);
+        // Bound both lengths by what the file holds before allocating.
+        if header_len > MAX_HEADER || entry_end > len {
+            break;
+        }
+        let mut h = vec![0u8; header_len as usize];
+        if rd.read_exact(&mut h).is_err() {
+            break;
+        }
+        let mut sum = crc32fast::Hasher::new();
+        sum.update(&prefix[4..17]);
+        sum.update(&h);
+        if sum.finalize() != crc {
+            break;
+        }
+        let Ok(header) = postcard::from_bytes::<Header>(&h) else { break };
+        if kind == Kind::Put && header.record.as_ref().map(|r| r.size) != Some(content_len) {
+            break;
+        }
+        let Ok(skip) = i64::try_from(content_len) else { break };
+        if rd.seek_relative(skip).is_err() {
+            break;
+        }
+        out.push(Scanned { kind, header, loc: Loc { pack, entry: at, header_len, content_len } });
+        at = entry_end;
+    }
+    Ok((out, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum;
+
+    fn record(content: &[u8]) -> BlobRecord {
+        let mut s = checksum::Summer::default();
+        s.update(content);
+        let (size, crc32, blocks) = s.finish();
+        BlobRecord { size, crc32, created: 1, source_node: 7, appender: false, blocks, meta: vec![] }
+    }
+
+    fn content_of(p: &Packs, id: &str) -> Vec<u8> {
+        let (f, loc, _) = p.open_blob(id).unwrap().unwrap();
+        p.read_content(&f, &loc).unwrap()
+    }
+
+    #[test]
+    fn puts_deletes_and_reserves_survive_reopening_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+            assert_eq!(o.files, 0);
+            for i in 0..10u8 {
+                let c = vec![i; 1000 + i as usize];
+                p.put(&format!("id{i}"), &record(&c), &c, false).unwrap();
+            }
+            assert!(matches!(p.put("id3", &record(b"x"), b"x", false), Err(Error::Exists(_))));
+            assert_eq!(p.delete("id4").unwrap().map(|l| l.content_len), Some(1004));
+            assert_eq!(p.delete("id4").unwrap(), None);
+            p.reserve("r1").unwrap();
+            p.reserve("r2").unwrap();
+            assert!(matches!(p.reserve("r2"), Err(Error::Exists(_))));
+            p.put("r2", &record(b"late"), b"late", false).unwrap();
+        }
+        // a write torn by a crash: half an entry at the end
+        let pack = dir.path().join(pack_name(0));
+        let good = std::fs::metadata(&pack).unwrap().len();
+        let torn = encode(Kind::Put, &Header { file_id: "t".into(), record: Some(record(b"abc")), dead_pack: None }, b"abc");
+        let f = OpenOptions::new().append(true).open(&pack).unwrap();
+        f.write_all_at(&torn[..torn.len() - 2], good).unwrap();
+        drop(f);
+        let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+        assert_eq!(std::fs::metadata(&pack).unwrap().len(), good, "torn tail cut");
+        assert_eq!(o.files, 10, "9 puts and r2");
+        assert_eq!(o.unfinished, vec!["r1".to_string()]);
+        assert_eq!(content_of(&p, "id7"), vec![7u8; 1007]);
+        assert!(p.locate("id4").is_none());
+        assert_eq!(content_of(&p, "r2"), b"late");
+        // writes after the cut land where the torn entry was
+        p.put("after", &record(b"zz"), b"zz", false).unwrap();
+        drop(p);
+        let (p, _) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+        assert_eq!(content_of(&p, "after"), b"zz");
+    }
+
+    #[test]
+    fn compaction_keeps_live_blobs_and_tombstones_and_frees_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = Packs::open(dir.path(), 64 * 1024).unwrap();
+        for i in 0..100u32 {
+            let c = vec![i as u8; 3000];
+            p.put(&format!("id{i}"), &record(&c), &c, false).unwrap();
+        }
+        for i in (0..100u32).filter(|i| i % 4 != 0) {
+            p.delete(&format!("id{i}")).unwrap();
+        }
+        let (packs_before, disk_before, live_before) = p.usage();
+        assert!(packs_before > 3, "{packs_before} packs");
+        let done = p.compact(0.5).unwrap();
+        assert!(done.packs >= 3, "{done:?}");
+        let (_, disk_after, live_after) = p.usage();
+        assert!(disk_after < disk_before / 2, "{disk_before} -> {disk_after}");
+        assert!(live_after <= live_before + 1, "{live_before} -> {live_after}");
+        for i in 0..100u32 {
+            let id = format!("id{i}");
+            if i % 4 == 0 {
+                assert_eq!(content_of(&p, &id), vec![i as u8; 3000]);
+            } else {
+                assert!(p.locate(&id).is_none());
+            }
+        }
+        drop(p);
+        // Reopened, the same blobs are there and none of the deleted ones
+        // came back (their tombstones were kept while their puts existed).
+        let (p, o) = Packs::open(dir.path(), 64 * 1024).unwrap();
+        assert_eq!(o.files, 25);
+        for i in 0..100u32 {
+            assert_eq!(p.locate(&format!("id{i}")).is_some(), i % 4 == 0, "id{i}");
+        }
+    }
+
+    #[test]
+    fn damaged_headers_never_panic_and_end_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (p, _) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+            for i in 0..5u8 {
+                p.put(&format!("id{i}"), &record(&[i; 100]), &[i; 100], false).unwrap();
+            }
+        }
+        let pack = dir.path().join(pack_name(0));
+        let clean = std::fs::read(&pack).unwrap();
+        let mut rng = rand::thread_rng();
+        for _ in 0..300 {
+            let mut bytes = clean.clone();
+            let at = rand::Rng::gen_range(&mut rng, 0..bytes.len());
+            bytes[at] ^= 1 << rand::Rng::gen_range(&mut rng, 0..8);
+            let f = File::create(&pack).unwrap();
+            f.write_all_at(&bytes, 0).unwrap();
+            drop(f);
+            let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+            assert!(o.files <= 5);
+            drop(p);
+        }
+    }
+}
