@@ -19,31 +19,37 @@ fn stale(node: &Node, epoch: u64) -> Option<ProtoError> {
 pub async fn body(node: &Node, conn: &mut Conn, epoch: u64, store_path: u8) -> Result<(), ProtoError> {
     let mut failure = None;
     let mut spool: Option<Spool> = None;
-    {
-        let store = node.store.clone();
-        match blocking(move || store.spool(store_path)).await {
-            Ok(s) => spool = Some(s),
-            Err(e) => failure = Some(e),
-        }
+    match node.store.spool(store_path) {
+        Ok(s) => spool = Some(s),
+        Err(e) => failure = Some(crate::error::remote(e)),
     }
     let mut body = BodyReader::new();
     while let Some(chunk) = body.next(conn).await? {
         if let Some(mut s) = spool.take() {
-            match blocking(move || s.write(&chunk).map(|()| s)).await {
+            // Small bodies stay in memory: no blocking thread for them.
+            let written = if s.stays_in_memory(chunk.len()) {
+                s.write(&chunk).map(|()| s).map_err(crate::error::remote)
+            } else {
+                blocking(move || s.write(&chunk).map(|()| s)).await
+            };
+            match written {
                 Ok(s) => spool = Some(s),
                 Err(e) => failure = Some(e),
             }
         }
     }
-    let spooled = match spool {
-        Some(s) if failure.is_none() => match blocking(move || s.finish()).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        },
+    let finished = match spool {
+        Some(s) if failure.is_none() && s.stays_in_memory(0) => Some(s.finish().map_err(crate::error::remote)),
+        Some(s) if failure.is_none() => Some(blocking(move || s.finish()).await),
         _ => None,
+    };
+    let spooled = match finished {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            failure = Some(e);
+            None
+        }
+        None => None,
     };
     let commit: ReplicaCommit = expect_frame(conn).await?;
     // New blobs may come from any active member; only the primary orders

@@ -28,10 +28,11 @@ pub(crate) async fn receive<'a>(
     view: &Snapshot,
     store_path: u8,
 ) -> Result<(Spooled, ReplicaSet<'a>), ProtoError> {
-    let store = node.store.clone();
-    let spool = match blocking(move || store.spool(store_path)).await {
+    // Making a spool does no I/O (a file is made only once the body
+    // outgrows memory).
+    let spool = match node.store.spool(store_path) {
         Ok(s) => s,
-        Err(e) => return Err(refuse_body(conn, e).await),
+        Err(e) => return Err(refuse_body(conn, crate::error::remote(e)).await),
     };
     let mut replicas = ReplicaSet::open(node, view, Request::ReplicaBody { epoch: view.epoch, store_path }).await;
     let mut spool: Option<Spool> = Some(spool);
@@ -51,9 +52,16 @@ pub(crate) async fn receive<'a>(
             }
         };
         let Some(mut s) = spool.take() else { continue };
-        let local_chunk = chunk.clone();
-        let local = blocking(move || s.write(&local_chunk).map(|()| s));
-        let (local, ()) = tokio::join!(local, replicas.send_chunk(&chunk));
+        let local = if s.stays_in_memory(chunk.len()) {
+            let written = s.write(&chunk).map(|()| s).map_err(crate::error::remote);
+            replicas.send_chunk(&chunk).await;
+            written
+        } else {
+            let local_chunk = chunk.clone();
+            let local = blocking(move || s.write(&local_chunk).map(|()| s));
+            let (local, ()) = tokio::join!(local, replicas.send_chunk(&chunk));
+            local
+        };
         match local {
             Ok(s) => spool = Some(s),
             Err(e) => failure = Some(e),
@@ -66,7 +74,13 @@ pub(crate) async fn receive<'a>(
             return Err(failure.unwrap_or_else(|| refuse(ErrorCode::Internal, "spool lost")));
         }
     };
-    let (spooled, ()) = tokio::join!(blocking(move || spool.finish()), replicas.end_body());
+    let (spooled, ()) = if spool.stays_in_memory(0) {
+        let spooled = spool.finish().map_err(crate::error::remote);
+        replicas.end_body().await;
+        (spooled, ())
+    } else {
+        tokio::join!(blocking(move || spool.finish()), replicas.end_body())
+    };
     match spooled {
         Ok(s) => Ok((s, replicas)),
         Err(e) => {

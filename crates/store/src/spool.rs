@@ -88,6 +88,13 @@ impl Spool {
         Ok(())
     }
 
+    /// Whether writing `more` bytes keeps the content in memory: then
+    /// [`Spool::write`] and [`Spool::finish`] do no I/O and need no
+    /// blocking thread.
+    pub fn stays_in_memory(&self, more: usize) -> bool {
+        matches!(&self.sink, Sink::Memory(buf) if buf.len() + more <= self.memory_limit)
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.summer.size()
