@@ -14,6 +14,7 @@ use tracing::debug;
 
 use crate::body::{Body, SendError};
 use crate::error::{Error, Result};
+use crate::routes::Routes;
 
 /// How a client reaches the cluster.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ pub struct Client {
     cfg: ClientConfig,
     pool: Pool,
     tracker_cursor: AtomicUsize,
+    routes: Routes,
 }
 
 /// Time to allow a body of `bytes` on top of the stall limit: sending at 1
@@ -82,7 +84,7 @@ impl Client {
     /// A client for the cluster.
     pub fn new(cfg: ClientConfig) -> Self {
         let pool = Pool::new(cfg.secret.clone(), cfg.connect_timeout, 32);
-        Self { cfg, pool, tracker_cursor: AtomicUsize::new(0) }
+        Self { cfg, pool, tracker_cursor: AtomicUsize::new(0), routes: Routes::default() }
     }
 
     /// Asks the trackers in turn, starting with the last one that answered.
@@ -140,9 +142,44 @@ impl Client {
     /// The cluster map from the first tracker that answers.
     pub async fn status(&self) -> Result<ClusterMap> {
         match self.tracker(&Request::ClusterStatus).await? {
-            Response::Cluster(m) => Ok(m),
+            Response::Cluster(m) => {
+                self.routes.learn(&m);
+                Ok(m)
+            }
             other => Err(unexpected("cluster", other)),
         }
+    }
+
+    /// Refreshes the cached group map when it is stale (see `routes.rs`).
+    /// A tracker that cannot answer leaves the map absent: callers then ask
+    /// the trackers per request, which reports the failure.
+    async fn refresh_routes(&self) {
+        if !self.routes.fresh() {
+            let _ = self.status().await;
+        }
+    }
+
+    /// Members to read `id` from, in order: from the cached map when it
+    /// knows the group, else from a tracker.
+    async fn readers(&self, id: &FileId) -> Result<Vec<String>> {
+        self.refresh_routes().await;
+        match self.routes.readers(id.group()) {
+            Some(m) => Ok(m),
+            None => self.query_fetch(id).await,
+        }
+    }
+
+    /// Where an upload goes: with a group named, the next ready member of
+    /// it that was not tried yet, from the cached map; else (or when the
+    /// map has none) the trackers' choice.
+    async fn upload_target(&self, group: Option<&str>, exclude: &[String]) -> Result<String> {
+        if let Some(g) = group {
+            self.refresh_routes().await;
+            if let Some(addr) = self.routes.takers(g).and_then(|t| t.into_iter().find(|a| !exclude.contains(a))) {
+                return Ok(addr);
+            }
+        }
+        Ok(self.query_store(group, exclude).await?.addr)
     }
 
     /// Uploads a new blob. Returns its ID once every active member of the
@@ -152,16 +189,17 @@ impl Client {
         let mut exclude = Vec::new();
         let mut last = None;
         for _ in 0..UPLOAD_TRIES {
-            let target = self.query_store(opts.group.as_deref(), &exclude).await?;
-            match self.send_with_body(&target.addr, &req, &mut body, SendMode::UPLOAD).await {
+            let target = self.upload_target(opts.group.as_deref(), &exclude).await?;
+            match self.send_with_body(&target, &req, &mut body, SendMode::UPLOAD).await {
                 Ok(Response::FileId(id)) => return Ok(FileId::parse(&id)?),
                 Ok(other) => return Err(unexpected("file id", other)),
                 Err(Attempt { err, retry }) => {
                     if !retry || !err.try_elsewhere() {
                         return Err(err);
                     }
-                    debug!(node = %target.addr, error = %err, "upload failed; trying another member");
-                    exclude.push(target.addr);
+                    debug!(node = %target, error = %err, "upload failed; trying another member");
+                    self.routes.forget();
+                    exclude.push(target);
                     last = Some(err);
                 }
             }
@@ -300,18 +338,23 @@ impl Client {
         length: Option<u64>,
         sink: &mut W,
     ) -> Result<u64> {
-        let members = self.query_fetch(id).await?;
         let mut written = 0u64;
         let mut last = None;
-        for addr in members {
-            let len = length.map(|l| l - written);
-            match self.read_from(&addr, id, offset + written, len, sink, &mut written).await {
-                Ok(()) => return Ok(written),
-                Err(e) if e.try_elsewhere() => {
-                    debug!(node = %addr, error = %e, "download failed; trying another member");
-                    last = Some(e);
+        // A cached map may name members that are gone: after they all
+        // failed, once more with a tracker's fresh answer.
+        for fresh in [false, true] {
+            let members = if fresh { self.query_fetch(id).await? } else { self.readers(id).await? };
+            for addr in members {
+                let len = length.map(|l| l - written);
+                match self.read_from(&addr, id, offset + written, len, sink, &mut written).await {
+                    Ok(()) => return Ok(written),
+                    Err(e) if e.try_elsewhere() => {
+                        debug!(node = %addr, error = %e, "download failed; trying another member");
+                        self.routes.forget();
+                        last = Some(e);
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
         Err(last.unwrap_or_else(|| Error::Remote(unavailable("no member could serve the file"))))
@@ -393,7 +436,7 @@ impl Client {
     /// Calls the first member that answers, for reads of small facts.
     async fn read_call(&self, id: &FileId, req: Request) -> Result<Response> {
         let mut last = None;
-        for addr in self.query_fetch(id).await? {
+        for addr in self.readers(id).await? {
             match self.pool.call(&addr, &req).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {
@@ -401,6 +444,7 @@ impl Client {
                     if !e.try_elsewhere() {
                         return Err(e);
                     }
+                    self.routes.forget();
                     last = Some(e);
                 }
             }

@@ -17,6 +17,7 @@ mod body;
 mod client;
 mod error;
 mod meta;
+mod routes;
 
 pub use body::Body;
 pub use client::{Client, ClientConfig, UploadOptions};
