@@ -42,7 +42,7 @@ type Ledger = Vec<(String, Option<bool>)>;
 
 async fn attr_of(m: &MetaClient, req: MetaRequest) -> Option<u64> {
     match m.call(req).await {
-        Ok(MetaResponse::Attr(a)) => Some(a.ino),
+        Ok(MetaResponse::Attr(a) | MetaResponse::Made { attr: a, .. }) => Some(a.ino),
         _ => None,
     }
 }

@@ -40,8 +40,11 @@ impl Routes {
             .map(|g| {
                 let active = || g.members.iter().filter(|m| m.state == MemberState::Active);
                 let readers = active().map(|m| m.addr.clone()).collect();
-                let takers =
-                    if g.writable { active().filter(|m| m.ready).map(|m| m.addr.clone()).collect() } else { Vec::new() };
+                let takers = if g.writable {
+                    active().filter(|m| m.ready).map(|m| m.addr.clone()).collect()
+                } else {
+                    Vec::new()
+                };
                 (g.name.clone(), Group { readers, takers })
             })
             .collect();

@@ -97,7 +97,7 @@ struct Window {
 
 fn expect_attr(r: MetaResponse) -> Result<Attr> {
     match r {
-        MetaResponse::Attr(a) => Ok(a),
+        MetaResponse::Attr(a) | MetaResponse::Made { attr: a, .. } => Ok(a),
         other => Err(FsError::protocol(other)),
     }
 }
@@ -181,11 +181,28 @@ impl Fs {
         // A change whose answer was lost may still have been made: forget
         // what it touched whatever the outcome.
         let now = if change { self.attrs.forget(&stale, false) } else { asked };
-        if let Ok(MetaResponse::Attr(a)) = &answer {
-            // A change's own forget is the one expected in between.
-            if answers_attr && now == if change { asked + 1 } else { asked } {
+        // A change's own forget is the one expected in between.
+        let unchanged_since = now == if change { asked + 1 } else { asked };
+        match &answer {
+            Ok(MetaResponse::Attr(a)) if answers_attr && unchanged_since => {
                 self.attrs.put(a, entry.as_ref().map(|(p, n)| (*p, n.as_slice())), now);
             }
+            Ok(MetaResponse::Made { attr, parent }) => {
+                // A new inode has no extended attributes: the kernel's
+                // security.capability check on its first write is answered
+                // here.
+                self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).insert(attr.ino, Instant::now());
+                if unchanged_since {
+                    self.attrs.put(attr, entry.as_ref().map(|(p, n)| (*p, n.as_slice())), now);
+                    self.attrs.put(parent, None, now);
+                }
+            }
+            Ok(MetaResponse::Dirs(dirs)) if unchanged_since => {
+                for d in dirs {
+                    self.attrs.put(d, None, now);
+                }
+            }
+            _ => {}
         }
         Ok(answer?)
     }

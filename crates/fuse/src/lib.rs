@@ -243,6 +243,13 @@ impl Filesystem for CairnFuse {
         self.rt.spawn(async move {
             match fs.lookup(parent.0, &n).await {
                 Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                // A negative entry (inode 0) the kernel keeps like any other:
+                // a create or rename to a new name then costs no lookup round
+                // trip. Another mount creating the name invalidates it
+                // through the change feed, as it does positive entries.
+                Err(e) if e.errno == libc::ENOENT => {
+                    reply.entry(&TTL, &dot_attr(0, FileType::RegularFile), Generation(0))
+                }
                 Err(e) => reply.error(errno(&e)),
             }
         });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::frame::write_frame;
-use cairn_proto::meta::{MetaRequest, MetaResponse};
+use cairn_proto::meta::{Attr, MetaRequest, MetaResponse};
 use cairn_proto::{ClusterSecret, Conn, ErrorCode, ProtoError, Request, Response, ServeLimits, Service, WireError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -44,7 +44,6 @@ impl Default for MetaOptions {
     }
 }
 
-/// Carries out one request.
 /// Carries out one request from client `session` (0: untagged).
 fn dispatch(
     ns: &Namespace<RedbEngine>,
@@ -65,20 +64,22 @@ fn dispatch(
         Q::Lookup { vol, parent, name } => A::Attr(ns.lookup(vol, parent, &name)?),
         Q::GetAttr { vol, ino } => A::Attr(ns.getattr(vol, ino)?),
         Q::SetAttr { vol, ino, set } => A::Attr(ns.setattr(vol, ino, set)?),
-        Q::Mknod { vol, parent, name, node } => A::Attr(ns.mknod(vol, parent, &name, node)?),
-        Q::Mkdir { vol, parent, name, perm, uid, gid } => A::Attr(ns.mkdir(vol, parent, &name, perm, uid, gid)?),
-        Q::Link { vol, ino, newparent, newname } => A::Attr(ns.link(vol, ino, newparent, &newname)?),
+        Q::Mknod { vol, parent, name, node } => made(ns, vol, parent, ns.mknod(vol, parent, &name, node)?),
+        Q::Mkdir { vol, parent, name, perm, uid, gid } => {
+            made(ns, vol, parent, ns.mkdir(vol, parent, &name, perm, uid, gid)?)
+        }
+        Q::Link { vol, ino, newparent, newname } => made(ns, vol, newparent, ns.link(vol, ino, newparent, &newname)?),
         Q::Unlink { vol, parent, name } => {
             ns.unlink(vol, parent, &name)?;
-            A::Ok
+            dirs(ns, vol, &[parent])
         }
         Q::Rmdir { vol, parent, name } => {
             ns.rmdir(vol, parent, &name)?;
-            A::Ok
+            dirs(ns, vol, &[parent])
         }
         Q::Rename { vol, parent, name, newparent, newname, mode } => {
             ns.rename(vol, parent, &name, newparent, &newname, mode)?;
-            A::Ok
+            dirs(ns, vol, &[parent, newparent])
         }
         Q::Readlink { vol, ino } => A::Bytes(ns.readlink(vol, ino)?),
         Q::Readdir { vol, ino, after, limit } => {
@@ -256,4 +257,28 @@ pub async fn run(
     let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new() });
     cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;
     Ok(())
+}
+
+/// The answer to a create or link: the new inode with its directory's
+/// attributes, read right after the change (a later change by another
+/// client reaches mounts through the change feed, which forgets them).
+fn made(ns: &Namespace<RedbEngine>, vol: u32, parent: u64, attr: Attr) -> MetaResponse {
+    match ns.getattr(vol, parent) {
+        Ok(parent) => MetaResponse::Made { attr, parent },
+        Err(_) => MetaResponse::Attr(attr),
+    }
+}
+
+/// The answer to a removal or rename: the directories it changed.
+fn dirs(ns: &Namespace<RedbEngine>, vol: u32, inos: &[u64]) -> MetaResponse {
+    let mut out: Vec<Attr> = Vec::new();
+    for &ino in inos {
+        if out.iter().all(|a| a.ino != ino) {
+            match ns.getattr(vol, ino) {
+                Ok(a) => out.push(a),
+                Err(_) => return MetaResponse::Ok,
+            }
+        }
+    }
+    MetaResponse::Dirs(out)
 }

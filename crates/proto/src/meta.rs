@@ -650,4 +650,16 @@ pub enum MetaResponse {
     /// extended attributes (so a mount can answer `ls -l`'s two getxattr
     /// calls per file without asking).
     EntriesPlus(Vec<(Vec<u8>, Attr, bool)>),
+    /// A new inode or link, with its directory's attributes as the change
+    /// left them (a mount keeps them, so the kernel's next look at the
+    /// directory costs no round trip).
+    Made {
+        /// The inode.
+        attr: Attr,
+        /// Its directory.
+        parent: Attr,
+    },
+    /// Done: the directories an unlink, rmdir or rename changed, as it left
+    /// them.
+    Dirs(Vec<Attr>),
 }

@@ -241,8 +241,7 @@ impl Packs {
 
     fn start_pack(&self, s: &mut State, n: u32) -> Result<()> {
         let path = self.dir.join(pack_name(n));
-        let file =
-            OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(Error::io(&path))?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(Error::io(&path))?;
         fsync_dir(&self.dir)?;
         s.packs.insert(n, PackFile { file: Arc::new(file), len: 0, live: 0 });
         s.active = n;
@@ -579,7 +578,8 @@ mod tests {
         // a write torn by a crash: half an entry at the end
         let pack = dir.path().join(pack_name(0));
         let good = std::fs::metadata(&pack).unwrap().len();
-        let torn = encode(Kind::Put, &Header { file_id: "t".into(), record: Some(record(b"abc")), dead_pack: None }, b"abc");
+        let torn =
+            encode(Kind::Put, &Header { file_id: "t".into(), record: Some(record(b"abc")), dead_pack: None }, b"abc");
         let f = OpenOptions::new().append(true).open(&pack).unwrap();
         f.write_all_at(&torn[..torn.len() - 2], good).unwrap();
         drop(f);

@@ -177,7 +177,11 @@ impl Store {
             packed_bytes += opened.bytes;
             // A reservation a discard already settled is no longer unfinished.
             unfinished_packed.extend(
-                opened.unfinished.into_iter().filter(|id| !deleted.contains(id)).filter_map(|id| FileId::parse(&id).ok()),
+                opened
+                    .unfinished
+                    .into_iter()
+                    .filter(|id| !deleted.contains(id))
+                    .filter_map(|id| FileId::parse(&id).ok()),
             );
         }
         let deleted = std::sync::Mutex::new(deleted);
@@ -204,11 +208,8 @@ impl Store {
         // whose commit never happened, unless the binlog knows it (then it
         // was committed, and its record was lost since: damage for a scrub).
         let known = store.binlog.mentioned(&reserved.iter().map(|id| id.to_string()).collect())?;
-        *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) = reserved
-            .into_iter()
-            .filter(|id| !known.contains(&id.to_string()))
-            .chain(unfinished_packed)
-            .collect();
+        *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) =
+            reserved.into_iter().filter(|id| !known.contains(&id.to_string())).chain(unfinished_packed).collect();
         Ok(store)
     }
 

@@ -187,7 +187,12 @@ fn reopen_keeps_node_id_and_counts_and_refuses_foreign_paths() {
     let other = tempfile::tempdir().unwrap();
     let err = Store::open(
         other.path(),
-        StoreConfig { group: "g1".into(), store_paths: vec![dir.path().join("store0")], policy: PathPolicy::MostFree, pack_max: DEFAULT_PACK_MAX },
+        StoreConfig {
+            group: "g1".into(),
+            store_paths: vec![dir.path().join("store0")],
+            policy: PathPolicy::MostFree,
+            pack_max: DEFAULT_PACK_MAX,
+        },
     )
     .unwrap_err();
     assert!(matches!(err, Error::Setup { .. }));
