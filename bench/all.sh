@@ -102,7 +102,7 @@ for run in $(seq 1 "$RUNS"); do
         rm -f "$dir"/fio.dat*
         flags=(); [ "$where" = local ] && flags=(--fsync)
         j=$(python3 bench/files.py "$dir" --files "$FILES" --dirs "$DIRS" "${flags[@]}")
-        for k in create stat read ls_seconds rename delete mkdir rmdir create_fsync; do
+        for k in create stat read ls_seconds rename delete mkdir rmdir create8 create_fsync; do
             v=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$j" "$k")
             [ -n "$v" ] && add "$where,$k" "$v"
         done
@@ -155,6 +155,7 @@ report() {
     row "delete of those files, /s" delete
     row "mkdir of $DIRS directories, /s" mkdir
     row "rmdir of those directories, /s" rmdir
+    row "create of $FILES × 4 KiB by 8 threads, files/s" create8
     echo "| create + write 4 KiB + fsync per file, files/s | – | $(med local,create_fsync) |"
 }
 BENCH_DISK_NOTE=${BENCH_DISK_NOTE:-"BENCH_DIR=${BENCH_DIR:-/var/tmp}"}

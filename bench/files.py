@@ -4,7 +4,9 @@ the figures are the file system's, not `cp`'s): N files of 4 KiB created,
 stat'ed, read, renamed and deleted one at a time, `ls -l` of their
 directory, and mkdir/rmdir of D directories. With --fsync, also a loop of
 create + write 4 KiB + fsync per file (the cost of durability without
-batching). Prints one JSON object: operations per second per phase, and
+batching). Then the same creates by 8 threads at once, each in a
+directory of its own (`make -j8`, parallel unpacking: what group commit
+serves). Prints one JSON object: operations per second per phase, and
 seconds for `ls -l`.
 
     bench/files.py DIR [--files N] [--dirs D] [--fsync]
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import subprocess
+import threading
 import time
 
 
@@ -81,6 +84,29 @@ def main():
     out["delete"] = n / timed(delete)
     out["mkdir"] = a.dirs / timed(mkdirs)
     out["rmdir"] = a.dirs / timed(rmdirs)
+    writers = 8
+    per = max(1, n // writers)
+    par_dirs = [os.path.join(root, f"par{w}") for w in range(writers)]
+    for p in par_dirs:
+        os.mkdir(p)
+
+    def create_parallel():
+        def one(p):
+            for i in range(per):
+                with open(os.path.join(p, f"file{i:06d}"), "wb") as f:
+                    f.write(data)
+
+        threads = [threading.Thread(target=one, args=(p,)) for p in par_dirs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    out["create8"] = writers * per / timed(create_parallel)
+    for p in par_dirs:
+        for i in range(per):
+            os.unlink(os.path.join(p, f"file{i:06d}"))
+        os.rmdir(p)
     if a.fsync:
         synced = [os.path.join(d, f"sync{i:06d}") for i in range(min(n, 2000))]
 
