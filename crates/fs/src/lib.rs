@@ -215,10 +215,23 @@ impl Fs {
         a
     }
 
+    /// `name` in directory `parent`, when this mount's cache knows it:
+    /// the FUSE layer answers such a lookup in its own thread, without a
+    /// task (the common case for `stat` loops).
+    pub fn cached_lookup(&self, parent: u64, name: &[u8]) -> Option<Attr> {
+        self.attrs.lookup(parent, name).map(|a| self.with_pending(a))
+    }
+
+    /// Attributes, when this mount's cache knows them (see
+    /// [`Fs::cached_lookup`]).
+    pub fn cached_attr(&self, ino: u64) -> Option<Attr> {
+        self.attrs.get(ino).map(|a| self.with_pending(a))
+    }
+
     /// `name` in directory `parent`.
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
-        if let Some(a) = self.attrs.lookup(parent, name) {
-            return Ok(self.with_pending(a));
+        if let Some(a) = self.cached_lookup(parent, name) {
+            return Ok(a);
         }
         let a = expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)?;
         Ok(self.with_pending(a))
@@ -226,8 +239,8 @@ impl Fs {
 
     /// Attributes.
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        if let Some(a) = self.attrs.get(ino) {
-            return Ok(self.with_pending(a));
+        if let Some(a) = self.cached_attr(ino) {
+            return Ok(a);
         }
         Ok(self.with_pending(expect_attr(self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await?)?))
     }

@@ -239,14 +239,21 @@ impl Filesystem for CairnFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
-        let (fs, n) = (self.fs.clone(), name(n));
+        let n = name(n);
+        // Answered from the mount's cache right here: a task and its
+        // wake-up cost as much as the rest of the answer.
+        if let Some(a) = self.fs.cached_lookup(parent.0, &n) {
+            return reply.entry(&TTL, &file_attr(&a), Generation(0));
+        }
+        let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.lookup(parent.0, &n).await {
                 Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
                 // A negative entry (inode 0) the kernel keeps like any other:
-                // a create or rename to a new name then costs no lookup round
-                // trip. Another mount creating the name invalidates it
-                // through the change feed, as it does positive entries.
+                // a name looked for again and again (include paths, lock
+                // files, `$PATH` searches) costs one round trip per TTL.
+                // Another mount creating the name invalidates it through
+                // the change feed, as it does positive entries.
                 Err(e) if e.errno == libc::ENOENT => {
                     reply.entry(&TTL, &dot_attr(0, FileType::RegularFile), Generation(0))
                 }
@@ -256,6 +263,9 @@ impl Filesystem for CairnFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some(a) = self.fs.cached_attr(ino.0) {
+            return reply.attr(&TTL, &file_attr(&a));
+        }
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.getattr(ino.0).await {
