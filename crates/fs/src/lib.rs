@@ -46,10 +46,14 @@ const ENODATA: i32 = 61;
 /// times per lease.
 const KEEP_OPEN_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 /// A sequential reader is served this much ahead of what it asked for, in
-/// one meta call and one download per blob piece.
-const READ_AHEAD: u64 = 1 << 20;
+/// one meta call and one download per blob piece; the next window is
+/// fetched in the background while this one is served.
+const READ_AHEAD: u64 = 4 << 20;
+/// A blob piece larger than this is downloaded in parts of this size at
+/// once.
+const FETCH_PART: u64 = 1 << 20;
 /// Files with a read-ahead window kept at once (bounds the memory).
-const READ_AHEAD_FILES: usize = 32;
+const READ_AHEAD_FILES: usize = 16;
 /// How long an upload waits for the cluster to have a member ready (a
 /// cluster starting, a group failing over) before the write fails.
 const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -93,6 +97,22 @@ struct Window {
     data: bytes::Bytes,
     /// Where the last read served from this file ended.
     last_end: u64,
+    /// The window after this one, being fetched.
+    next: Option<Prefetch>,
+}
+
+/// A read-ahead window on its way: its offset and the task fetching it.
+struct Prefetch {
+    offset: u64,
+    task: tokio::task::JoinHandle<Result<Vec<u8>>>,
+}
+
+impl Drop for Prefetch {
+    /// A window dropped (the file changed, the reader went elsewhere) need
+    /// not be fetched.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn expect_attr(r: MetaResponse) -> Result<Attr> {
@@ -562,7 +582,7 @@ impl Fs {
     /// databases, editors do that constantly). Only when two handles buffer
     /// writes to the file (which is newer is unknown) are they written out
     /// first.
-    pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub async fn read(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let end = offset.saturating_add(u64::from(size));
         let mut overlay = Vec::new();
         let mut buffering = 0;
@@ -597,9 +617,9 @@ impl Fs {
     /// What is committed of `[offset, offset + size)`. A read that
     /// continues where the last one ended fetches [`READ_AHEAD`] bytes and
     /// keeps what it did not return for the next reads.
-    async fn read_committed(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    async fn read_committed(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let want = u64::from(size);
-        let (sequential, epoch) = {
+        let (sequential, epoch, prefetched) = {
             let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
             let epoch = ra.epoch;
             match ra.windows.get_mut(&ino) {
@@ -608,12 +628,24 @@ impl Fs {
                     w.last_end = offset + want;
                     return Ok(w.data[at..at + size as usize].to_vec());
                 }
-                Some(w) => (offset == w.last_end, epoch),
-                None => (offset == 0, epoch),
+                Some(w) => {
+                    let next = w.next.take_if(|p| p.offset == offset);
+                    (offset == w.last_end, epoch, next)
+                }
+                None => (offset == 0, epoch, None),
             }
         };
         let fetch = if sequential { want.max(READ_AHEAD) } else { want };
-        let mut data = self.fetch(ino, offset, fetch).await?;
+        let mut data = match prefetched {
+            // A window fetched in the background, unless its task failed
+            // (then fetched again here, with the error this time).
+            Some(mut p) => match (&mut p.task).await {
+                Ok(Ok(d)) if d.len() as u64 >= want || (d.len() as u64) < READ_AHEAD => d,
+                _ => self.fetch(ino, offset, fetch).await?,
+            },
+            None => self.fetch(ino, offset, fetch).await?,
+        };
+        let full = sequential && data.len() as u64 >= fetch;
         let served = data.len().min(size as usize);
         let rest = data.split_off(served);
         let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
@@ -624,7 +656,14 @@ impl Fs {
                 }
             }
             let last_end = offset + served as u64;
-            ra.windows.insert(ino, Window { offset: last_end, data: bytes::Bytes::from(rest), last_end });
+            // A reader still going: fetch what follows this window now, so
+            // it is there (or on its way) when the reader gets to it.
+            let next = full.then(|| {
+                let at = last_end + rest.len() as u64;
+                let fs = self.clone();
+                Prefetch { offset: at, task: tokio::spawn(async move { fs.fetch(ino, at, READ_AHEAD).await }) }
+            });
+            ra.windows.insert(ino, Window { offset: last_end, data: bytes::Bytes::from(rest), last_end, next });
         }
         Ok(data)
     }
@@ -642,11 +681,28 @@ impl Fs {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
                     let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
-                    let bytes = self.blobs.download_bytes(&id, blob_offset, Some(len)).await?;
-                    if bytes.len() as u64 != len {
+                    // A large piece comes in parts at once, which the client
+                    // spreads over the group's members: one stream of
+                    // verified reads keeps neither a disk nor a core busy.
+                    let mut parts = tokio::task::JoinSet::new();
+                    let count = len.div_ceil(FETCH_PART).max(1);
+                    for i in 0..count {
+                        let (at, part) = (i * FETCH_PART, FETCH_PART.min(len - i * FETCH_PART));
+                        let (blobs, id) = (self.blobs.clone(), id.clone());
+                        parts.spawn(async move { (i, blobs.download_bytes(&id, blob_offset + at, Some(part)).await) });
+                    }
+                    let mut got: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
+                    while let Some(done) = parts.join_next().await {
+                        let (i, bytes) = done.map_err(|_| FsError::errno(5))?;
+                        got[i as usize] = Some(bytes?);
+                    }
+                    let start = out.len();
+                    for bytes in got.into_iter().flatten() {
+                        out.extend_from_slice(&bytes);
+                    }
+                    if (out.len() - start) as u64 != len {
                         return Err(FsError::errno(5));
                     }
-                    out.extend_from_slice(&bytes);
                 }
             }
         }
