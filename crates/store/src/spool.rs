@@ -132,7 +132,7 @@ impl Spooled {
 
     /// Writes in-memory content to a synced temp file in `tmp_dir`, so it
     /// can become a blob file. A no-op for a spilled spool.
-    pub(crate) fn to_file(&mut self, tmp_dir: &Path) -> Result<&Path> {
+    pub(crate) fn write_to_disk(&mut self, tmp_dir: &Path) -> Result<&Path> {
         if let Content::Memory(buf) = &self.content {
             let path = tmp_dir.join(format!("spool-{:016x}", rand::thread_rng().gen::<u64>()));
             let write = || -> std::io::Result<()> {

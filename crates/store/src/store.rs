@@ -371,7 +371,7 @@ impl Store {
         let sp = self.store_path(spooled.store_path)?;
         let packs = if self.packs_it(&spooled, appender) { self.packs.get(sp.index() as usize) } else { None };
         if packs.is_none() {
-            spooled.to_file(&sp.tmp_dir())?;
+            spooled.write_to_disk(&sp.tmp_dir())?;
         }
         let mut rng = rand::thread_rng();
         for _ in 0..NAME_TRIES {
@@ -470,7 +470,7 @@ impl Store {
                 Err(e) => Err(e),
             };
         }
-        spooled.to_file(&sp.tmp_dir())?;
+        spooled.write_to_disk(&sp.tmp_dir())?;
         match self.link_new(sp, id, spooled.path()?, &record) {
             Ok(()) => {
                 let _ = std::fs::remove_file(spooled.consume());
