@@ -4,8 +4,9 @@
 //!
 //! Writes are buffered per open file and uploaded as new blobs on flush,
 //! fsync, close or when the buffer fills; the meta service then commits
-//! them as slices on top of the file's content. Reads ask the meta service
-//! which blob ranges make a range and fetch them.
+//! them as slices on top of the file's content. Reads take the file's
+//! slice map from the meta service once per open (kept a few seconds) and
+//! fetch the blob ranges it resolves to.
 
 mod attr_cache;
 mod error;
@@ -17,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cairn_client::{Body, Client, MetaClient, UploadOptions};
-use cairn_proto::meta::{Attr, Changed, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume};
+use cairn_proto::meta::{
+    resolve, Attr, Changed, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
+};
 use cairn_proto::FileId;
 
 use attr_cache::AttrCache;
@@ -88,8 +91,26 @@ pub struct Fs {
 #[derive(Default)]
 struct ReadAhead {
     windows: HashMap<u64, Window>,
+    /// Files' slice maps, fetched at a first read: a random reader then
+    /// costs one blob request per read, not a meta round trip too.
+    maps: HashMap<u64, Arc<FileMap>>,
     epoch: u64,
 }
+
+/// What a file is made of, as the meta service last said.
+struct FileMap {
+    size: u64,
+    slices: Vec<Slice>,
+    fetched: Instant,
+}
+
+/// How long a slice map is used: the same close-to-open rule as read-ahead
+/// (dropped at every open and at this mount's writes), and short enough
+/// that blobs a compaction replaced are still there (the collector keeps
+/// them for a grace period of minutes).
+const MAP_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+/// Slice maps kept at once.
+const MAP_FILES: usize = 64;
 
 /// Bytes of a file read ahead.
 struct Window {
@@ -573,7 +594,35 @@ impl Fs {
     fn forget_ahead(&self, ino: u64) {
         let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
         ra.windows.remove(&ino);
+        ra.maps.remove(&ino);
         ra.epoch += 1;
+    }
+
+    /// The slice map of `ino`: kept, or asked of the meta service.
+    async fn file_map(&self, ino: u64) -> Result<Arc<FileMap>> {
+        let epoch = {
+            let ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(m) = ra.maps.get(&ino).filter(|m| m.fetched.elapsed() < MAP_FRESH) {
+                return Ok(m.clone());
+            }
+            ra.epoch
+        };
+        let map = match self.call(MetaRequest::Slices { vol: self.vol.id, ino }).await? {
+            MetaResponse::Slices(a, slices) => Arc::new(FileMap { size: a.size, slices, fetched: Instant::now() }),
+            other => return Err(FsError::protocol(other)),
+        };
+        let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        // Not kept if the file changed here while it was asked for.
+        if ra.epoch == epoch {
+            if ra.maps.len() >= MAP_FILES {
+                ra.maps.retain(|_, m| m.fetched.elapsed() < MAP_FRESH);
+                if ra.maps.len() >= MAP_FILES {
+                    ra.maps.clear();
+                }
+            }
+            ra.maps.insert(ino, map.clone());
+        }
+        Ok(map)
     }
 
     /// Reads `size` bytes at `offset` (fewer at the end of the file): what
@@ -671,16 +720,22 @@ impl Fs {
     /// The bytes of `[offset, offset + len)` as the meta service resolves
     /// them into blob pieces and holes.
     async fn fetch(&self, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let pieces = match self.call(MetaRequest::Read { vol: self.vol.id, ino, offset, len }).await? {
-            MetaResponse::Pieces(_, p) => p,
-            other => return Err(FsError::protocol(other)),
-        };
+        let map = self.file_map(ino).await?;
+        let pieces = resolve(&map.slices, map.size, offset, len);
         let mut out = Vec::with_capacity(len as usize);
         for p in pieces {
             match p {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
                     let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
+                    if len <= FETCH_PART {
+                        let bytes = self.blobs.download_bytes(&id, blob_offset, Some(len)).await?;
+                        if bytes.len() as u64 != len {
+                            return Err(FsError::errno(5));
+                        }
+                        out.extend_from_slice(&bytes);
+                        continue;
+                    }
                     // A large piece comes in parts at once, which the client
                     // spreads over the group's members: one stream of
                     // verified reads keeps neither a disk nor a core busy.

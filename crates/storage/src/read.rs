@@ -25,9 +25,41 @@ pub async fn download(
     let id = parse_id(file_id)?;
     let store = node.store.clone();
     let read_id = id.clone();
-    let reader = blocking(move || store.read(&read_id, offset, length)).await?;
-    write_frame(conn, &Response::Data { length: reader.remaining() }).await?;
+    // The first chunk is read with the opening, on the same blocking
+    // thread: a small read (most are) then needs no streaming task.
+    let (reader, first) = blocking(move || {
+        store.read(&read_id, offset, length).map(|mut r| {
+            let first = r.next_chunk();
+            (r, first)
+        })
+    })
+    .await?;
+    let first = match first {
+        Ok(chunk) => chunk,
+        Err(e) => {
+            // Nothing sent yet: a plain error, and the client asks another member.
+            damaged(node, &id, &e);
+            return Err(crate::error::remote(e));
+        }
+    };
+    write_frame(conn, &Response::Data { length: reader.remaining() + first.as_ref().map_or(0, |c| c.len() as u64) })
+        .await?;
+    if let Some(chunk) = first {
+        write_chunk(conn, &chunk).await?;
+    }
+    if reader.remaining() == 0 {
+        return write_body_end(conn).await;
+    }
     stream(node, conn, id, reader).await
+}
+
+/// Queues a repair of a blob whose read found it damaged.
+fn damaged(node: &Node, id: &cairn_proto::FileId, e: &cairn_store::Error) {
+    if matches!(e, cairn_store::Error::ChecksumMismatch { .. } | cairn_store::Error::CorruptRecord { .. }) {
+        if let Some(me) = node.arc() {
+            crate::scrub::queue_repair(&me, id.clone());
+        }
+    }
 }
 
 /// A whole blob with its record, for a peer's catch-up or repair.
@@ -62,11 +94,7 @@ async fn stream(
             Ok(None) => break,
             Err(e) => {
                 error!(file_id = %id, error = %e, "read failed; download aborted");
-                if matches!(e, cairn_store::Error::ChecksumMismatch { .. } | cairn_store::Error::CorruptRecord { .. }) {
-                    if let Some(me) = node.arc() {
-                        crate::scrub::queue_repair(&me, id.clone());
-                    }
-                }
+                damaged(node, &id, &e);
                 write_body_abort(conn).await?;
                 write_frame(conn, &Response::Error(wire(e))).await?;
                 conn.flush().await?;
