@@ -25,7 +25,8 @@ start_mount() {
     PIDS+=($!)
     for _ in $(seq 1 200); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.05; done
     "$BIN" volume create bench >/dev/null
-    "$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$BIN" mount bench "$MNT" ${MOUNT_FLAGS:-} >"$WORK/mount.log" 2>&1 &
     MOUNT_PID=$!
     PIDS+=("$MOUNT_PID")
     for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
