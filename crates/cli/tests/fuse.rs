@@ -378,6 +378,29 @@ fn posix_basics_on_the_mount() {
     let around = sh(&format!("dd if={} bs=1 skip=4831838207 count=3 status=none | od -An -c", p("huge").display()));
     assert_eq!(around.split_whitespace().collect::<Vec<_>>(), vec!["\\0", "y", "\\0"]);
     std::fs::remove_file(p("huge")).unwrap();
+    // A writer past one full buffer (8 MiB, then uploading in the
+    // background) reads back what it wrote through another descriptor,
+    // in flight or buffered, and an overwrite of bytes in flight wins.
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let data = content(9 << 20, 77);
+        let mut w = std::fs::File::create(p("streamed")).unwrap();
+        w.write_all(&data).unwrap();
+        let mut r = std::fs::File::open(p("streamed")).unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert!(back == data, "read back while the first buffer was in flight");
+        w.write_all(&data[..1 << 20]).unwrap();
+        w.seek(SeekFrom::Start(100)).unwrap();
+        w.write_all(b"overwritten").unwrap();
+        drop(w);
+        let got = std::fs::read(p("streamed")).unwrap();
+        assert_eq!(got.len(), 10 << 20);
+        assert_eq!(&got[100..111], b"overwritten");
+        assert!(got[111..9 << 20] == data[111..], "the rest of the first buffer");
+        assert!(got[9 << 20..] == data[..1 << 20], "the second buffer");
+        std::fs::remove_file(p("streamed")).unwrap();
+    }
     // Overwrite in the middle, then read across.
     std::fs::write(p("f"), b"0123456789").unwrap();
     sh(&format!("printf AB | dd of={} bs=1 seek=4 conv=notrunc status=none", p("f").display()));

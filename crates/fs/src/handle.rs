@@ -15,12 +15,15 @@ pub struct Handle {
     runs: BTreeMap<u64, Vec<u8>>,
     buffered: usize,
     limit: usize,
+    /// The previous full buffer, uploading in the background (its slices
+    /// are committed before anything written after it).
+    pub uploading: Option<tokio::task::JoinHandle<crate::Result<Vec<cairn_proto::meta::Slice>>>>,
 }
 
 impl Handle {
     /// A handle that writes out once `limit` bytes are buffered.
     pub fn new(ino: u64, append: bool, limit: usize) -> Self {
-        Self { ino, append, runs: BTreeMap::new(), buffered: 0, limit: limit.max(64 * 1024) }
+        Self { ino, append, runs: BTreeMap::new(), buffered: 0, limit: limit.max(64 * 1024), uploading: None }
     }
 
     /// Buffers a write; a later write wins where they overlap.

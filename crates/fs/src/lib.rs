@@ -492,25 +492,51 @@ impl Fs {
     }
 
     /// Writes through a handle (buffered); returns the bytes taken.
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+    /// A full buffer starts uploading in the background while the writer
+    /// fills the next one; the upload before it is then waited for and
+    /// committed, so slices are committed in the order they were written
+    /// and at most one buffer per file is in flight.
+    pub async fn write(self: &Arc<Self>, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let h = self.handle(fh)?;
         let mut h = h.lock().await;
         let offset = if h.append { self.getattr(h.ino).await?.size.max(h.buffered_end()) } else { offset };
         h.add(offset, data);
         self.note_pending(h.ino, offset + data.len() as u64);
         if h.full() {
-            self.write_out(&mut h).await?;
+            self.forget_ahead(h.ino);
+            let runs = h.take();
+            let fs = self.clone();
+            let before = h.uploading.replace(tokio::spawn(async move { fs.upload_runs(runs).await }));
+            if let Some(before) = before {
+                self.commit_upload(h.ino, before).await?;
+            }
         }
         Ok(data.len() as u32)
     }
 
-    /// Uploads what a handle buffers and commits it.
+    /// Uploads and commits everything a handle holds: the buffer in flight
+    /// first, then what is buffered.
     async fn write_out(&self, h: &mut Handle) -> Result<()> {
+        if let Some(before) = h.uploading.take() {
+            self.commit_upload(h.ino, before).await?;
+        }
         let runs = h.take();
         if runs.is_empty() {
             return Ok(());
         }
         self.forget_ahead(h.ino);
+        let slices = self.upload_runs(runs).await?;
+        self.commit(h.ino, slices).await
+    }
+
+    /// Waits for a background upload and commits its slices.
+    async fn commit_upload(&self, ino: u64, task: tokio::task::JoinHandle<Result<Vec<Slice>>>) -> Result<()> {
+        let slices = task.await.map_err(|e| FsError { errno: 5, message: format!("upload task failed: {e}") })??;
+        self.commit(ino, slices).await
+    }
+
+    /// Uploads buffered runs as new blobs; returns them as slices.
+    async fn upload_runs(&self, runs: Vec<(u64, Vec<u8>)>) -> Result<Vec<Slice>> {
         let mut slices = Vec::with_capacity(runs.len());
         for (offset, data) in runs {
             let len = data.len() as u64;
@@ -519,12 +545,17 @@ impl Fs {
             let id = self.upload(&opts, data).await?;
             slices.push(Slice { offset, len, blob: id.to_string(), blob_offset: 0 });
         }
-        let a = expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino: h.ino, slices }).await?)?;
+        Ok(slices)
+    }
+
+    /// Commits uploaded slices on top of a file.
+    async fn commit(&self, ino: u64, slices: Vec<Slice>) -> Result<()> {
+        let a = expect_attr(self.call(MetaRequest::Write { vol: self.vol.id, ino, slices }).await?)?;
         // Again after the commit: a read may have fetched the old bytes meanwhile.
-        self.forget_ahead(h.ino);
+        self.forget_ahead(ino);
         let mut p = self.pending_end.lock().unwrap_or_else(|p| p.into_inner());
-        if p.get(&h.ino).is_some_and(|end| *end <= a.size) {
-            p.remove(&h.ino);
+        if p.get(&ino).is_some_and(|end| *end <= a.size) {
+            p.remove(&ino);
         }
         Ok(())
     }
@@ -637,7 +668,11 @@ impl Fs {
         let mut buffering = 0;
         for h in self.handles_of(ino) {
             let h = h.lock().await;
-            if !h.is_empty() {
+            if h.uploading.is_some() {
+                // Bytes on their way are in neither the buffer nor the
+                // file yet: they must land before this read.
+                buffering += 2;
+            } else if !h.is_empty() {
                 buffering += 1;
                 overlay = h.runs_in(offset, end);
             }

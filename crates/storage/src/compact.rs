@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::node::Node;
 
@@ -29,11 +29,18 @@ pub async fn compactor(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => return,
         }
         let store = node.store.clone();
-        match tokio::task::spawn_blocking(move || store.compact(MIN_DEAD)).await {
-            Ok(Ok(done)) if done.packs > 0 => {
-                info!(packs = done.packs, copied = done.copied, freed = done.freed, "packs compacted")
-            }
-            Ok(Ok(_)) => {}
+        match tokio::task::spawn_blocking(move || store.compact(MIN_DEAD).map(|done| (done, store.stats().packs))).await
+        {
+            Ok(Ok((done, (packs, on_disk, live)))) if done.packs > 0 => info!(
+                rewritten = done.packs,
+                copied = done.copied,
+                freed = done.freed,
+                packs,
+                on_disk,
+                live,
+                "packs compacted"
+            ),
+            Ok(Ok((_, (packs, on_disk, live)))) => debug!(packs, on_disk, live, "no pack to compact"),
             Ok(Err(e)) => warn!(error = %e, "pack compaction failed"),
             Err(e) => warn!(error = %e, "pack compaction stopped"),
         }

@@ -187,14 +187,13 @@ impl Packs {
             let file = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
             let (entries, good_len) = scan_file(&file, n, &path)?;
             let len = file.metadata().map_err(Error::io(&path))?.len();
-            if good_len < len {
-                if Some(n) == last {
-                    tracing::warn!(pack = %path.display(), at = good_len, "cutting a torn tail off the newest pack");
-                    file.set_len(good_len).map_err(Error::io(&path))?;
-                    file.sync_all().map_err(Error::io(&path))?;
-                } else {
-                    tracing::error!(pack = %path.display(), at = good_len, "unreadable entry in a sealed pack; blobs after it must come back from peers");
-                }
+            // Past the last good entry: a write torn by a crash (never
+            // acknowledged), cut off the newest pack so appends go on from
+            // there; a sealed pack is left as it is.
+            if good_len < len && Some(n) == last {
+                tracing::warn!(pack = %path.display(), at = good_len, "cutting a torn tail off the newest pack");
+                file.set_len(good_len).map_err(Error::io(&path))?;
+                file.sync_all().map_err(Error::io(&path))?;
             }
             state.packs.insert(n, PackFile { file: Arc::new(file), len: good_len, live: 0 });
             for e in entries {
@@ -491,53 +490,93 @@ fn encode(kind: Kind, header: &Header, content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads every entry's header of a pack. Returns the entries and the
-/// length up to the last good one (less than the file's when its tail is
-/// torn or damaged).
+/// Reads every entry's header of a pack. Returns the entries and where the
+/// last good one ends (less than the file's length when its tail is torn).
+/// A damaged entry in the middle does not end the scan: the entries after
+/// it are found again by their magic and header CRC, so one bad header
+/// costs one blob, not the rest of the pack.
 fn scan_file(file: &File, pack: u32, path: &Path) -> Result<(Vec<Scanned>, u64)> {
     let len = file.metadata().map_err(Error::io(path))?.len();
     let mut rd = BufReader::with_capacity(1 << 20, file);
     rd.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
     let mut out = Vec::new();
-    let mut at = 0u64;
-    let mut prefix = [0u8; PREFIX as usize];
+    let (mut at, mut good_end) = (0u64, 0u64);
     while at + PREFIX <= len {
-        if rd.read_exact(&mut prefix).is_err() || &prefix[..4] != MAGIC {
-            break;
+        match read_entry(&mut rd, at, len, pack) {
+            Some(e) => {
+                at = e.loc.entry + e.loc.len();
+                good_end = at;
+                out.push(e);
+            }
+            None => match find_entry(file, at + 1, len, pack) {
+                Some(next) => {
+                    tracing::error!(pack = %path.display(), from = at, to = next, "skipped damaged bytes in a pack; what they held comes back from peers");
+                    at = next;
+                    rd.seek(SeekFrom::Start(at)).map_err(Error::io(path))?;
+                }
+                None => break,
+            },
         }
-        let Some(kind) = Kind::from_byte(prefix[4]) else { break };
-        let header_len = u32::from_be_bytes([prefix[5], prefix[6], prefix[7], prefix[8]]);
-        let mut cl = [0u8; 8];
-        cl.copy_from_slice(&prefix[9..17]);
-        let content_len = u64::from_be_bytes(cl);
-        let crc = u32::from_be_bytes([prefix[17], prefix[18], prefix[19], prefix[20]]);
-        let entry_end = at.saturating_add(PREFIX).saturating_add(u64::from(header_len)).saturating_add(content_len);
-        // Bound both lengths by what the file holds before allocating.
-        if header_len > MAX_HEADER || entry_end > len {
-            break;
-        }
-        let mut h = vec![0u8; header_len as usize];
-        if rd.read_exact(&mut h).is_err() {
-            break;
-        }
-        let mut sum = crc32fast::Hasher::new();
-        sum.update(&prefix[4..17]);
-        sum.update(&h);
-        if sum.finalize() != crc {
-            break;
-        }
-        let Ok(header) = postcard::from_bytes::<Header>(&h) else { break };
-        if kind == Kind::Put && header.record.as_ref().map(|r| r.size) != Some(content_len) {
-            break;
-        }
-        let Ok(skip) = i64::try_from(content_len) else { break };
-        if rd.seek_relative(skip).is_err() {
-            break;
-        }
-        out.push(Scanned { kind, header, loc: Loc { pack, entry: at, header_len, content_len } });
-        at = entry_end;
     }
-    Ok((out, at))
+    Ok((out, good_end))
+}
+
+/// The entry at `at`, read through `rd` (which stands at `at`), if it is
+/// whole and its header checks out; `rd` is then left at the entry's end.
+fn read_entry(rd: &mut BufReader<&File>, at: u64, len: u64, pack: u32) -> Option<Scanned> {
+    let mut prefix = [0u8; PREFIX as usize];
+    rd.read_exact(&mut prefix).ok()?;
+    if &prefix[..4] != MAGIC {
+        return None;
+    }
+    let kind = Kind::from_byte(prefix[4])?;
+    let header_len = u32::from_be_bytes([prefix[5], prefix[6], prefix[7], prefix[8]]);
+    let mut cl = [0u8; 8];
+    cl.copy_from_slice(&prefix[9..17]);
+    let content_len = u64::from_be_bytes(cl);
+    let crc = u32::from_be_bytes([prefix[17], prefix[18], prefix[19], prefix[20]]);
+    let entry_end = at.saturating_add(PREFIX).saturating_add(u64::from(header_len)).saturating_add(content_len);
+    // Bound both lengths by what the file holds before allocating.
+    if header_len > MAX_HEADER || entry_end > len {
+        return None;
+    }
+    let mut h = vec![0u8; header_len as usize];
+    rd.read_exact(&mut h).ok()?;
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(&prefix[4..17]);
+    sum.update(&h);
+    if sum.finalize() != crc {
+        return None;
+    }
+    let header = postcard::from_bytes::<Header>(&h).ok()?;
+    if kind == Kind::Put && header.record.as_ref().map(|r| r.size) != Some(content_len) {
+        return None;
+    }
+    rd.seek_relative(i64::try_from(content_len).ok()?).ok()?;
+    Some(Scanned { kind, header, loc: Loc { pack, entry: at, header_len, content_len } })
+}
+
+/// The offset of the next whole entry at or after `from`: the next magic
+/// whose entry checks out.
+fn find_entry(file: &File, from: u64, len: u64, pack: u32) -> Option<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = from;
+    while pos + PREFIX <= len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], pos).ok()?;
+        let mut i = 0;
+        while let Some(k) = buf[i..n].windows(4).position(|w| w == MAGIC) {
+            let cand = pos + (i + k) as u64;
+            let mut rd = BufReader::with_capacity(4096, file);
+            if rd.seek(SeekFrom::Start(cand)).is_ok() && read_entry(&mut rd, cand, len, pack).is_some() {
+                return Some(cand);
+            }
+            i += k + 1;
+        }
+        // Overlap by three bytes so a magic across the boundary is seen.
+        pos += (n as u64).saturating_sub(3).max(1);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -634,7 +673,35 @@ mod tests {
     }
 
     #[test]
-    fn damaged_headers_never_panic_and_end_the_scan() {
+    fn a_damaged_header_costs_its_own_entry_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entry_at = Vec::new();
+        {
+            let (p, _) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+            for i in 0..5u8 {
+                p.put(&format!("id{i}"), &record(&[i; 5000]), &[i; 5000], false).unwrap();
+                entry_at.push(p.locate(&format!("id{i}")).unwrap().entry);
+            }
+        }
+        let pack = dir.path().join(pack_name(0));
+        let f = OpenOptions::new().read(true).write(true).open(&pack).unwrap();
+        // A flipped bit in the third entry's header.
+        let mut b = [0u8];
+        f.read_exact_at(&mut b, entry_at[2] + PREFIX + 2).unwrap();
+        f.write_all_at(&[b[0] ^ 4], entry_at[2] + PREFIX + 2).unwrap();
+        drop(f);
+        let len = std::fs::metadata(&pack).unwrap().len();
+        let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+        assert_eq!(o.files, 4);
+        for i in [0u8, 1, 3, 4] {
+            assert_eq!(content_of(&p, &format!("id{i}")), vec![i; 5000], "id{i} after the damage");
+        }
+        assert!(p.locate("id2").is_none());
+        assert_eq!(std::fs::metadata(&pack).unwrap().len(), len, "nothing cut: the damage is not a torn tail");
+    }
+
+    #[test]
+    fn damaged_headers_never_panic() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (p, _) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
