@@ -92,6 +92,22 @@ fn init_logging(daemon: bool) {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Pack files, pooled connections and open files each hold a descriptor: a
+/// daemon raises its soft limit on them to the hard one (as service
+/// managers and Go's runtime do), so a node with terabytes of packs does not
+/// run into the common default of 1024.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit still stops at the kernel's nr_open (2^20 by default).
+    let target = limit.maximum.unwrap_or(1 << 20);
+    if limit.current.is_some_and(|soft| soft < target) {
+        if let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum }) {
+            tracing::warn!(error = %e, soft = ?limit.current, "cannot raise the open-file limit");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(
@@ -99,6 +115,9 @@ fn main() -> ExitCode {
         Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) | Command::Mount(_)
     );
     init_logging(daemon);
+    if daemon {
+        raise_open_file_limit();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
