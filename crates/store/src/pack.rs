@@ -249,7 +249,7 @@ impl Packs {
 
     /// Appends an entry to the active pack (not yet durable). Returns its
     /// place and the write's sequence number for [`Packs::sync_through`].
-    fn append(&self, s: &mut State, bytes: &[u8]) -> Result<(Loc, u64)> {
+    fn append(&self, s: &mut State, bytes: &[u8], header_len: u32) -> Result<(Loc, u64)> {
         let active_len = s.packs.get(&s.active).map(|p| p.len).unwrap_or(0);
         if active_len > 0 && active_len + bytes.len() as u64 > self.roll_at {
             // Seal: what was written to the old pack is made durable now, so
@@ -270,7 +270,6 @@ impl Packs {
         }
         pack.len += bytes.len() as u64;
         s.written += 1;
-        let header_len = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
         let content_len = bytes.len() as u64 - PREFIX - u64::from(header_len);
         Ok((Loc { pack: active, entry, header_len, content_len }, s.written))
     }
@@ -308,12 +307,13 @@ impl Packs {
     /// reserve entry (no fsync: it guards against a process crash, and a
     /// peer is told the name only after this write).
     pub(crate) fn reserve(&self, file_id: &str) -> Result<()> {
-        let bytes = encode(Kind::Reserve, &Header { file_id: file_id.into(), record: None, dead_pack: None }, &[]);
+        let (bytes, header_len) =
+            encode(Kind::Reserve, &Header { file_id: file_id.into(), record: None, dead_pack: None }, &[]);
         let mut s = lock(&self.state);
         if s.index.contains_key(file_id) || s.pending.contains(file_id) {
             return Err(Error::Exists(file_id.into()));
         }
-        self.append(&mut s, &bytes)?;
+        self.append(&mut s, &bytes, header_len)?;
         s.pending.insert(file_id.into());
         Ok(())
     }
@@ -327,13 +327,13 @@ impl Packs {
     /// ID to be superseded (a repair); otherwise that is `Exists`.
     pub(crate) fn put(&self, file_id: &str, record: &BlobRecord, content: &[u8], replace: bool) -> Result<()> {
         let header = Header { file_id: file_id.into(), record: Some(record.clone()), dead_pack: None };
-        let bytes = encode(Kind::Put, &header, content);
+        let (bytes, header_len) = encode(Kind::Put, &header, content);
         let seq = {
             let mut s = lock(&self.state);
             if !replace && s.index.contains_key(file_id) {
                 return Err(Error::Exists(file_id.into()));
             }
-            let (loc, seq) = self.append(&mut s, &bytes)?;
+            let (loc, seq) = self.append(&mut s, &bytes, header_len)?;
             s.pending.remove(file_id);
             if let Some(old) = s.index.insert(file_id.into(), loc) {
                 s.kill(old);
@@ -352,7 +352,8 @@ impl Packs {
                 return Ok(None);
             };
             let header = Header { file_id: file_id.into(), record: None, dead_pack: Some(old.pack) };
-            let (_, seq) = self.append(&mut s, &encode(Kind::Delete, &header, &[]))?;
+            let (bytes, header_len) = encode(Kind::Delete, &header, &[]);
+            let (_, seq) = self.append(&mut s, &bytes, header_len)?;
             s.index.remove(file_id);
             s.kill(old);
             (old, seq)
@@ -436,7 +437,7 @@ impl Packs {
                 if !keep {
                     continue;
                 }
-                let (loc, seq) = self.append(&mut s, &raw)?;
+                let (loc, seq) = self.append(&mut s, &raw, e.loc.header_len)?;
                 if e.kind == Kind::Put {
                     s.index.insert(e.header.file_id, loc);
                     s.kill(e.loc);
@@ -473,7 +474,8 @@ impl State {
     }
 }
 
-fn encode(kind: Kind, header: &Header, content: &[u8]) -> Vec<u8> {
+/// An entry's bytes, and the length of its header.
+fn encode(kind: Kind, header: &Header, content: &[u8]) -> (Vec<u8>, u32) {
     // Encoding a plain struct into a Vec cannot fail.
     let h = postcard::to_allocvec(header).unwrap_or_default();
     let mut out = Vec::with_capacity(PREFIX as usize + h.len() + content.len());
@@ -487,7 +489,7 @@ fn encode(kind: Kind, header: &Header, content: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&sum.finalize().to_be_bytes());
     out.extend_from_slice(&h);
     out.extend_from_slice(content);
-    out
+    (out, h.len() as u32)
 }
 
 /// Reads every entry's header of a pack. Returns the entries and where the
@@ -618,7 +620,7 @@ mod tests {
         let pack = dir.path().join(pack_name(0));
         let good = std::fs::metadata(&pack).unwrap().len();
         let torn =
-            encode(Kind::Put, &Header { file_id: "t".into(), record: Some(record(b"abc")), dead_pack: None }, b"abc");
+            encode(Kind::Put, &Header { file_id: "t".into(), record: Some(record(b"abc")), dead_pack: None }, b"abc").0;
         let f = OpenOptions::new().append(true).open(&pack).unwrap();
         f.write_all_at(&torn[..torn.len() - 2], good).unwrap();
         drop(f);

@@ -628,33 +628,10 @@ impl Store {
                 Some(packs) => packs.delete(&id.to_string())?,
                 None => None,
             };
-            let rec = match self.load_record(sp, id) {
-                Ok(r) => Some(r),
-                Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            let blob = sp.blob_path(id);
-            let had_blob = match std::fs::remove_file(&blob) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                Err(e) => return Err(Error::io(&blob)(e)),
-            };
-            let rp = sp.record_path(id);
-            match std::fs::remove_file(&rp) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&rp)(e)),
-            }
-            if let Some(loc) = unpacked {
-                Some(loc.size())
-            } else if rec.is_none() && !had_blob {
-                if must_exist {
-                    return Err(Error::NotFound(id.to_string()));
-                }
-                None
-            } else {
-                fsync_dir(&sp.dir_of(id))?;
-                Some(rec.map(|r| r.size).unwrap_or(0))
+            match unpacked {
+                // A packed blob has no files of its own to remove.
+                Some(loc) => Some(loc.size()),
+                None => self.remove_files(sp, id, must_exist)?,
             }
         };
         self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
@@ -664,6 +641,36 @@ impl Store {
         }
         self.binlog.append(BinlogOp::Delete, origin, &id.to_string(), None)?;
         Ok(())
+    }
+
+    /// Removes a blob's content and record files (caller holds its write
+    /// lock); returns the size it had, `None` when neither was there.
+    fn remove_files(&self, sp: &StorePath, id: &FileId, must_exist: bool) -> Result<Option<u64>> {
+        let rec = match self.load_record(sp, id) {
+            Ok(r) => Some(r),
+            Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let blob = sp.blob_path(id);
+        let had_blob = match std::fs::remove_file(&blob) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(&blob)(e)),
+        };
+        let rp = sp.record_path(id);
+        match std::fs::remove_file(&rp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&rp)(e)),
+        }
+        if rec.is_none() && !had_blob {
+            if must_exist {
+                return Err(Error::NotFound(id.to_string()));
+            }
+            return Ok(None);
+        }
+        fsync_dir(&sp.dir_of(id))?;
+        Ok(Some(rec.map(|r| r.size).unwrap_or(0)))
     }
 
     fn appender_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
