@@ -432,6 +432,13 @@ fn posix_basics_on_the_mount() {
         m.path.display()
     ));
     assert_eq!(v.trim(), "blue\nv ['user.k']");
+    // SELinux labels and POSIX ACLs are not kept: asking is EOPNOTSUPP (so
+    // `ls -l` stops asking per file), on a file that has other attributes too.
+    let v = sh(&format!(
+        "python3 -c \"\nimport os\nfor n in ('security.selinux', 'system.posix_acl_access'):\n  try: os.getxattr('{0}/sparse', n); print('found')\n  except OSError as e: print(e.errno)\ntry: os.setxattr('{0}/sparse', 'security.selinux', b'x'); print('set')\nexcept OSError as e: print(e.errno)\n\"",
+        m.path.display()
+    ));
+    assert_eq!(v.split_whitespace().collect::<Vec<_>>(), ["95", "95", "95"], "{v}");
     let sizes = sh(&format!("stat -c '%n %s' {0}/sparse {0}/d/x", m.path.display()));
     assert_eq!(sizes.trim(), format!("{0}/sparse 4\n{0}/d/x 0", m.path.display()));
     let df = sh(&format!("df -k {} | tail -1", m.path.display()));

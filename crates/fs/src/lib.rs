@@ -42,6 +42,12 @@ const CHANGES_WAIT_MS: u32 = 10_000;
 const NO_XATTRS_MAX: usize = 200_000;
 /// Extended attributes of this prefix are never stored (POSIX ACLs).
 const POSIX_ACL: &[u8] = b"system.posix_acl_";
+/// SELinux labels are not kept either (as NFS without `security_label`):
+/// the volume has one label policy for every client, which Cairn does not
+/// model.
+const SELINUX_LABEL: &[u8] = b"security.selinux";
+/// errno for "this file system does not support that attribute".
+const EOPNOTSUPP: i32 = 95;
 /// errno for "no such attribute".
 const ENODATA: i32 = 61;
 /// How often a mount tells the meta service which files it has open until
@@ -433,10 +439,18 @@ impl Fs {
         }
     }
 
+    /// Whether the attribute `name` is one a volume never keeps (POSIX ACLs,
+    /// SELinux labels). Asking for one fails with `EOPNOTSUPP`, not
+    /// `ENODATA`: that is what tells `ls -l` (and libacl, libselinux) that
+    /// the whole file system has none, so they stop asking for every file.
+    pub fn xattr_unsupported(name: &[u8]) -> bool {
+        name.starts_with(POSIX_ACL) || name == SELINUX_LABEL
+    }
+
     /// Whether the attribute `name` of `ino` is known not to exist, without
     /// asking the meta service (see [`Fs::getxattr`]).
-    pub fn xattr_known_absent(&self, ino: u64, name: &[u8]) -> bool {
-        name.starts_with(POSIX_ACL) || self.known_without_xattrs(ino)
+    pub fn xattr_known_absent(&self, ino: u64) -> bool {
+        self.known_without_xattrs(ino)
     }
 
     /// Whether a listing showed `ino` without extended attributes lately.
@@ -801,10 +815,10 @@ impl Fs {
 
     /// Sets an extended attribute. POSIX ACLs are not kept (they would
     /// have to change the mode bits too): refusing them makes tools such
-    /// as `cp -a` fall back to chmod.
+    /// as `cp -a` fall back to chmod. Neither are SELinux labels.
     pub async fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], create: bool, replace: bool) -> Result<()> {
-        if name.starts_with(POSIX_ACL) {
-            return Err(FsError::errno(95)); // EOPNOTSUPP
+        if Self::xattr_unsupported(name) {
+            return Err(FsError::errno(EOPNOTSUPP));
         }
         self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
         let req = MetaRequest::SetXattr {
@@ -823,7 +837,10 @@ impl Fs {
     /// asks for an ACL and an SELinux label on every file: both are
     /// answered here when the answer is known to be "none".
     pub async fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
-        if self.xattr_known_absent(ino, name) {
+        if Self::xattr_unsupported(name) {
+            return Err(FsError::errno(EOPNOTSUPP));
+        }
+        if self.xattr_known_absent(ino) {
             return Err(FsError::errno(ENODATA));
         }
         match self.call(MetaRequest::GetXattr { vol: self.vol.id, ino, name: name.to_vec() }).await? {

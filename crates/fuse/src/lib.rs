@@ -613,8 +613,13 @@ impl Filesystem for CairnFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, n: &OsStr, size: u32, reply: ReplyXattr) {
-        // Answered on the spot when known absent: `ls -l` asks twice per file.
-        if self.fs.xattr_known_absent(ino.0, n.as_bytes()) {
+        // Answered on the spot when never kept or known absent: `ls -l`
+        // asks twice for its first file (then no more: it remembers
+        // EOPNOTSUPP per file system).
+        if Fs::xattr_unsupported(n.as_bytes()) {
+            return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        }
+        if self.fs.xattr_known_absent(ino.0) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         let (fs, n) = (self.fs.clone(), name(n));
