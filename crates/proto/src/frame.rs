@@ -8,10 +8,11 @@
 //! either side stream a body of any size, even one whose size is unknown when
 //! it starts (an upload from a pipe), in bounded memory.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::buffers::ChunkBuf;
 use crate::error::{ProtoError, Result};
 
 /// Largest control frame accepted. Messages are small (names, metadata of at
@@ -154,10 +155,10 @@ impl BodyReader {
         if len > MAX_CHUNK {
             return Err(ProtoError::FrameTooLarge { len: len as u64, max: MAX_CHUNK as u64 });
         }
-        let mut buf = BytesMut::zeroed(len as usize);
+        let mut buf = ChunkBuf::new(len as usize);
         r.read_exact(&mut buf).await?;
         self.received += len as u64;
-        Ok(Some(buf.freeze()))
+        Ok(Some(buf.into_bytes()))
     }
 
     /// Reads and throws away the rest of a body, keeping the connection usable.

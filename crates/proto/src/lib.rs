@@ -8,10 +8,12 @@
 //! - [`file_id`]: FastDFS-shaped file IDs (`group/M00/XX/YY/name.ext`), their
 //!   validation and the encoding of the name.
 //! - [`cluster`]: the cluster map as trackers report it.
+//! - [`buffers`]: chunk buffers reused across bodies (no fresh 1 MiB pages per chunk).
 //!
 //! Read [`message::Request`] first: it lists every operation the cluster knows.
 
 pub mod auth;
+pub mod buffers;
 pub mod cluster;
 mod error;
 pub mod file_id;
@@ -21,6 +23,7 @@ pub mod meta;
 pub mod net;
 
 pub use auth::{ClusterSecret, Handshake};
+pub use buffers::ChunkBuf;
 pub use cluster::{
     ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, Miss, NodeReport, SpareStatus,
     StorePathUsage,

@@ -204,7 +204,7 @@ fn stream(
     });
     futures::stream::unfold((rx, node, id), |(mut rx, node, id)| async move {
         match rx.recv().await? {
-            Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), (rx, node, id))),
+            Ok(Some(chunk)) => Some((Ok(chunk.into_bytes()), (rx, node, id))),
             Ok(None) => None,
             Err(e) => {
                 warn!(file_id = %id, error = %e, "HTTP download aborted");

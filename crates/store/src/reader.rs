@@ -6,12 +6,16 @@ use std::sync::{Arc, RwLock};
 
 use std::os::unix::fs::FileExt as _;
 
+use cairn_proto::ChunkBuf;
+
 use crate::checksum::{self, BLOCK_SIZE};
 use crate::error::{Error, Result};
 use crate::record::BlobRecord;
 
 /// How much one call to [`BlobReader::next_chunk`] reads: 16 blocks.
 const READ_CHUNK: u64 = 16 * BLOCK_SIZE;
+// A full chunk fits one pooled buffer.
+const _: () = assert!(READ_CHUNK as usize == cairn_proto::buffers::POOLED_SIZE);
 /// How far ahead of the chunk being read the kernel is asked to read.
 const READ_AHEAD: u64 = 4 * READ_CHUNK;
 
@@ -43,8 +47,9 @@ impl BlobReader {
         &self.record
     }
 
-    /// The next verified chunk of the range, or `None` at its end.
-    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+    /// The next verified chunk of the range, or `None` at its end. Chunks
+    /// of a large read come in reused buffers (see [`ChunkBuf`]).
+    pub fn next_chunk(&mut self) -> Result<Option<ChunkBuf>> {
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -71,7 +76,7 @@ impl BlobReader {
             let ahead = (self.end - block_end).min(READ_AHEAD);
             let _ = rustix::fs::fadvise(&*self.file, self.base + block_end, ahead, rustix::fs::Advice::WillNeed);
         }
-        let mut buf = vec![0u8; (block_end - block_start) as usize];
+        let mut buf = ChunkBuf::new((block_end - block_start) as usize);
         read_exact_at(&self.file, &mut buf, self.base + block_start).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {
                 Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start }
@@ -91,11 +96,8 @@ impl BlobReader {
         let from = (self.pos - block_start) as usize;
         let to = (self.end.min(block_end) - block_start) as usize;
         self.pos = block_start + to as u64;
-        if from == 0 && to == buf.len() {
-            Ok(Some(buf))
-        } else {
-            Ok(Some(buf[from..to].to_vec()))
-        }
+        buf.narrow(from, to);
+        Ok(Some(buf))
     }
 }
 

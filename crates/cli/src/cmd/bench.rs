@@ -68,6 +68,44 @@ struct Report {
     delete: PhaseReport,
 }
 
+/// A download's sink that compares what arrives with what was uploaded, as
+/// it arrives: no copy of the file is kept, so the bench measures the
+/// download, not its own allocations.
+struct Compare<'a> {
+    expected: &'a [u8],
+    pos: usize,
+    differs: bool,
+}
+
+impl tokio::io::AsyncWrite for Compare<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let end = self.pos + buf.len();
+        if self.expected.get(self.pos..end) != Some(buf) {
+            self.differs = true;
+        }
+        self.pos = end;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -172,9 +210,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             let (c, id, data) = (c.clone(), id_of(&ids, i), data.clone());
             async move {
                 let id = id.ok_or("upload failed")?;
-                let mut buf = Vec::with_capacity(data.len());
-                c.download_to(&id, 0, None, &mut buf).await.map_err(|e| e.to_string())?;
-                if buf != data {
+                let mut check = Compare { expected: &data, pos: 0, differs: false };
+                c.download_to(&id, 0, None, &mut check).await.map_err(|e| e.to_string())?;
+                if check.differs || check.pos != data.len() {
                     return Err(format!("{id}: content differs from what was uploaded"));
                 }
                 Ok(())
