@@ -676,7 +676,7 @@ impl Fs {
     /// databases, editors do that constantly). Only when two handles buffer
     /// writes to the file (which is newer is unknown) are they written out
     /// first.
-    pub async fn read(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub async fn read(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
         let end = offset.saturating_add(u64::from(size));
         let mut overlay = Vec::new();
         let mut buffering = 0;
@@ -695,10 +695,16 @@ impl Fs {
             self.flush_ino(ino).await?;
             overlay.clear();
         }
-        let mut data = self.read_committed(ino, offset, size).await?;
+        let data = self.read_committed(ino, offset, size).await?;
         let pending = self.pending_end.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied().unwrap_or(0);
         let covered = offset + data.len() as u64;
-        if pending > covered && covered < end {
+        let gap = pending > covered && covered < end;
+        if !gap && overlay.is_empty() {
+            return Ok(data);
+        }
+        // Buffered bytes go over the committed ones: a copy of its own.
+        let mut data = data.to_vec();
+        if gap {
             // Buffered writes past the committed end: the gap reads as zeros.
             data.resize((pending.min(end) - offset) as usize, 0);
         }
@@ -709,13 +715,13 @@ impl Fs {
                 data[from..to].copy_from_slice(&bytes[..to - from]);
             }
         }
-        Ok(data)
+        Ok(data.into())
     }
 
     /// What is committed of `[offset, offset + size)`. A read that
     /// continues where the last one ended fetches [`READ_AHEAD`] bytes and
     /// keeps what it did not return for the next reads.
-    async fn read_committed(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    async fn read_committed(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
         let want = u64::from(size);
         let (sequential, epoch, prefetched) = {
             let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
@@ -724,7 +730,7 @@ impl Fs {
                 Some(w) if offset >= w.offset && offset + want <= w.offset + w.data.len() as u64 => {
                     let at = (offset - w.offset) as usize;
                     w.last_end = offset + want;
-                    return Ok(w.data[at..at + size as usize].to_vec());
+                    return Ok(w.data.slice(at..at + size as usize));
                 }
                 Some(w) => {
                     let next = w.next.take_if(|p| p.offset == offset);
@@ -734,7 +740,7 @@ impl Fs {
             }
         };
         let fetch = if sequential { want.max(READ_AHEAD) } else { want };
-        let mut data = match prefetched {
+        let data = match prefetched {
             // A window fetched in the background, unless its task failed
             // (then fetched again here, with the error this time).
             Some(mut p) => match (&mut p.task).await {
@@ -743,9 +749,11 @@ impl Fs {
             },
             None => self.fetch(ino, offset, fetch).await?,
         };
+        let data = bytes::Bytes::from(data);
         let full = sequential && data.len() as u64 >= fetch;
         let served = data.len().min(size as usize);
-        let rest = data.split_off(served);
+        // What is served and what is kept share the window's one buffer.
+        let rest = data.slice(served..);
         let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
         if ra.epoch == epoch {
             if ra.windows.len() >= READ_AHEAD_FILES && !ra.windows.contains_key(&ino) {
@@ -761,9 +769,9 @@ impl Fs {
                 let fs = self.clone();
                 Prefetch { offset: at, task: tokio::spawn(async move { fs.fetch(ino, at, READ_AHEAD).await }) }
             });
-            ra.windows.insert(ino, Window { offset: last_end, data: bytes::Bytes::from(rest), last_end, next });
+            ra.windows.insert(ino, Window { offset: last_end, data: rest, last_end, next });
         }
-        Ok(data)
+        Ok(data.slice(..served))
     }
 
     /// The bytes of `[offset, offset + len)` as the meta service resolves
@@ -777,36 +785,34 @@ impl Fs {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
                     let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
+                    let start = out.len();
                     if len <= FETCH_PART {
-                        let bytes = self.blobs.download_bytes(&id, blob_offset, Some(len)).await?;
-                        if bytes.len() as u64 != len {
+                        // Straight into the window: no buffer of its own.
+                        self.blobs.download_to(&id, blob_offset, Some(len), &mut out).await?;
+                        if (out.len() - start) as u64 != len {
                             return Err(FsError::errno(5));
                         }
-                        out.extend_from_slice(&bytes);
                         continue;
                     }
                     // A large piece comes in parts at once, which the client
-                    // spreads over the group's members: one stream of
-                    // verified reads keeps neither a disk nor a core busy.
-                    let mut parts = tokio::task::JoinSet::new();
-                    let count = len.div_ceil(FETCH_PART).max(1);
-                    for i in 0..count {
-                        let (at, part) = (i * FETCH_PART, FETCH_PART.min(len - i * FETCH_PART));
-                        let (blobs, id) = (self.blobs.clone(), id.clone());
-                        parts.spawn(async move { (i, blobs.download_bytes(&id, blob_offset + at, Some(part)).await) });
-                    }
-                    let mut got: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
-                    while let Some(done) = parts.join_next().await {
-                        let (i, bytes) = done.map_err(|_| FsError::errno(5))?;
-                        got[i as usize] = Some(bytes?);
-                    }
-                    let start = out.len();
-                    for bytes in got.into_iter().flatten() {
-                        out.extend_from_slice(&bytes);
-                    }
-                    if (out.len() - start) as u64 != len {
-                        return Err(FsError::errno(5));
-                    }
+                    // spreads over the group's members (one stream of
+                    // verified reads keeps neither a disk nor a core busy),
+                    // each written into its own place in the window.
+                    out.resize(start + len as usize, 0);
+                    let parts = out[start..].chunks_mut(FETCH_PART as usize).enumerate().map(|(i, place)| {
+                        let (blobs, id) = (&self.blobs, &id);
+                        async move {
+                            let want = place.len() as u64;
+                            let mut sink = std::io::Cursor::new(place);
+                            let at = blob_offset + i as u64 * FETCH_PART;
+                            let got = blobs.download_to(id, at, Some(want), &mut sink).await?;
+                            if got != want {
+                                return Err(FsError::errno(5));
+                            }
+                            Ok(())
+                        }
+                    });
+                    futures::future::try_join_all(parts).await?;
                 }
             }
         }
