@@ -150,7 +150,18 @@ fn check_converged(c: &Cluster, ledger: &Ledger) {
             assert!(listed.contains_key(id), "{id} was acknowledged but member {i} lacks it");
             let fid = FileId::parse(id).unwrap();
             let got = read_from(&client, &addr, &fid);
-            assert!(got.as_deref() == Some(&data[..]), "{id} on member {i} is not what was acknowledged");
+            assert!(
+                got.as_deref() == Some(&data[..]),
+                "{id} on member {i} is not what was acknowledged: {} bytes read ({}), {} acknowledged",
+                got.as_ref().map_or(0, |g| g.len()),
+                match &got {
+                    None => "the read failed",
+                    Some(g) if data.starts_with(g) => "a prefix of what was acknowledged",
+                    Some(g) if g.starts_with(data) => "what was acknowledged and more",
+                    Some(_) => "other bytes",
+                },
+                data.len()
+            );
         }
     }
 }

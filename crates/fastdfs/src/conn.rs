@@ -196,14 +196,15 @@ fn channel_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> impl futures::Str
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
-/// The FastDFS status for a cluster error.
+/// The FastDFS status for a cluster error. EBUSY invites a retry, so an
+/// append of uncertain outcome is EIO.
 pub(crate) fn status_of(e: &ClientError) -> u8 {
     match e.code() {
         Some(ErrorCode::NotFound) => status::ENOENT,
         Some(ErrorCode::InvalidArgument | ErrorCode::BadFileId | ErrorCode::NotAppender) => status::EINVAL,
         Some(ErrorCode::Exists) => status::EEXIST,
         Some(ErrorCode::NoSpace) => status::ENOSPC,
-        Some(ErrorCode::Io | ErrorCode::ChecksumMismatch) => status::EIO,
+        Some(ErrorCode::Io | ErrorCode::ChecksumMismatch | ErrorCode::Uncertain) => status::EIO,
         Some(_) => status::EBUSY,
         None => match e {
             ClientError::BadFileId(_) => status::EINVAL,

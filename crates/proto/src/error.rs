@@ -38,6 +38,11 @@ pub enum ErrorCode {
     /// What was asked for no longer exists in that form (a binlog position
     /// from before a crash).
     Gone,
+    /// A mutation was applied on the node that answers (and perhaps on
+    /// some peers) but could not be acknowledged: whether it stands is
+    /// unknown, and one that is not idempotent (an append) must not be
+    /// sent again.
+    Uncertain,
 }
 
 /// An error as it travels in a [`crate::Response::Error`].

@@ -1,9 +1,10 @@
 //! Mutations of existing blobs, on the group's primary.
 
 use cairn_proto::frame::write_frame;
-use cairn_proto::{Conn, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
+use cairn_proto::{Conn, ErrorCode, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
 use cairn_store::Origin;
 
+use crate::error::refuse;
 use crate::node::{blocking, parse_id, Node};
 use crate::replicate::replicate_op;
 use crate::upload::{receive, refuse_body};
@@ -109,8 +110,22 @@ async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<
                 None => ReplicaCommit::Append { file_id: id.to_string(), at },
                 Some(offset) => ReplicaCommit::Modify { file_id: id.to_string(), offset },
             };
-            replicas.commit(&commit).await.settle(node).await?;
-            write_frame(conn, &Response::Ok).await
+            match replicas.commit(&commit).await.settle(node).await {
+                Ok(()) => write_frame(conn, &Response::Ok).await,
+                // Applied here, and on the peers that took it, yet refused
+                // (this node's view turned out stale, or it left the active
+                // set): a client taking that for "not applied" would append
+                // again on the true primary, and the bytes would be there
+                // twice. A modify is idempotent and keeps the plain refusal.
+                Err(ProtoError::Remote(e)) if modify_at.is_none() => Err(refuse(
+                    ErrorCode::Uncertain,
+                    format!(
+                        "the append was applied on this node but not acknowledged ({}); not safe to repeat",
+                        e.message
+                    ),
+                )),
+                Err(e) => Err(e),
+            }
         }
         Err(e) => {
             replicas.abort();

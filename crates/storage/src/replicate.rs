@@ -67,23 +67,28 @@ impl<'a> ReplicaSet<'a> {
         ReplicaSet { node, streams, outcome, sent: 0 }
     }
 
-    /// Sends one chunk to every peer still in the set.
-    pub async fn send_chunk(&mut self, data: &[u8]) {
+    /// Sends one chunk to every peer still in the set. With `flush` false
+    /// it may wait in the connection's buffer for what follows: a body kept
+    /// in memory (see [`cairn_store::Spool::stays_in_memory`]) gives a peer
+    /// nothing to do before the commit frame, so header, body and commit go
+    /// in one write and wake the peer once instead of three times.
+    pub async fn send_chunk(&mut self, data: &[u8], flush: bool) {
         if self.streams.is_empty() {
             return;
         }
         self.sent += data.len() as u64;
-        self.send("send", Some(data)).await;
+        self.send("send", Some(data), flush).await;
     }
 
-    /// Ends the body on every peer, so they fsync while the caller does too.
-    pub async fn end_body(&mut self) {
-        self.send("end", None).await;
+    /// Ends the body on every peer, so they fsync a spooled body while the
+    /// caller does too (`flush`), or (not flushed) along with the commit.
+    pub async fn end_body(&mut self, flush: bool) {
+        self.send("end", None, flush).await;
     }
 
     /// Writes a chunk (or, for `None`, the end of the body) to every peer,
     /// dropping those that fail or stall.
-    async fn send(&mut self, step: &'static str, data: Option<&[u8]>) {
+    async fn send(&mut self, step: &'static str, data: Option<&[u8]>, flush: bool) {
         let t = self.node.cfg.replica_timeout;
         let node = self.node;
         let streams = std::mem::take(&mut self.streams);
@@ -93,7 +98,9 @@ impl<'a> ReplicaSet<'a> {
                     Some(d) => write_chunk(&mut s.conn, d).await?,
                     None => write_body_end(&mut s.conn).await?,
                 }
-                s.conn.flush().await?;
+                if flush {
+                    s.conn.flush().await?;
+                }
                 Ok::<_, ProtoError>(())
             })
             .await;

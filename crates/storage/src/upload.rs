@@ -54,12 +54,12 @@ pub(crate) async fn receive<'a>(
         let Some(mut s) = spool.take() else { continue };
         let local = if s.stays_in_memory(chunk.len()) {
             let written = s.write(&chunk).map(|()| s).map_err(crate::error::remote);
-            replicas.send_chunk(&chunk).await;
+            replicas.send_chunk(&chunk, false).await;
             written
         } else {
             let local_chunk = chunk.clone();
             let local = blocking(move || s.write(&local_chunk).map(|()| s));
-            let (local, ()) = tokio::join!(local, replicas.send_chunk(&chunk));
+            let (local, ()) = tokio::join!(local, replicas.send_chunk(&chunk, true));
             local
         };
         match local {
@@ -76,10 +76,10 @@ pub(crate) async fn receive<'a>(
     };
     let (spooled, ()) = if spool.stays_in_memory(0) {
         let spooled = spool.finish().map_err(crate::error::remote);
-        replicas.end_body().await;
+        replicas.end_body(false).await;
         (spooled, ())
     } else {
-        tokio::join!(blocking(move || spool.finish()), replicas.end_body())
+        tokio::join!(blocking(move || spool.finish()), replicas.end_body(true))
     };
     match spooled {
         Ok(s) => Ok((s, replicas)),
