@@ -312,6 +312,37 @@ fn many_small_writes_are_merged_into_few_slices() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(std::fs::read(&path).unwrap(), expect, "same content after the merge");
+    // A file that grows by small appends past a whole merged run: the run
+    // keeps its blob, only the tail is rewritten.
+    let big = m.path.join("big");
+    let mut expect: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&big).unwrap();
+        f.write_all(&expect).unwrap();
+        f.sync_all().unwrap();
+        for i in 0..40 {
+            let line = format!("tail {i:03}\n");
+            f.write_all(line.as_bytes()).unwrap();
+            f.sync_all().unwrap();
+            expect.extend_from_slice(line.as_bytes());
+        }
+    }
+    let ino = std::fs::metadata(&big).unwrap().ino();
+    let slices_of = || match rt_block(meta.call(MetaRequest::Slices { vol, ino })) {
+        Ok(MetaResponse::Slices(_, s)) => s,
+        other => panic!("slices: {other:?}"),
+    };
+    let first = slices_of()[0].clone();
+    assert_eq!((first.offset, first.len), (0, 8 << 20), "the 8 MiB write is one slice");
+    // 41 slices until a merge (it may run while the appends still come).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slices_of().len() > 40 {
+        assert!(Instant::now() < deadline, "the compactor never merged the tail ({} slices)", slices_of().len());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(slices_of()[0], first, "the untouched 8 MiB run kept its blob");
+    assert_eq!(std::fs::read(&big).unwrap(), expect, "same content after the merge");
     assert_consistent(&c, "v");
 }
 

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use cairn_client::{Body, Client, ClientConfig, MetaClient, UploadOptions};
-use cairn_meta::slices::{plan_merge, Piece};
+use cairn_meta::slices::{plan_merge, Piece, Run};
 use cairn_proto::meta::{MetaRequest, MetaResponse, Slice};
 use cairn_proto::{ClusterSecret, FileId};
 use tracing::{debug, info, warn};
@@ -67,23 +67,34 @@ async fn compact(
     };
     let runs = plan_merge(&slices, size, MAX_RUN);
     let mut merged = Vec::with_capacity(runs.len());
+    // Blobs this merge uploaded: the only ones to delete if it loses.
+    let mut made = Vec::new();
     if runs.len() < slices.len() {
         for (i, run) in runs.iter().enumerate() {
-            let mut data = Vec::with_capacity(run.len as usize);
-            for p in &run.pieces {
-                if let Piece::Data { blob, blob_offset, len } = p {
-                    let id = FileId::parse(blob)?;
-                    data.extend_from_slice(&c.download_bytes(&id, *blob_offset, Some(*len)).await?);
-                }
-            }
-            if data.len() as u64 != run.len {
-                discard(c, &merged).await;
-                return Ok(None);
+            // A run that is one blob's bytes already (a region nothing was
+            // written to since the last merge) keeps that blob: a file that
+            // grows by small appends then costs a rewrite of its tail, not
+            // of all of it, and leaves no garbage for the collector.
+            if let [Piece::Data { blob, blob_offset, len }] = run.pieces.as_slice() {
+                merged.push(Slice { offset: run.offset, len: *len, blob: blob.clone(), blob_offset: *blob_offset });
+                continue;
             }
             let group = (!groups.is_empty()).then(|| groups[(ino as usize + i) % groups.len()].clone());
-            let opts = UploadOptions { group, appender: false, ext: String::new() };
-            let id = c.upload(&opts, Body::Bytes(data.into())).await?;
-            merged.push(Slice { offset: run.offset, len: run.len, blob: id.to_string(), blob_offset: 0 });
+            match rewrite(c, run, group).await {
+                Ok(Some(slice)) => {
+                    made.push(slice.clone());
+                    merged.push(slice);
+                }
+                // A piece shorter than planned: the file changed under the merge.
+                Ok(None) => {
+                    discard(c, &made).await;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    discard(c, &made).await;
+                    return Err(e);
+                }
+            }
         }
     } else {
         // Nothing to gain (or the file is gone): the request just dequeues it.
@@ -93,12 +104,28 @@ async fn compact(
     match m.call(MetaRequest::Compact { vol, ino, expected: slices.clone(), merged: merged.clone() }).await? {
         MetaResponse::Compacted(true) => Ok(Some((slices.len(), after))),
         _ => {
-            if merged != slices {
-                discard(c, &merged).await;
-            }
+            discard(c, &made).await;
             Ok(None)
         }
     }
+}
+
+/// Reads a run's pieces and uploads them as one new blob, into `group`;
+/// `None` if the pieces no longer add up to the run.
+async fn rewrite(c: &Client, run: &Run, group: Option<String>) -> Result<Option<Slice>, cairn_client::Error> {
+    let mut data = Vec::with_capacity(run.len as usize);
+    for p in &run.pieces {
+        if let Piece::Data { blob, blob_offset, len } = p {
+            let id = FileId::parse(blob)?;
+            c.download_to(&id, *blob_offset, Some(*len), &mut data).await?;
+        }
+    }
+    if data.len() as u64 != run.len {
+        return Ok(None);
+    }
+    let opts = UploadOptions { group, appender: false, ext: String::new() };
+    let id = c.upload(&opts, Body::Bytes(data.into())).await?;
+    Ok(Some(Slice { offset: run.offset, len: run.len, blob: id.to_string(), blob_offset: 0 }))
 }
 
 /// Deletes blobs a lost merge made (no file refers to them).
