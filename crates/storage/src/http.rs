@@ -208,9 +208,7 @@ fn stream(
             Ok(None) => None,
             Err(e) => {
                 warn!(file_id = %id, error = %e, "HTTP download aborted");
-                if matches!(e, cairn_store::Error::ChecksumMismatch { .. } | cairn_store::Error::CorruptRecord { .. }) {
-                    crate::scrub::queue_repair(&node, id.clone());
-                }
+                crate::read::damaged(&node, &id, &e);
                 Some((Err(std::io::Error::other(e.to_string())), (rx, node, id)))
             }
         }

@@ -117,12 +117,9 @@ async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<
                 // set): a client taking that for "not applied" would append
                 // again on the true primary, and the bytes would be there
                 // twice. A modify is idempotent and keeps the plain refusal.
-                Err(ProtoError::Remote(e)) if modify_at.is_none() => Err(refuse(
+                Err(e) if modify_at.is_none() => Err(refuse(
                     ErrorCode::Uncertain,
-                    format!(
-                        "the append was applied on this node but not acknowledged ({}); not safe to repeat",
-                        e.message
-                    ),
+                    format!("the append was applied on this node but not acknowledged ({e}); not safe to repeat"),
                 )),
                 Err(e) => Err(e),
             }

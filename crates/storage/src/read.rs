@@ -54,7 +54,7 @@ pub async fn download(
 }
 
 /// Queues a repair of a blob whose read found it damaged.
-fn damaged(node: &Node, id: &cairn_proto::FileId, e: &cairn_store::Error) {
+pub(crate) fn damaged(node: &Node, id: &cairn_proto::FileId, e: &cairn_store::Error) {
     if matches!(e, cairn_store::Error::ChecksumMismatch { .. } | cairn_store::Error::CorruptRecord { .. }) {
         if let Some(me) = node.arc() {
             crate::scrub::queue_repair(&me, id.clone());
