@@ -377,6 +377,38 @@ fn two_mounts_see_each_others_files() {
     eventually("the removal shows on a", || !stat_a.exists());
 }
 
+#[test]
+fn a_file_read_again_comes_from_the_kernel_cache_until_it_changes() {
+    let mut c = cluster();
+    let (a, b) = (Mount::new(&c, "v", "mnt-a"), Mount::new(&c, "v", "mnt-b"));
+    let (on_a, on_b) = (a.path.join("f"), b.path.join("f"));
+    let mut data = content(2 << 20, 3);
+    std::fs::write(&on_b, &data).unwrap();
+    std::fs::write(b.path.join("never-read-on-a"), content(1 << 20, 4)).unwrap();
+    assert_eq!(std::fs::read(&on_a).unwrap(), data);
+    assert_eq!(std::fs::read(&on_a).unwrap(), data);
+    // Another mount's change, same size, closed before the next open
+    // here: that open must see it (close-to-open), whatever the kernel
+    // kept of the file.
+    sh(&format!("printf CHANGED | dd of={} bs=1 seek=1048576 conv=notrunc status=none", on_b.display()));
+    data[1 << 20..(1 << 20) + 7].copy_from_slice(b"CHANGED");
+    assert_eq!(std::fs::read(&on_a).unwrap(), data, "the other mount's write shows at the next open");
+    // This mount's own write keeps the pages current too.
+    sh(&format!("printf 'MINE' | dd of={} bs=1 seek=100 conv=notrunc status=none", on_a.display()));
+    data[100..104].copy_from_slice(b"MINE");
+    assert_eq!(std::fs::read(&on_a).unwrap(), data);
+    assert_eq!(std::fs::read(&on_b).unwrap(), data);
+    std::fs::read(&on_a).unwrap();
+    // With every storage node gone, the file a has read comes whole from
+    // its kernel's pages; one it never read cannot be had.
+    for (_, node) in &mut c.nodes {
+        node.kill();
+    }
+    assert_eq!(std::fs::read(&on_a).unwrap(), data, "read again from the kernel's cache");
+    let other = Command::new("timeout").arg("60").arg("cat").arg(a.path.join("never-read-on-a")).output().unwrap();
+    assert!(!other.status.success() || other.stdout.len() != 1 << 20, "the storage nodes are really gone");
+}
+
 /// Waits up to 5 s for `cond`, far less than the kernel cache's timeout.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();

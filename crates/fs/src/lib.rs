@@ -11,6 +11,7 @@
 mod attr_cache;
 mod error;
 mod handle;
+mod page_stamps;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,13 +20,14 @@ use std::time::Instant;
 
 use cairn_client::{Body, Client, MetaClient, UploadOptions};
 use cairn_proto::meta::{
-    resolve, Attr, Changed, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
+    resolve, Attr, Changed, Kind, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
 };
 use cairn_proto::FileId;
 
 use attr_cache::AttrCache;
 pub use error::{FsError, Result};
 use handle::Handle;
+use page_stamps::PageStamps;
 
 /// An open handle, shared by the requests that use it.
 type SharedHandle = Arc<tokio::sync::Mutex<Handle>>;
@@ -85,6 +87,8 @@ pub struct Fs {
     no_xattrs: Mutex<HashMap<u64, Instant>>,
     /// Attributes known to be current.
     attrs: AttrCache,
+    /// What the kernel's cached pages of each file hold (see `page_stamps`).
+    pages: PageStamps,
     /// Read-ahead: bytes fetched past a sequential read, by inode. Dropped
     /// when this mount writes or truncates the file, and at every open
     /// (close-to-open: another mount's changes show at the next open).
@@ -164,6 +168,7 @@ impl Fs {
             pending_end: Mutex::new(HashMap::new()),
             no_xattrs: Mutex::new(HashMap::new()),
             attrs: AttrCache::default(),
+            pages: PageStamps::default(),
             ahead: Mutex::new(ReadAhead::default()),
         })
     }
@@ -223,8 +228,21 @@ impl Fs {
             Q::Link { newparent, newname, .. } => Some((*newparent, newname.clone())),
             _ => None,
         };
+        // A write or truncation went through the kernel's pages: their
+        // stamp follows the answer (or goes, if there is none).
+        let changes_content = match &req {
+            Q::Write { ino, .. } | Q::SetAttr { ino, .. } => Some(*ino),
+            _ => None,
+        };
+        let pages_epoch = self.pages.epoch();
         let asked = self.attrs.epoch();
         let answer = self.meta.call(req).await;
+        match (changes_content, &answer) {
+            (Some(_), Ok(MetaResponse::Attr(a))) => self.pages.changed_here(a, pages_epoch),
+            (Some(ino), _) => self.pages.drop(ino),
+            (None, Ok(MetaResponse::Made { attr, .. })) if attr.kind == Kind::File => self.pages.created(attr),
+            _ => {}
+        }
         // A change whose answer was lost may still have been made: forget
         // what it touched whatever the outcome.
         let now = if change { self.attrs.forget(&stale, false) } else { asked };
@@ -385,6 +403,7 @@ impl Fs {
                             tracing::info!("missed changes of other mounts (meta service restarted?): cached entries expire by timeout");
                             if let Some(fs) = weak.upgrade() {
                                 fs.attrs.forget(&[], true);
+                                fs.pages.forget_all();
                             }
                         }
                         (epoch, after) = (e, Some(next));
@@ -393,6 +412,10 @@ impl Fs {
                         }
                         if let Some(fs) = weak.upgrade() {
                             fs.attrs.forget(&changes, false);
+                            fs.pages.forget(changes.iter().filter_map(|c| match c {
+                                Changed::Inode { ino } => Some(*ino),
+                                _ => None,
+                            }));
                             let mut none = fs.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
                             for c in &changes {
                                 if let Changed::Inode { ino } = c {
@@ -457,6 +480,44 @@ impl Fs {
     fn known_without_xattrs(&self, ino: u64) -> bool {
         let none = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
         none.get(&ino).is_some_and(|seen| seen.elapsed() < NO_XATTRS_FRESH)
+    }
+
+    /// Whether the mount knows what the kernel's cached pages of `ino`
+    /// hold, so that an open may let the kernel keep them: then the open
+    /// is worth a fresh look at the file's attributes
+    /// ([`Fs::open_keeping_pages`]); otherwise [`Fs::open_dropping_pages`]
+    /// opens at once.
+    pub fn pages_known(&self, ino: u64) -> bool {
+        self.pages.known(ino)
+    }
+
+    /// The kernel dropped its inode `ino` (FUSE's `forget`), and the pages
+    /// it had cached of it: nothing of the file is left to keep.
+    pub fn kernel_forgot(&self, ino: u64) {
+        self.pages.drop(ino);
+    }
+
+    /// Opens a file for a kernel that caches pages (FUSE): a handle, and
+    /// whether the kernel may keep the pages it cached of the file, which
+    /// it may when the file's attributes, asked of the meta service now,
+    /// are those its pages were filled under (close-to-open, as NFS checks
+    /// it: a change made and closed elsewhere before this open is always
+    /// seen). When it may not, the kernel drops them.
+    pub async fn open_keeping_pages(&self, ino: u64, append: bool) -> (u64, bool) {
+        let now = match self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await {
+            Ok(MetaResponse::Attr(a)) => Some(a),
+            _ => None,
+        };
+        let keep = self.pages.at_open(ino, now.as_ref());
+        (self.open_handle(ino, append), keep)
+    }
+
+    /// Opens a file whose cached pages the kernel drops (see
+    /// [`Fs::pages_known`]); what it caches from now on is recorded as of
+    /// the attributes this mount knows.
+    pub fn open_dropping_pages(&self, ino: u64, append: bool) -> u64 {
+        self.pages.at_open(ino, self.attrs.get(ino).as_ref());
+        self.open_handle(ino, append)
     }
 
     /// Opens a file: a handle that buffers writes.
@@ -539,13 +600,17 @@ impl Fs {
             return Ok(());
         }
         self.forget_ahead(h.ino);
-        let slices = self.upload_runs(runs).await?;
+        let slices = self.upload_runs(runs).await.inspect_err(|_| self.pages.drop(h.ino))?;
         self.commit(h.ino, slices).await
     }
 
     /// Waits for a background upload and commits its slices.
     async fn commit_upload(&self, ino: u64, task: tokio::task::JoinHandle<Result<Vec<Slice>>>) -> Result<()> {
-        let slices = task.await.map_err(|e| FsError { errno: 5, message: format!("upload task failed: {e}") })??;
+        let slices = task
+            .await
+            .map_err(|e| FsError { errno: 5, message: format!("upload task failed: {e}") })
+            .and_then(|r| r)
+            .inspect_err(|_| self.pages.drop(ino))?;
         self.commit(ino, slices).await
     }
 

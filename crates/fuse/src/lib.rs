@@ -238,6 +238,11 @@ impl Filesystem for CairnFuse {
         Ok(())
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        // The kernel dropped the inode, and its pages with it.
+        self.fs.kernel_forgot(ino.0);
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
         let n = name(n);
         // Answered from the mount's cache right here: a task and its
@@ -419,8 +424,19 @@ impl Filesystem for CairnFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let fh = self.fs.open_handle(ino.0, flags.0 & libc::O_APPEND != 0);
-        reply.opened(FileHandle(fh), FopenFlags::empty());
+        let append = flags.0 & libc::O_APPEND != 0;
+        if !self.fs.pages_known(ino.0) {
+            let fh = self.fs.open_dropping_pages(ino.0, append);
+            return reply.opened(FileHandle(fh), FopenFlags::empty());
+        }
+        // The kernel keeps what it cached of an unchanged file: a file
+        // read again is not fetched again.
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let (fh, keep) = fs.open_keeping_pages(ino.0, append).await;
+            let flags = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+            reply.opened(FileHandle(fh), flags);
+        });
     }
 
     fn read(
