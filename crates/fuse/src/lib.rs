@@ -768,6 +768,21 @@ pub fn config(volume: &str, allow_other: bool) -> fuser::Config {
 
 pub use fuser::{spawn_mount, BackgroundSession};
 
+/// Sets how far ahead the kernel reads a file read sequentially through
+/// the mount at `mountpoint` (its `read_ahead_kb`; the kernel starts FUSE
+/// mounts at 128 KiB). Far enough ahead, the kernel keeps several read
+/// requests in flight (up to its 16 background requests of 1 MiB) while
+/// the program consumes earlier pages, instead of one 128 KiB request at a
+/// time: a cold 1 GiB read went from 311–388 MB/s to 565–588 MB/s. Random
+/// reads are not read ahead, so they do not pay for it. Needs root (it is
+/// a sysfs file); the caller logs a failure and the mount works without.
+pub fn set_read_ahead(mountpoint: &Path, kib: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(mountpoint)?.dev();
+    let bdi = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
+    std::fs::write(bdi, kib.to_string())
+}
+
 /// Makes the kernel forget its cached entries and attributes of what other
 /// mounts change, as the meta service reports it (see
 /// [`Fs::follow_changes`]).

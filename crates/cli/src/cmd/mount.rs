@@ -30,6 +30,10 @@ pub struct MountArgs {
     /// unreachable (a restart) before answering EIO, in seconds
     #[arg(long, default_value_t = 60)]
     meta_retry_secs: u64,
+    /// How far ahead the kernel reads files read sequentially, in KiB (the
+    /// kernel's own default for FUSE is 128); 0 leaves it as it is
+    #[arg(long, default_value_t = 16 * 1024)]
+    read_ahead_kib: u32,
     #[command(flatten)]
     meta: MetaArgs,
     #[command(flatten)]
@@ -58,6 +62,15 @@ pub async fn run(a: MountArgs) -> Result<()> {
         .await?
         .with_context(|| format!("cannot mount on {}", a.mountpoint.display()))?;
     cairn_fuse::follow_changes(&fs, session.notifier());
+    if a.read_ahead_kib > 0 {
+        let (path, kib) = (a.mountpoint.clone(), a.read_ahead_kib);
+        match tokio::task::spawn_blocking(move || cairn_fuse::set_read_ahead(&path, kib)).await? {
+            Ok(()) => tracing::debug!(kib, "kernel read-ahead set"),
+            Err(e) => {
+                tracing::info!(error = %e, "cannot set the kernel's read-ahead (not root?); sequential reads will be slower")
+            }
+        }
+    }
     println!("volume {} mounted on {}", a.volume, a.mountpoint.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let ended = tokio::task::spawn_blocking(move || session.join());
