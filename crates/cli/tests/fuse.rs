@@ -187,7 +187,7 @@ fn files_a_dead_mount_held_open_are_freed() {
     std::thread::sleep(Duration::from_millis(500));
     std::fs::remove_file(b.path.join("held")).unwrap();
     let meta = c.meta_client(0);
-    let garbage = || match rt_block(meta.call(MetaRequest::Garbage { before: i64::MAX, limit: 100 })) {
+    let garbage = || match rt_block(meta.call(MetaRequest::Garbage { before: i64::MAX, after: None, limit: 100 })) {
         Ok(MetaResponse::Names(n)) => n.len(),
         other => panic!("garbage: {other:?}"),
     };
@@ -205,6 +205,44 @@ fn files_a_dead_mount_held_open_are_freed() {
         assert!(Instant::now() < deadline, "the dead mount's open-unlinked file was never freed");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_consistent(&c, "v");
+}
+
+#[test]
+fn blobs_of_a_deleted_file_are_deleted_from_the_groups_after_the_grace() {
+    let c = cluster_with_meta(&["--collect-after-secs", "1"]);
+    let m = Mount::new(&c, "v", "mnt");
+    let file = m.path.join("log");
+    // 1,200 fsync'd appends: as many blobs (more than one batch of the
+    // collector), some merged by the compactor meanwhile.
+    let script = format!(
+        "import os\nfd = os.open('{}', os.O_CREAT | os.O_WRONLY | os.O_APPEND)\nfor i in range(1200):\n    os.write(fd, b'%04d' % i)\n    os.fsync(fd)\nos.close(fd)",
+        file.display()
+    );
+    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta = c.meta_client(0);
+    let ino = std::fs::metadata(&file).unwrap().ino();
+    let vol = rt_block(meta.volume("v")).unwrap().id;
+    let Ok(MetaResponse::Slices(_, slices)) = rt_block(meta.call(MetaRequest::Slices { vol, ino })) else {
+        panic!("no slices");
+    };
+    let blobs: Vec<cairn_proto::FileId> = slices.iter().map(|s| cairn_proto::FileId::parse(&s.blob).unwrap()).collect();
+    let client = c.client();
+    let readable = |id: &cairn_proto::FileId| rt_block(client.download_to(id, 0, None, &mut Vec::new())).is_ok();
+    assert!(blobs.iter().all(readable));
+    std::fs::remove_file(&file).unwrap();
+    let garbage = || match rt_block(meta.call(MetaRequest::Garbage { before: i64::MAX, after: None, limit: 10_000 })) {
+        Ok(MetaResponse::Names(n)) => n.len(),
+        other => panic!("garbage: {other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while garbage() > 0 {
+        assert!(Instant::now() < deadline, "{} blobs still queued after 60 s", garbage());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left: Vec<_> = blobs.iter().filter(|id| readable(id)).collect();
+    assert!(left.is_empty(), "still stored: {left:?}");
     assert_consistent(&c, "v");
 }
 

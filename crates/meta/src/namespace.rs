@@ -177,6 +177,17 @@ fn be_u64(k: &[u8], at: usize) -> Option<u64> {
 
 /// Calls `f` on every pair in `[start, end)`, a page at a time.
 fn for_each(r: &dyn KvRead, start: &[u8], end: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    for_each_until(r, start, end, |k, v| f(k, v).map(|()| true))
+}
+
+/// Calls `f` on the pairs in `[start, end)`, a page at a time, until it
+/// answers `false`: a range of millions is never in memory at once.
+fn for_each_until(
+    r: &dyn KvRead,
+    start: &[u8],
+    end: &[u8],
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
     let mut from = start.to_vec();
     loop {
         let page = r.scan(&from, end, 1000)?;
@@ -184,7 +195,9 @@ fn for_each(r: &dyn KvRead, start: &[u8], end: &[u8], mut f: impl FnMut(&[u8], &
         from = last.clone();
         from.push(0);
         for (k, v) in &page {
-            f(k, v)?;
+            if !f(k, v)? {
+                return Ok(());
+            }
         }
     }
 }
@@ -592,28 +605,25 @@ impl<E: Engine> Namespace<E> {
         let lease = lease_secs as i64;
         let (expired, old_tags) = self.engine.read(|r| {
             let mut expired = Vec::new();
-            for (k, v) in r.scan(b"o", b"p", usize::MAX)? {
+            for_each_until(r, b"o", b"p", |k, v| {
                 // A record that does not decode is from before leases: expired.
-                let holders: Holders = decode(&v).unwrap_or_default();
+                let holders: Holders = decode(v).unwrap_or_default();
                 if holders.last_seen() + lease < now {
-                    if let (Some(vol), Some(ino)) = (be_u32(&k, 1), be_u64(&k, 5)) {
+                    if let (Some(vol), Some(ino)) = (be_u32(k, 1), be_u64(k, 5)) {
                         expired.push((vol, ino));
                     }
-                    if expired.len() >= limit {
-                        break;
-                    }
                 }
-            }
+                Ok(expired.len() < limit)
+            })?;
+            // Tags of every change of the last ten minutes: many.
             let mut old = Vec::new();
-            for (k, v) in r.scan(b"r", b"s", usize::MAX)? {
-                let at: i64 = decode(&v).unwrap_or(0);
+            for_each_until(r, b"r", b"s", |k, v| {
+                let at: i64 = decode(v).unwrap_or(0);
                 if at + APPLIED_MEMORY_SECS < now {
-                    old.push(k);
-                    if old.len() >= limit {
-                        break;
-                    }
+                    old.push(k.to_vec());
                 }
-            }
+                Ok(old.len() < limit)
+            })?;
             Ok((expired, old))
         })?;
         let freed = expired.len();
@@ -1011,18 +1021,24 @@ impl<E: Engine> Namespace<E> {
     /// Up to `limit` blobs no file refers to, dropped before `before`
     /// (Unix seconds): the grace period lets readers that still hold old
     /// slices finish.
-    pub fn garbage(&self, before: i64, limit: usize) -> Result<Vec<String>> {
+    pub fn garbage(&self, before: i64, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let from = match after {
+            Some(b) => {
+                let mut k = key::garbage(b);
+                k.push(0); // the first key after it
+                k
+            }
+            None => b"g".to_vec(),
+        };
         self.engine.read(|r| {
             let mut out = Vec::new();
-            for (k, v) in r.scan(b"g", b"h", usize::MAX)? {
-                let at: i64 = decode(&v)?;
+            for_each_until(r, &from, b"h", |k, v| {
+                let at: i64 = decode(v)?;
                 if at < before {
                     out.push(String::from_utf8_lossy(&k[1..]).into_owned());
-                    if out.len() >= limit {
-                        break;
-                    }
                 }
-            }
+                Ok(out.len() < limit)
+            })?;
             Ok(out)
         })
     }

@@ -108,9 +108,12 @@ fn dispatch(
             ns.removexattr(vol, ino, &name)?;
             A::Ok
         }
-        Q::Garbage { before, limit } => {
-            A::Names(ns.garbage(before, limit.clamp(1, 10_000) as usize)?.into_iter().map(String::into_bytes).collect())
-        }
+        Q::Garbage { before, after, limit } => A::Names(
+            ns.garbage(before, after.as_deref(), limit.clamp(1, 10_000) as usize)?
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+        ),
         Q::Collected { blobs } => {
             ns.collected(&blobs)?;
             A::Ok

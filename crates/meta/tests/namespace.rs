@@ -28,7 +28,7 @@ fn volumes_are_created_listed_and_deleted() {
     n.delete_volume("photos").unwrap();
     assert!(n.volume("photos").is_err());
     assert!(n.getattr(v.id, ROOT).is_err());
-    assert_eq!(n.garbage(i64::MAX, 10).unwrap(), vec!["g1/M00/00/00/x".to_string()]);
+    assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), vec!["g1/M00/00/00/x".to_string()]);
     assert!(n.getattr(n.volume("builds").unwrap().id, ROOT).is_ok(), "other volumes untouched");
 }
 
@@ -132,9 +132,9 @@ fn content_is_slices_and_truncation_collects_blobs() {
     let (_, pieces) = n.read(v, f.ino, 50, 1000).unwrap();
     assert_eq!(pieces[1], Piece::Hole { len: 900 });
     n.setattr(v, f.ino, SetAttr { size: Some(500), ..Default::default() }).unwrap();
-    assert_eq!(n.garbage(i64::MAX, 10).unwrap(), vec!["B".to_string()]);
+    assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), vec!["B".to_string()]);
     n.collected(&["B".to_string()]).unwrap();
-    assert!(n.garbage(i64::MAX, 10).unwrap().is_empty());
+    assert!(n.garbage(i64::MAX, None, 10).unwrap().is_empty());
     n.setxattr(v, f.ino, b"user.k", b"v", true, false).unwrap();
     assert_eq!(n.setxattr(v, f.ino, b"user.k", b"v", true, false), Err(MetaError::Exists("extended attribute".into())));
     assert_eq!(n.getxattr(v, f.ino, b"user.k").unwrap(), b"v");
@@ -180,7 +180,7 @@ fn open_unlinked_files_live_while_a_mount_holds_them() {
     assert_eq!(n.sweep(now + 61, 60, 100).unwrap().0, 2);
     assert!(n.getattr(v, a).is_err() && n.getattr(v, b).is_err());
     assert!(n.orphans(v).unwrap().is_empty());
-    assert_eq!(n.garbage(i64::MAX, 10).unwrap(), vec!["g1/M00/00/00/b".to_string()]);
+    assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), vec!["g1/M00/00/00/b".to_string()]);
     assert_eq!(n.check(v).unwrap().1, Vec::<String>::new());
 }
 
@@ -231,11 +231,42 @@ fn compaction_keeps_slices_written_during_the_merge_on_top() {
     n.write(v, f, vec![sl(2, 1, "c")]).unwrap();
     assert!(n.compact(v, f, &expected, vec![sl(0, 8, "m")]).unwrap());
     assert_eq!(n.slices(v, f).unwrap().1, vec![sl(0, 8, "m"), sl(2, 1, "c")]);
-    let mut gone = n.garbage(i64::MAX, 10).unwrap();
+    let mut gone = n.garbage(i64::MAX, None, 10).unwrap();
     gone.sort();
     assert_eq!(gone, vec!["a".to_string(), "b".to_string()]);
     // A truncate since the merge voids it.
     let (_, expected) = n.slices(v, f).unwrap();
     n.setattr(v, f, SetAttr { size: Some(5), ..Default::default() }).unwrap();
     assert!(!n.compact(v, f, &expected, vec![sl(0, 8, "z")]).unwrap());
+}
+
+#[test]
+fn the_garbage_queue_is_read_in_batches_past_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let f = n.mknod(v, ROOT, b"f", file(0)).unwrap();
+    // 2,500 blobs, more than a page of the queue; all garbage once truncated away.
+    let slices = (0..2500u64)
+        .map(|i| Slice { offset: i, len: 1, blob: format!("g1/M00/00/00/{i:05}"), blob_offset: 0 })
+        .collect();
+    n.write(v, f.ino, slices).unwrap();
+    n.setattr(v, f.ino, SetAttr { size: Some(0), ..Default::default() }).unwrap();
+    assert!(n.garbage(0, None, 10_000).unwrap().is_empty(), "none queued before time 0");
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = n.garbage(i64::MAX, after.as_deref(), 1000).unwrap();
+        seen.extend(batch.iter().cloned());
+        if batch.len() < 1000 {
+            break;
+        }
+        after = batch.last().cloned();
+    }
+    let want: Vec<String> = (0..2500).map(|i| format!("g1/M00/00/00/{i:05}")).collect();
+    assert_eq!(seen, want, "every blob once, in order, past each cursor");
+    // A blob that cannot be deleted yet does not hide those after it.
+    n.collected(&want[1..]).unwrap();
+    assert_eq!(n.garbage(i64::MAX, Some(&want[0]), 10).unwrap(), Vec::<String>::new());
+    assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), want[..1].to_vec());
 }

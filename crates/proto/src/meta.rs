@@ -479,6 +479,9 @@ pub enum MetaRequest {
     Garbage {
         /// Dropped before this time.
         before: i64,
+        /// Only IDs after this one (the last of the previous batch): a
+        /// collector goes on past blobs it cannot delete yet.
+        after: Option<String>,
         /// Most IDs.
         limit: u32,
     },

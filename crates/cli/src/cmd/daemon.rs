@@ -137,6 +137,11 @@ pub struct MetaDaemonArgs {
     /// it has it open (a mount that died stops saying so)
     #[arg(long, default_value_t = cairn_meta::ORPHAN_LEASE_SECS)]
     orphan_lease_secs: u64,
+    /// Seconds a blob no file refers to any more (deleted, overwritten,
+    /// merged away) is kept before it is deleted: readers that still hold
+    /// the old slices finish reading it meanwhile
+    #[arg(long, default_value_t = super::collector::GRACE_SECS)]
+    collect_after_secs: u64,
 }
 
 /// `cairn server`
@@ -391,7 +396,8 @@ pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
     if a.tracker.is_empty() {
         println!("no --tracker given: blobs of deleted files are not collected");
     } else {
-        tokio::spawn(super::collector::run(local.clone(), a.tracker.clone(), secret.clone()));
+        let grace = std::time::Duration::from_secs(a.collect_after_secs);
+        tokio::spawn(super::collector::run(local.clone(), a.tracker.clone(), secret.clone(), grace));
         tokio::spawn(super::compactor::run(local, a.tracker.clone(), secret.clone()));
     }
     let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: a.orphan_lease_secs.max(1) };
@@ -451,7 +457,8 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     if let Some(ml) = meta_listener {
         println!("meta service on {}", ml.local_addr()?);
         let local = ml.local_addr()?.to_string();
-        tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone()));
+        let grace = std::time::Duration::from_secs(super::collector::GRACE_SECS);
+        tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone(), grace));
         tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
         let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
         tokio::spawn(async move {
