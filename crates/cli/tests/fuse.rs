@@ -209,6 +209,63 @@ fn files_a_dead_mount_held_open_are_freed() {
 }
 
 #[test]
+fn scattered_writes_of_one_flush_go_up_as_one_blob() {
+    let c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let file = m.path.join("scattered");
+    // Three writes far apart, one close: three runs of one buffer.
+    let script = format!(
+        "import os\nfd = os.open('{}', os.O_CREAT | os.O_WRONLY)\nfor at, b in ((0, b'first'), (1 << 20, b'second'), (3 << 20, b'third')):\n    os.pwrite(fd, b, at)\nos.close(fd)",
+        file.display()
+    );
+    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta = c.meta_client(0);
+    let ino = std::fs::metadata(&file).unwrap().ino();
+    let vol = rt_block(meta.volume("v")).unwrap().id;
+    let Ok(MetaResponse::Slices(attr, slices)) = rt_block(meta.call(MetaRequest::Slices { vol, ino })) else {
+        panic!("no slices");
+    };
+    assert_eq!(attr.size, (3 << 20) + 5);
+    let placed: Vec<(u64, u64, u64)> = slices.iter().map(|s| (s.offset, s.len, s.blob_offset)).collect();
+    assert_eq!(placed, vec![(0, 5, 0), (1 << 20, 6, 5), (3 << 20, 5, 11)]);
+    assert!(slices.iter().all(|s| s.blob == slices[0].blob), "one blob: {slices:?}");
+    let mut expect = vec![0u8; (3 << 20) + 5];
+    expect[..5].copy_from_slice(b"first");
+    expect[1 << 20..(1 << 20) + 6].copy_from_slice(b"second");
+    expect[3 << 20..].copy_from_slice(b"third");
+    let other = Mount::new(&c, "v", "mnt-2");
+    assert_eq!(std::fs::read(other.path.join("scattered")).unwrap(), expect, "read back on another mount");
+
+    // 20 pieces share a blob; 19 are overwritten one by one (fsync'd, a
+    // blob each): the compactor must not keep the shared blob alive for
+    // the last small piece of it.
+    let file = m.path.join("shared");
+    let script = format!(
+        "import os\nfd = os.open('{}', os.O_CREAT | os.O_WRONLY)\nfor i in range(20):\n    os.pwrite(fd, b'old%02d' % i, i * 65536)\nos.fsync(fd)\nfor i in range(1, 20):\n    os.pwrite(fd, b'new%02d' % i, i * 65536)\n    os.fsync(fd)\nos.close(fd)",
+        file.display()
+    );
+    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ino = std::fs::metadata(&file).unwrap().ino();
+    let slices = || match rt_block(meta.call(MetaRequest::Slices { vol, ino })) {
+        Ok(MetaResponse::Slices(_, s)) => s,
+        other => panic!("slices: {other:?}"),
+    };
+    let shared = slices()[0].blob.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slices().iter().any(|s| s.blob == shared) {
+        assert!(Instant::now() < deadline, "the shared blob is still referenced: {:?}", slices());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let data = std::fs::read(&file).unwrap();
+    for i in 0..20 {
+        let want = if i == 0 { "old00".to_string() } else { format!("new{i:02}") };
+        assert_eq!(&data[i * 65536..i * 65536 + 5], want.as_bytes());
+    }
+}
+
+#[test]
 fn blobs_of_a_deleted_file_are_deleted_from_the_groups_after_the_grace() {
     let c = cluster_with_meta(&["--collect-after-secs", "1"]);
     let m = Mount::new(&c, "v", "mnt");

@@ -615,16 +615,34 @@ impl Fs {
     }
 
     /// Uploads buffered runs as new blobs; returns them as slices.
-    async fn upload_runs(&self, runs: Vec<(u64, Vec<u8>)>) -> Result<Vec<Slice>> {
-        let mut slices = Vec::with_capacity(runs.len());
-        for (offset, data) in runs {
+    /// Several runs (scattered or random writes) go up as one blob, each
+    /// run a slice of a range of it: one upload and one fsync per member
+    /// for the whole buffer, where a blob per run cost a round trip and a
+    /// commit each (2,048 of them for a buffer of random 4 KiB writes).
+    async fn upload_runs(&self, mut runs: Vec<(u64, Vec<u8>)>) -> Result<Vec<Slice>> {
+        let opts = UploadOptions { group: self.pick_group(), appender: false, ext: String::new() };
+        if runs.len() == 1 {
+            let (offset, data) = runs.remove(0);
             let len = data.len() as u64;
-            let group = self.pick_group();
-            let opts = UploadOptions { group, appender: false, ext: String::new() };
             let id = self.upload(&opts, data).await?;
-            slices.push(Slice { offset, len, blob: id.to_string(), blob_offset: 0 });
+            return Ok(vec![Slice { offset, len, blob: id.to_string(), blob_offset: 0 }]);
         }
-        Ok(slices)
+        let total = runs.iter().map(|(_, d)| d.len()).sum();
+        let mut blob = Vec::with_capacity(total);
+        let mut placed = Vec::with_capacity(runs.len());
+        for (offset, data) in &runs {
+            placed.push((*offset, data.len() as u64, blob.len() as u64));
+            blob.extend_from_slice(data);
+        }
+        drop(runs);
+        if blob.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id = self.upload(&opts, blob).await?.to_string();
+        Ok(placed
+            .into_iter()
+            .map(|(offset, len, blob_offset)| Slice { offset, len, blob: id.clone(), blob_offset })
+            .collect())
     }
 
     /// Commits uploaded slices on top of a file.

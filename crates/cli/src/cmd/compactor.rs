@@ -74,10 +74,15 @@ async fn compact(
             // A run that is one blob's bytes already (a region nothing was
             // written to since the last merge) keeps that blob: a file that
             // grows by small appends then costs a rewrite of its tail, not
-            // of all of it, and leaves no garbage for the collector.
+            // of all of it, and leaves no garbage for the collector. Not
+            // when the run is a small part of a large blob (one run of a
+            // buffer of scattered writes, which share a blob): kept, it
+            // would keep the whole blob from the collector.
             if let [Piece::Data { blob, blob_offset, len }] = run.pieces.as_slice() {
-                merged.push(Slice { offset: run.offset, len: *len, blob: blob.clone(), blob_offset: *blob_offset });
-                continue;
+                if most_of_its_blob(blob, *len) {
+                    merged.push(Slice { offset: run.offset, len: *len, blob: blob.clone(), blob_offset: *blob_offset });
+                    continue;
+                }
             }
             let group = (!groups.is_empty()).then(|| groups[(ino as usize + i) % groups.len()].clone());
             match rewrite(c, run, group).await {
@@ -107,6 +112,15 @@ async fn compact(
             discard(c, &made).await;
             Ok(None)
         }
+    }
+}
+
+/// Whether `len` bytes are at least half of `blob` (as its ID says; a blob
+/// whose ID does not say is taken to be that piece).
+fn most_of_its_blob(blob: &str, len: u64) -> bool {
+    match FileId::parse(blob).ok().and_then(|id| id.info().size()) {
+        Some(size) => len.saturating_mul(2) >= size,
+        None => true,
     }
 }
 
