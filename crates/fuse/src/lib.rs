@@ -773,7 +773,7 @@ pub use fuser::{spawn_mount, BackgroundSession};
 /// mounts at 128 KiB). Far enough ahead, the kernel keeps several read
 /// requests in flight (up to its 16 background requests of 1 MiB) while
 /// the program consumes earlier pages, instead of one 128 KiB request at a
-/// time: a cold 1 GiB read went from 311–388 MB/s to 565–588 MB/s. Random
+/// time: a cold 1 GiB read went from 320–505 MB/s to 605–706 MB/s. Random
 /// reads are not read ahead, so they do not pay for it. Needs root (it is
 /// a sysfs file); the caller logs a failure and the mount works without.
 pub fn set_read_ahead(mountpoint: &Path, kib: u32) -> std::io::Result<()> {
