@@ -208,24 +208,35 @@ fn files_a_dead_mount_held_open_are_freed() {
     assert_consistent(&c, "v");
 }
 
+/// Runs a Python script; it must succeed.
+fn python(script: &str) {
+    let out = Command::new("python3").arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The attributes and slices of the file at `path` of volume `v`, as the
+/// meta service has them.
+fn slices_of(c: &Cluster, path: &Path) -> (cairn_proto::meta::Attr, Vec<cairn_proto::meta::Slice>) {
+    let meta = c.meta_client(0);
+    let ino = std::fs::metadata(path).unwrap().ino();
+    let vol = rt_block(meta.volume("v")).unwrap().id;
+    match rt_block(meta.call(MetaRequest::Slices { vol, ino })) {
+        Ok(MetaResponse::Slices(attr, slices)) => (attr, slices),
+        other => panic!("slices of {}: {other:?}", path.display()),
+    }
+}
+
 #[test]
 fn scattered_writes_of_one_flush_go_up_as_one_blob() {
     let c = cluster();
     let m = Mount::new(&c, "v", "mnt");
     let file = m.path.join("scattered");
     // Three writes far apart, one close: three runs of one buffer.
-    let script = format!(
+    python(&format!(
         "import os\nfd = os.open('{}', os.O_CREAT | os.O_WRONLY)\nfor at, b in ((0, b'first'), (1 << 20, b'second'), (3 << 20, b'third')):\n    os.pwrite(fd, b, at)\nos.close(fd)",
         file.display()
-    );
-    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let meta = c.meta_client(0);
-    let ino = std::fs::metadata(&file).unwrap().ino();
-    let vol = rt_block(meta.volume("v")).unwrap().id;
-    let Ok(MetaResponse::Slices(attr, slices)) = rt_block(meta.call(MetaRequest::Slices { vol, ino })) else {
-        panic!("no slices");
-    };
+    ));
+    let (attr, slices) = slices_of(&c, &file);
     assert_eq!(attr.size, (3 << 20) + 5);
     let placed: Vec<(u64, u64, u64)> = slices.iter().map(|s| (s.offset, s.len, s.blob_offset)).collect();
     assert_eq!(placed, vec![(0, 5, 0), (1 << 20, 6, 5), (3 << 20, 5, 11)]);
@@ -241,17 +252,11 @@ fn scattered_writes_of_one_flush_go_up_as_one_blob() {
     // blob each): the compactor must not keep the shared blob alive for
     // the last small piece of it.
     let file = m.path.join("shared");
-    let script = format!(
+    python(&format!(
         "import os\nfd = os.open('{}', os.O_CREAT | os.O_WRONLY)\nfor i in range(20):\n    os.pwrite(fd, b'old%02d' % i, i * 65536)\nos.fsync(fd)\nfor i in range(1, 20):\n    os.pwrite(fd, b'new%02d' % i, i * 65536)\n    os.fsync(fd)\nos.close(fd)",
         file.display()
-    );
-    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ino = std::fs::metadata(&file).unwrap().ino();
-    let slices = || match rt_block(meta.call(MetaRequest::Slices { vol, ino })) {
-        Ok(MetaResponse::Slices(_, s)) => s,
-        other => panic!("slices: {other:?}"),
-    };
+    ));
+    let slices = || slices_of(&c, &file).1;
     let shared = slices()[0].blob.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     while slices().iter().any(|s| s.blob == shared) {
@@ -272,18 +277,12 @@ fn blobs_of_a_deleted_file_are_deleted_from_the_groups_after_the_grace() {
     let file = m.path.join("log");
     // 1,200 fsync'd appends: as many blobs (more than one batch of the
     // collector), some merged by the compactor meanwhile.
-    let script = format!(
+    python(&format!(
         "import os\nfd = os.open('{}', os.O_CREAT | os.O_WRONLY | os.O_APPEND)\nfor i in range(1200):\n    os.write(fd, b'%04d' % i)\n    os.fsync(fd)\nos.close(fd)",
         file.display()
-    );
-    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ));
+    let (_, slices) = slices_of(&c, &file);
     let meta = c.meta_client(0);
-    let ino = std::fs::metadata(&file).unwrap().ino();
-    let vol = rt_block(meta.volume("v")).unwrap().id;
-    let Ok(MetaResponse::Slices(_, slices)) = rt_block(meta.call(MetaRequest::Slices { vol, ino })) else {
-        panic!("no slices");
-    };
     let blobs: Vec<cairn_proto::FileId> = slices.iter().map(|s| cairn_proto::FileId::parse(&s.blob).unwrap()).collect();
     let client = c.client();
     let readable = |id: &cairn_proto::FileId| rt_block(client.download_to(id, 0, None, &mut Vec::new())).is_ok();

@@ -124,24 +124,9 @@ impl AttrCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::meta::{Kind, Time};
 
     fn attr(ino: u64, size: u64) -> Attr {
-        let t = Time { secs: 0, nanos: 0 };
-        Attr {
-            ino,
-            kind: Kind::File,
-            perm: 0o644,
-            uid: 0,
-            gid: 0,
-            size,
-            atime: t,
-            mtime: t,
-            ctime: t,
-            crtime: t,
-            nlink: 1,
-            rdev: 0,
-        }
+        crate::test_file_attr(ino, size, 0)
     }
 
     #[test]

@@ -146,6 +146,26 @@ impl Drop for Prefetch {
     }
 }
 
+/// A regular file's attributes, every time `secs` (for unit tests).
+#[cfg(test)]
+pub(crate) fn test_file_attr(ino: u64, size: u64, secs: i64) -> Attr {
+    let t = cairn_proto::meta::Time { secs, nanos: 0 };
+    Attr {
+        ino,
+        kind: Kind::File,
+        perm: 0o644,
+        uid: 0,
+        gid: 0,
+        size,
+        atime: t,
+        mtime: t,
+        ctime: t,
+        crtime: t,
+        nlink: 1,
+        rdev: 0,
+    }
+}
+
 fn expect_attr(r: MetaResponse) -> Result<Attr> {
     match r {
         MetaResponse::Attr(a) | MetaResponse::Made { attr: a, .. } => Ok(a),

@@ -140,25 +140,7 @@ impl PageStamps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::meta::Kind;
-
-    fn attr(ino: u64, size: u64, at: i64) -> Attr {
-        let t = Time { secs: at, nanos: 0 };
-        Attr {
-            ino,
-            kind: Kind::File,
-            perm: 0o644,
-            uid: 0,
-            gid: 0,
-            size,
-            atime: t,
-            mtime: t,
-            ctime: t,
-            crtime: t,
-            nlink: 1,
-            rdev: 0,
-        }
-    }
+    use crate::test_file_attr as attr;
 
     #[test]
     fn pages_are_kept_only_while_the_file_is_unchanged() {
