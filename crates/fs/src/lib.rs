@@ -634,30 +634,27 @@ impl Fs {
         self.commit(ino, slices).await
     }
 
-    /// Uploads buffered runs as new blobs; returns them as slices.
+    /// Uploads buffered runs as one new blob; returns them as slices.
     /// Several runs (scattered or random writes) go up as one blob, each
     /// run a slice of a range of it: one upload and one fsync per member
     /// for the whole buffer, where a blob per run cost a round trip and a
     /// commit each (2,048 of them for a buffer of random 4 KiB writes).
     async fn upload_runs(&self, mut runs: Vec<(u64, Vec<u8>)>) -> Result<Vec<Slice>> {
+        // (file offset, length, offset in the blob) of each run.
+        let placed: Vec<(u64, u64, u64)> = runs
+            .iter()
+            .scan(0, |at, (offset, data)| {
+                let len = data.len() as u64;
+                *at += len;
+                Some((*offset, len, *at - len))
+            })
+            .collect();
+        let blob = match runs.len() {
+            0 => return Ok(Vec::new()),
+            1 => runs.swap_remove(0).1, // a sequential writer's run: no copy
+            _ => runs.into_iter().map(|(_, data)| data).collect::<Vec<_>>().concat(),
+        };
         let opts = UploadOptions { group: self.pick_group(), appender: false, ext: String::new() };
-        if runs.len() == 1 {
-            let (offset, data) = runs.remove(0);
-            let len = data.len() as u64;
-            let id = self.upload(&opts, data).await?;
-            return Ok(vec![Slice { offset, len, blob: id.to_string(), blob_offset: 0 }]);
-        }
-        let total = runs.iter().map(|(_, d)| d.len()).sum();
-        let mut blob = Vec::with_capacity(total);
-        let mut placed = Vec::with_capacity(runs.len());
-        for (offset, data) in &runs {
-            placed.push((*offset, data.len() as u64, blob.len() as u64));
-            blob.extend_from_slice(data);
-        }
-        drop(runs);
-        if blob.is_empty() {
-            return Ok(Vec::new());
-        }
         let id = self.upload(&opts, blob).await?.to_string();
         Ok(placed
             .into_iter()
