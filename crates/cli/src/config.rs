@@ -105,6 +105,22 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("cairn-data")
 }
 
+/// Where mounts keep their block caches when not told: `$CAIRN_CACHE`,
+/// else the user's cache directory (`$XDG_CACHE_HOME/cairn`,
+/// `~/.cache/cairn`).
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("cairn");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache/cairn");
+    }
+    std::env::temp_dir().join("cairn-cache")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,8 @@ impl Mount {
             c.tracker_list(),
             "--secret-file".into(),
             c.secret_file.display().to_string(),
+            "--cache-dir".into(),
+            c.dir.path().join("cache").display().to_string(),
         ];
         let mut args = args;
         args.extend(flags.iter().map(|f| f.to_string()));
@@ -501,6 +503,63 @@ fn a_file_read_again_comes_from_the_kernel_cache_until_it_changes() {
     assert_eq!(std::fs::read(&on_a).unwrap(), data, "read again from the kernel's cache");
     let other = Command::new("timeout").arg("60").arg("cat").arg(a.path.join("never-read-on-a")).output().unwrap();
     assert!(!other.status.success() || other.stdout.len() != 1 << 20, "the storage nodes are really gone");
+}
+
+/// 4 KiB of `file` at `offset`, from the mount rather than the kernel's
+/// pages (dropped first).
+fn read_past_the_kernel(file: &std::fs::File, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    rustix::fs::fadvise(file, 0, 0, rustix::fs::Advice::DontNeed).expect("posix_fadvise");
+    let mut buf = vec![0; 4096];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+#[test]
+fn blocks_read_twice_at_random_are_served_from_the_mounts_disk_cache() {
+    let mut c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let path = m.path.join("f");
+    let data = content(4 << 20, 9);
+    std::fs::write(&path, &data).unwrap();
+    let at = |block: usize, offset: usize| (block << 20) + offset;
+    let f = std::fs::File::open(&path).unwrap();
+    // Block 1 read twice (kept at the second read), block 3 once.
+    for (block, offset) in [(1, 256 << 10), (1, 512 << 10), (3, 256 << 10)] {
+        let (o, got) = (at(block, offset), read_past_the_kernel(&f, at(block, offset) as u64).unwrap());
+        assert!(got == data[o..o + 4096], "read at {o}");
+    }
+    let cached =
+        || walkdir(&c.dir.path().join("cache")).iter().map(|p| p.metadata().map_or(0, |m| m.len())).sum::<u64>();
+    // Written to the cache beside the read's answer.
+    eventually("one block kept on the mount's disk", || cached() == 1 << 20);
+    drop(f);
+    for (_, node) in &mut c.nodes {
+        node.kill();
+    }
+    // A new open (the kernel's pages dropped too): block 1 comes from the
+    // mount's disk, anywhere in it; block 3 cannot be had.
+    let f = std::fs::File::open(&path).unwrap();
+    for offset in [0, 4096, 768 << 10, (1 << 20) - 4096] {
+        let got = read_past_the_kernel(&f, at(1, offset) as u64).expect("served from the block cache");
+        assert!(got == data[at(1, offset)..at(1, offset) + 4096], "block 1 at {offset}");
+    }
+    let other = read_past_the_kernel(&f, at(3, 512 << 10) as u64);
+    assert!(other.is_err(), "a block read once was not kept, and the storage nodes are really gone");
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Waits up to 5 s for `cond`, far less than the kernel cache's timeout.

@@ -9,6 +9,7 @@
 //! fetch the blob ranges it resolves to.
 
 mod attr_cache;
+mod block_cache;
 mod error;
 mod handle;
 mod page_stamps;
@@ -25,6 +26,7 @@ use cairn_proto::meta::{
 use cairn_proto::FileId;
 
 use attr_cache::AttrCache;
+pub use block_cache::BlockCache;
 pub use error::{FsError, Result};
 use handle::Handle;
 use page_stamps::PageStamps;
@@ -93,6 +95,8 @@ pub struct Fs {
     /// when this mount writes or truncates the file, and at every open
     /// (close-to-open: another mount's changes show at the next open).
     ahead: Mutex<ReadAhead>,
+    /// Blocks of blobs kept on the local disk for random readers.
+    blocks: Option<Arc<BlockCache>>,
 }
 
 /// The read-ahead windows, and a count of invalidations: a read that
@@ -105,6 +109,25 @@ struct ReadAhead {
     /// costs one blob request per read, not a meta round trip too.
     maps: HashMap<u64, Arc<FileMap>>,
     epoch: u64,
+}
+
+impl ReadAhead {
+    /// `[offset, offset + size)` of file `ino` if its window holds it all.
+    fn in_window(&mut self, ino: u64, offset: u64, size: u32) -> Option<bytes::Bytes> {
+        let w = self.windows.get_mut(&ino)?;
+        let end = offset + u64::from(size);
+        if offset < w.offset || end > w.offset + w.data.len() as u64 {
+            return None;
+        }
+        let at = (offset - w.offset) as usize;
+        w.last_end = end;
+        Some(w.data.slice(at..at + size as usize))
+    }
+
+    /// The slice map of `ino` if it is fresh.
+    fn fresh_map(&self, ino: u64) -> Option<Arc<FileMap>> {
+        self.maps.get(&ino).filter(|m| m.fetched.elapsed() < MAP_FRESH).cloned()
+    }
 }
 
 /// What a file is made of, as the meta service last said.
@@ -190,7 +213,14 @@ impl Fs {
             attrs: AttrCache::default(),
             pages: PageStamps::default(),
             ahead: Mutex::new(ReadAhead::default()),
+            blocks: None,
         })
+    }
+
+    /// Serves random reads of blocks read more than once from `cache`.
+    pub fn with_block_cache(mut self, cache: BlockCache) -> Self {
+        self.blocks = Some(Arc::new(cache));
+        self
     }
 
     /// Tells the meta service, every few seconds while `fs` lives, which
@@ -747,8 +777,8 @@ impl Fs {
     async fn file_map(&self, ino: u64) -> Result<Arc<FileMap>> {
         let epoch = {
             let ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(m) = ra.maps.get(&ino).filter(|m| m.fetched.elapsed() < MAP_FRESH) {
-                return Ok(m.clone());
+            if let Some(m) = ra.fresh_map(ino) {
+                return Ok(m);
             }
             ra.epoch
         };
@@ -818,6 +848,53 @@ impl Fs {
         Ok(data.into())
     }
 
+    /// [`Fs::read`] when it needs no waiting: nothing of the file is
+    /// buffered here and its bytes are in its read-ahead window or in the
+    /// block cache. `None` means the caller must go through [`Fs::read`].
+    /// A FUSE request served in its own thread skips two thread hand-offs,
+    /// which cost more than a read of the page cache on a small machine.
+    pub fn read_now(&self, ino: u64, offset: u64, size: u32) -> Option<bytes::Bytes> {
+        for h in self.handles_of(ino) {
+            let h = h.try_lock().ok()?;
+            if h.uploading.is_some() || !h.is_empty() {
+                return None;
+            }
+        }
+        if self.pending_end.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&ino) {
+            return None;
+        }
+        let map = {
+            let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(d) = ra.in_window(ino, offset, size) {
+                return Some(d);
+            }
+            ra.fresh_map(ino)?
+        };
+        let cache = self.blocks.as_ref()?;
+        let mut out = Vec::with_capacity(size as usize);
+        for p in resolve(&map.slices, map.size, offset, u64::from(size)) {
+            match p {
+                Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
+                Piece::Data { blob, blob_offset, len } => {
+                    let mut at = blob_offset;
+                    while at < blob_offset + len {
+                        let block = at / block_cache::BLOCK;
+                        let block_start = block * block_cache::BLOCK;
+                        let upto = (blob_offset + len).min(block_start + block_cache::BLOCK);
+                        out.extend(cache.read(
+                            &blob,
+                            block,
+                            (at - block_start) as usize,
+                            (upto - block_start) as usize,
+                        )?);
+                        at = upto;
+                    }
+                }
+            }
+        }
+        Some(out.into())
+    }
+
     /// What is committed of `[offset, offset + size)`. A read that
     /// continues where the last one ended fetches [`READ_AHEAD`] bytes and
     /// keeps what it did not return for the next reads.
@@ -826,12 +903,10 @@ impl Fs {
         let (sequential, epoch, prefetched) = {
             let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
             let epoch = ra.epoch;
+            if let Some(d) = ra.in_window(ino, offset, size) {
+                return Ok(d);
+            }
             match ra.windows.get_mut(&ino) {
-                Some(w) if offset >= w.offset && offset + want <= w.offset + w.data.len() as u64 => {
-                    let at = (offset - w.offset) as usize;
-                    w.last_end = offset + want;
-                    return Ok(w.data.slice(at..at + size as usize));
-                }
                 Some(w) => {
                     let next = w.next.take_if(|p| p.offset == offset);
                     (offset == w.last_end, epoch, next)
@@ -839,6 +914,9 @@ impl Fs {
                 None => (offset == 0, epoch, None),
             }
         };
+        if !sequential && prefetched.is_none() && self.blocks.is_some() {
+            return self.fetch_through_cache(ino, offset, want).await.map(bytes::Bytes::from);
+        }
         let fetch = if sequential { want.max(READ_AHEAD) } else { want };
         let data = match prefetched {
             // A window fetched in the background, unless its task failed
@@ -914,6 +992,57 @@ impl Fs {
                     });
                     futures::future::try_join_all(parts).await?;
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Fs::fetch`] for a random read, through the block cache: a block
+    /// cached is read from the local disk, a block asked for a second time
+    /// is fetched whole and kept, any other range is fetched as asked.
+    async fn fetch_through_cache(&self, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let Some(cache) = &self.blocks else { return self.fetch(ino, offset, len).await };
+        let map = self.file_map(ino).await?;
+        let mut out = Vec::with_capacity(len as usize);
+        for p in resolve(&map.slices, map.size, offset, len) {
+            let (blob, blob_offset, len) = match p {
+                Piece::Hole { len } => {
+                    out.resize(out.len() + len as usize, 0);
+                    continue;
+                }
+                Piece::Data { blob, blob_offset, len } => (blob, blob_offset, len),
+            };
+            let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
+            let end = blob_offset + len;
+            let mut at = blob_offset;
+            while at < end {
+                let block = at / block_cache::BLOCK;
+                let block_start = block * block_cache::BLOCK;
+                // An appender blob (its size is not in its name) can change.
+                let block_end = id.info().size().map(|size| (block_start + block_cache::BLOCK).min(size));
+                let upto = block_end.map_or(end, |b| b.min(end));
+                let (from, to) = ((at - block_start) as usize, (upto - block_start) as usize);
+                if let Some(d) = cache.read(&blob, block, from, to) {
+                    out.extend_from_slice(&d);
+                } else if let Some(block_end) = block_end.filter(|_| cache.wanted(&blob, block)) {
+                    let mut whole = Vec::with_capacity((block_end - block_start) as usize);
+                    let got =
+                        self.blobs.download_to(&id, block_start, Some(block_end - block_start), &mut whole).await?;
+                    if got != block_end - block_start || whole.len() < to {
+                        return Err(FsError::errno(5));
+                    }
+                    out.extend_from_slice(&whole[from..to]);
+                    // Written to the cache beside this read's answer.
+                    let (cache, blob) = (cache.clone(), blob.clone());
+                    tokio::task::spawn_blocking(move || cache.insert(&blob, block, &whole));
+                } else {
+                    let start = out.len();
+                    self.blobs.download_to(&id, at, Some(upto - at), &mut out).await?;
+                    if (out.len() - start) as u64 != upto - at {
+                        return Err(FsError::errno(5));
+                    }
+                }
+                at = upto;
             }
         }
         Ok(out)

@@ -450,6 +450,9 @@ impl Filesystem for CairnFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if let Some(d) = self.fs.read_now(ino.0, offset, size) {
+            return reply.data(&d);
+        }
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.read(ino.0, offset, size).await {

@@ -34,6 +34,15 @@ pub struct MountArgs {
     /// kernel's own default for FUSE is 128); 0 leaves it as it is
     #[arg(long, default_value_t = 16 * 1024)]
     read_ahead_kib: u32,
+    /// Most local disk space for the blocks of files read at random (a
+    /// block read twice is kept), in MiB; 0 keeps none
+    #[arg(long, default_value_t = 1024)]
+    cache_mib: u64,
+    /// Where the block cache goes (a directory of this mount's own is
+    /// made there and emptied at every mount) [default: $CAIRN_CACHE,
+    /// else ~/.cache/cairn]
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     #[command(flatten)]
     meta: MetaArgs,
     #[command(flatten)]
@@ -51,9 +60,16 @@ pub async fn run(a: MountArgs) -> Result<()> {
     let meta =
         MetaClient::new(a.meta.addr(), secret.clone()).retrying_for(std::time::Duration::from_secs(a.meta_retry_secs));
     let blobs = Arc::new(Client::new(ClientConfig::new(super::trackers(&a.cluster), secret)));
-    let fs = Arc::new(
-        cairn_fs::Fs::open(meta, blobs, &a.volume).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?,
-    );
+    let mut fs =
+        cairn_fs::Fs::open(meta, blobs, &a.volume).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?;
+    let cache_dir = (a.cache_mib > 0).then(|| block_cache_dir(&a));
+    if let Some(dir) = &cache_dir {
+        let cache = cairn_fs::BlockCache::create(dir, a.cache_mib << 20).with_context(|| {
+            format!("cannot make the block cache {} (--cache-dir, or --cache-mib 0)", dir.display())
+        })?;
+        fs = fs.with_block_cache(cache);
+    }
+    let fs = Arc::new(fs);
     cairn_fs::Fs::keep_open_files(&fs);
     let fuse = cairn_fuse::CairnFuse::new(fs.clone(), tokio::runtime::Handle::current());
     let cfg = cairn_fuse::config(&a.volume, a.allow_other);
@@ -79,7 +95,21 @@ pub async fn run(a: MountArgs) -> Result<()> {
         _ = tokio::signal::ctrl_c() => unmount(&a.mountpoint),
         _ = term.recv() => unmount(&a.mountpoint),
     }
+    if let Some(dir) = &cache_dir {
+        cairn_fs::BlockCache::remove(dir);
+    }
     Ok(())
+}
+
+/// This mount's block cache directory: one per volume and mount point,
+/// so mounts side by side never share one.
+fn block_cache_dir(a: &MountArgs) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let at = std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    at.hash(&mut h);
+    let base = a.cache_dir.clone().unwrap_or_else(crate::config::default_cache_dir);
+    base.join("mounts").join(format!("{}-{:016x}", a.volume, h.finish()))
 }
 
 /// Starts the same mount in the background (its own process group, so
