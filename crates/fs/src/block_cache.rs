@@ -29,6 +29,34 @@ pub const BLOCK: u64 = 1 << 20;
 /// Bytes covered by one checksum.
 const CHUNK: usize = 4096;
 
+/// The part of a blob stretch that lies in one block.
+pub struct Span {
+    /// The block's number in the blob.
+    pub block: u64,
+    /// Where the block starts in the blob.
+    pub block_start: u64,
+    /// Where the part starts and ends in the block.
+    pub from: usize,
+    /// (exclusive)
+    pub to: usize,
+}
+
+/// Bytes `[start, end)` of a blob, cut at block boundaries.
+pub fn spans(start: u64, end: u64) -> impl Iterator<Item = Span> {
+    let mut at = start;
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let block = at / BLOCK;
+        let block_start = block * BLOCK;
+        let upto = end.min(block_start + BLOCK);
+        let span = Span { block, block_start, from: (at - block_start) as usize, to: (upto - block_start) as usize };
+        at = upto;
+        Some(span)
+    })
+}
+
 /// A block: a blob's ID and the block's number in it.
 type Key = (String, u64);
 
@@ -274,6 +302,14 @@ mod tests {
         assert!(c.read("g1/M00/00/00/a", 1, 0, 10).is_none(), "another block");
         assert!(c.read("g1/M00/00/00/b", 0, 0, 10).is_none(), "another blob");
         assert!(c.read("g1/M00/00/00/a", 0, 0, BLOCK as usize + 1).is_none(), "past its end");
+    }
+
+    #[test]
+    fn a_stretch_is_cut_at_block_boundaries() {
+        let cut: Vec<_> = spans(BLOCK - 10, 2 * BLOCK + 5).map(|s| (s.block, s.block_start, s.from, s.to)).collect();
+        let b = BLOCK as usize;
+        assert_eq!(cut, vec![(0, 0, b - 10, b), (1, BLOCK, 0, b), (2, 2 * BLOCK, 0, 5)]);
+        assert_eq!(spans(7, 7).count(), 0);
     }
 
     #[test]

@@ -876,18 +876,8 @@ impl Fs {
             match p {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
-                    let mut at = blob_offset;
-                    while at < blob_offset + len {
-                        let block = at / block_cache::BLOCK;
-                        let block_start = block * block_cache::BLOCK;
-                        let upto = (blob_offset + len).min(block_start + block_cache::BLOCK);
-                        out.extend(cache.read(
-                            &blob,
-                            block,
-                            (at - block_start) as usize,
-                            (upto - block_start) as usize,
-                        )?);
-                        at = upto;
+                    for s in block_cache::spans(blob_offset, blob_offset + len) {
+                        out.extend(cache.read(&blob, s.block, s.from, s.to)?);
                     }
                 }
             }
@@ -963,15 +953,12 @@ impl Fs {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
                     let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
-                    let start = out.len();
                     if len <= FETCH_PART {
                         // Straight into the window: no buffer of its own.
-                        self.blobs.download_to(&id, blob_offset, Some(len), &mut out).await?;
-                        if (out.len() - start) as u64 != len {
-                            return Err(FsError::errno(5));
-                        }
+                        self.download_exactly(&id, blob_offset, len, &mut out).await?;
                         continue;
                     }
+                    let start = out.len();
                     // A large piece comes in parts at once, which the client
                     // spreads over the group's members (one stream of
                     // verified reads keeps neither a disk nor a core busy),
@@ -1013,39 +1000,41 @@ impl Fs {
                 Piece::Data { blob, blob_offset, len } => (blob, blob_offset, len),
             };
             let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
-            let end = blob_offset + len;
-            let mut at = blob_offset;
-            while at < end {
-                let block = at / block_cache::BLOCK;
-                let block_start = block * block_cache::BLOCK;
-                // An appender blob (its size is not in its name) can change.
-                let block_end = id.info().size().map(|size| (block_start + block_cache::BLOCK).min(size));
-                let upto = block_end.map_or(end, |b| b.min(end));
-                let (from, to) = ((at - block_start) as usize, (upto - block_start) as usize);
-                if let Some(d) = cache.read(&blob, block, from, to) {
+            // An appender blob (its size is not in its name) can change:
+            // never cached.
+            let Some(blob_size) = id.info().size() else {
+                self.download_exactly(&id, blob_offset, len, &mut out).await?;
+                continue;
+            };
+            for s in block_cache::spans(blob_offset, blob_offset + len) {
+                if let Some(d) = cache.read(&blob, s.block, s.from, s.to) {
                     out.extend_from_slice(&d);
-                } else if let Some(block_end) = block_end.filter(|_| cache.wanted(&blob, block)) {
-                    let mut whole = Vec::with_capacity((block_end - block_start) as usize);
-                    let got =
-                        self.blobs.download_to(&id, block_start, Some(block_end - block_start), &mut whole).await?;
-                    if got != block_end - block_start || whole.len() < to {
-                        return Err(FsError::errno(5));
-                    }
-                    out.extend_from_slice(&whole[from..to]);
+                } else if cache.wanted(&blob, s.block) {
+                    let block_len = (s.block_start + block_cache::BLOCK).min(blob_size) - s.block_start;
+                    let mut whole = Vec::with_capacity(block_len as usize);
+                    self.download_exactly(&id, s.block_start, block_len, &mut whole).await?;
+                    out.extend_from_slice(whole.get(s.from..s.to).ok_or(FsError::errno(5))?);
                     // Written to the cache beside this read's answer.
                     let (cache, blob) = (cache.clone(), blob.clone());
-                    tokio::task::spawn_blocking(move || cache.insert(&blob, block, &whole));
+                    tokio::task::spawn_blocking(move || cache.insert(&blob, s.block, &whole));
                 } else {
-                    let start = out.len();
-                    self.blobs.download_to(&id, at, Some(upto - at), &mut out).await?;
-                    if (out.len() - start) as u64 != upto - at {
-                        return Err(FsError::errno(5));
-                    }
+                    let at = s.block_start + s.from as u64;
+                    self.download_exactly(&id, at, (s.to - s.from) as u64, &mut out).await?;
                 }
-                at = upto;
             }
         }
         Ok(out)
+    }
+
+    /// Appends `len` bytes of blob `id` at `offset` to `out`; fewer is an
+    /// I/O error (the blob is shorter than the slice says).
+    async fn download_exactly(&self, id: &FileId, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        self.blobs.download_to(id, offset, Some(len), out).await?;
+        if (out.len() - start) as u64 != len {
+            return Err(FsError::errno(5));
+        }
+        Ok(())
     }
 
     /// Sets an extended attribute. POSIX ACLs are not kept (they would
