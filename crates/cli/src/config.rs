@@ -93,32 +93,26 @@ pub fn load(path: Option<&Path>) -> Result<FileConfig> {
 /// Where data lives when no `--data` is given: `$CAIRN_DATA`, else
 /// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`, else `./cairn-data`.
 pub fn default_data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_DATA") {
-        return PathBuf::from(d);
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(x).join("cairn");
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".local/share/cairn");
-    }
-    PathBuf::from("cairn-data")
+    user_dir("CAIRN_DATA", "XDG_DATA_HOME", ".local/share").unwrap_or_else(|| PathBuf::from("cairn-data"))
 }
 
 /// Where mounts keep their block caches when not told: `$CAIRN_CACHE`,
-/// else the user's cache directory (`$XDG_CACHE_HOME/cairn`,
-/// `~/.cache/cairn`).
+/// else `$XDG_CACHE_HOME/cairn`, else `~/.cache/cairn`, else the
+/// temporary directory's `cairn-cache`.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_CACHE") {
-        return PathBuf::from(d);
+    user_dir("CAIRN_CACHE", "XDG_CACHE_HOME", ".cache").unwrap_or_else(|| std::env::temp_dir().join("cairn-cache"))
+}
+
+/// `$own`, else `$xdg/cairn`, else `~/<in_home>/cairn` (the XDG base
+/// directory rules).
+fn user_dir(own: &str, xdg: &str, in_home: &str) -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(own) {
+        return Some(PathBuf::from(d));
     }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(x).join("cairn");
+    if let Some(x) = std::env::var_os(xdg) {
+        return Some(PathBuf::from(x).join("cairn"));
     }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".cache/cairn");
-    }
-    std::env::temp_dir().join("cairn-cache")
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(in_home).join("cairn"))
 }
 
 #[cfg(test)]
