@@ -62,6 +62,10 @@ const KEEP_OPEN_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 /// one meta call and one download per blob piece; the next window is
 /// fetched in the background while this one is served.
 const READ_AHEAD: u64 = 4 << 20;
+/// How far past a sequential reader's position a read still counts as
+/// part of its stream (the kernel reads up to 16 MiB ahead, see
+/// `cairn mount --read-ahead-kib`).
+const STREAM_REACH: u64 = 32 << 20;
 /// A blob piece larger than this is downloaded in parts of this size at
 /// once.
 const FETCH_PART: u64 = 1 << 20;
@@ -890,7 +894,7 @@ impl Fs {
     /// keeps what it did not return for the next reads.
     async fn read_committed(self: &Arc<Self>, ino: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
         let want = u64::from(size);
-        let (sequential, epoch, prefetched) = {
+        let (sequential, near_stream, epoch, prefetched) = {
             let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
             let epoch = ra.epoch;
             if let Some(d) = ra.in_window(ino, offset, size) {
@@ -899,12 +903,20 @@ impl Fs {
             match ra.windows.get_mut(&ino) {
                 Some(w) => {
                     let next = w.next.take_if(|p| p.offset == offset);
-                    (offset == w.last_end, epoch, next)
+                    // The kernel's read-ahead sends a sequential reader's
+                    // requests to several FUSE threads at once, so some
+                    // arrive out of order just past (or before) the window.
+                    let near =
+                        offset + want > w.offset.saturating_sub(READ_AHEAD) && offset < w.last_end + STREAM_REACH;
+                    (offset == w.last_end, near, epoch, next)
                 }
-                None => (offset == 0, epoch, None),
+                None => (offset == 0, false, epoch, None),
             }
         };
-        if !sequential && prefetched.is_none() && self.blocks.is_some() {
+        // Out-of-order reads of a stream are fetched as asked, as before
+        // the cache: taken for random reads, they would fill the cache with
+        // the whole file and write it to the local disk at every re-read.
+        if !sequential && !near_stream && prefetched.is_none() && self.blocks.is_some() {
             return self.fetch_through_cache(ino, offset, want).await.map(bytes::Bytes::from);
         }
         let fetch = if sequential { want.max(READ_AHEAD) } else { want };
