@@ -122,6 +122,60 @@ fn scrub_finds_and_repairs_damaged_blobs_and_reads_stay_correct() {
     assert_eq!(listing(&c, &client, 1), listing(&c, &client, 0));
 }
 
+#[test]
+fn large_reads_are_checked_block_by_block_by_the_client_and_a_damaged_copy_is_repaired() {
+    // Reads of 256 KiB and more get whole blocks the node does not check
+    // (it sends them from its page cache); the client checks each one.
+    let c = Cluster::start_with(1, &[("g1", 2)], &["--scrub-interval-secs", "0"]);
+    let client = c.client();
+    // More than one reply's worth of blocks (64 MiB), and a short last block.
+    let big = content(65 * 1024 * 1024 + 12_345, 77);
+    let mid = content(3 * 1024 * 1024 + 999, 78);
+    let (big_id, mid_id) = rt().block_on(async {
+        let b = client.upload(&UploadOptions::default(), Body::from(big.clone())).await.expect("upload");
+        let m = client.upload(&UploadOptions::default(), Body::from(mid.clone())).await.expect("upload");
+        (b, m)
+    });
+    let (a0, a1) = (c.node_addr(0), c.node_addr(1));
+    rt().block_on(async {
+        let mut got = Vec::new();
+        client.download_from(&a0, &big_id, 0, None, &mut got).await.expect("whole");
+        assert!(got == big, "a read of more than one reply's blocks");
+        for (at, len) in [(100_000u64, Some(2_000_000u64)), (65_536, Some(300_000)), (3_000_000, None)] {
+            let mut got = Vec::new();
+            client.download_from(&a0, &mid_id, at, len, &mut got).await.expect("range");
+            let end = len.map_or(mid.len(), |l| (at + l) as usize);
+            assert!(got == mid[at as usize..end], "range {at}+{len:?}");
+        }
+    });
+    // Damage one byte of the second MiB on member 1, behind its back.
+    let p = blob_path(&c, 1, &mid_id);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[(1 << 20) + 4321] ^= 0x01;
+    std::fs::write(&p, bytes).unwrap();
+    rt().block_on(async {
+        // Blocks before the damage are served; a read through it is
+        // refused by that member, never answered with the bad byte.
+        let mut head = Vec::new();
+        client.download_from(&a1, &mid_id, 0, Some(1 << 20), &mut head).await.expect("undamaged range");
+        assert!(head == mid[..1 << 20]);
+        let mut got = Vec::new();
+        let err = client.download_from(&a1, &mid_id, 0, None, &mut got).await;
+        assert!(err.is_err(), "the damaged member refuses the read");
+        assert!(got.len() <= 1 << 20, "no byte of the damaged block was handed out ({} were)", got.len());
+        // Any member: the healthy one answers.
+        for _ in 0..3 {
+            assert!(client.download_bytes(&mid_id, 0, None).await.unwrap() == mid);
+        }
+    });
+    // The damaged member had its copy repaired from its peer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while read_from(&client, &a1, &mid_id).as_ref() != Some(&mid) {
+        assert!(std::time::Instant::now() < deadline, "the damaged copy was not repaired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Runs a scrub on `node` and waits for it to finish; returns how many
 /// blobs it checked.
 fn scrub_and_wait(c: &Cluster, node: usize) -> u64 {

@@ -10,8 +10,9 @@ use cairn_proto::{
     StoreTarget,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tracing::debug;
+use tracing::{debug, warn};
 
+use crate::blocks::{BlocksError, BlocksReply, BLOCKS_MIN_READ};
 use crate::body::{Body, SendError};
 use crate::error::{Error, Result};
 use crate::routes::Routes;
@@ -390,20 +391,88 @@ impl Client {
         sink: &mut W,
         written: &mut u64,
     ) -> Result<()> {
-        let req = Request::Download { file_id: id.to_string(), offset, length };
-        let mut c = self.pool.get(addr).await.map_err(|e| Error::node(addr, e))?;
-        let resp = match cairn_proto::net::call(&mut c.conn, &req).await {
-            Err(e) if c.reused && e.is_connection() => {
-                self.pool.forget(addr);
-                c = self.pool.fresh(addr).await.map_err(|e| Error::node(addr, e))?;
-                cairn_proto::net::call(&mut c.conn, &req).await
+        if length.is_some_and(|l| l < BLOCKS_MIN_READ) {
+            return self.read_checked(addr, id, offset, length, sink, written).await;
+        }
+        let begin = *written;
+        loop {
+            let done = *written - begin;
+            let at = offset + done;
+            let len = length.map(|l| l - done);
+            let req = Request::DownloadBlocks { file_id: id.to_string(), offset: at, length: len };
+            let (mut c, resp) = self.open_read(addr, &req).await?;
+            let reply = match resp {
+                Response::Data { length: expected } => return self.take_body(c, addr, expected, sink, written).await,
+                Response::Blocks { start, length: sent, size, block_size, crcs } => {
+                    BlocksReply::check(at, len, start, sent, size, block_size, crcs)
+                        .map_err(|e| Error::node(addr, e))?
+                }
+                other => return Err(unexpected("blocks", other)),
+            };
+            match reply.take(&mut c.conn, sink, written).await {
+                Ok(()) => self.pool.put(c),
+                Err(BlocksError::Output(e)) => return Err(Error::Output(e)),
+                Err(BlocksError::Conn(e)) => return Err(Error::node(addr, e)),
+                Err(BlocksError::Damaged { offset: bad }) => {
+                    // The node did not check what it sent; asked to, it
+                    // checks, has a damaged copy repaired and refuses,
+                    // and the caller goes to another member. The
+                    // connection is dropped mid-body.
+                    warn!(node = %addr, file_id = %id, offset = bad, "a block failed its CRC here; reading it checked");
+                    let done = *written - begin;
+                    return self.read_checked(addr, id, offset + done, length.map(|l| l - done), sink, written).await;
+                }
             }
-            other => other,
-        };
-        let expected = match check(resp.map_err(|e| Error::node(addr, e))?).map_err(|e| Error::node(addr, e))? {
+            if reply.reaches_end() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads a range the node checks before sending.
+    async fn read_checked<W: AsyncWrite + Unpin>(
+        &self,
+        addr: &str,
+        id: &FileId,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut W,
+        written: &mut u64,
+    ) -> Result<()> {
+        let req = Request::Download { file_id: id.to_string(), offset, length };
+        let (c, resp) = self.open_read(addr, &req).await?;
+        let expected = match resp {
             Response::Data { length } => length,
             other => return Err(unexpected("data", other)),
         };
+        self.take_body(c, addr, expected, sink, written).await
+    }
+
+    /// Sends a read request on a pooled connection (a fresh one if the pooled
+    /// one turns out dead) and returns the connection with the answer.
+    async fn open_read(&self, addr: &str, req: &Request) -> Result<(Pooled, Response)> {
+        let mut c = self.pool.get(addr).await.map_err(|e| Error::node(addr, e))?;
+        let resp = match cairn_proto::net::call(&mut c.conn, req).await {
+            Err(e) if c.reused && e.is_connection() => {
+                self.pool.forget(addr);
+                c = self.pool.fresh(addr).await.map_err(|e| Error::node(addr, e))?;
+                cairn_proto::net::call(&mut c.conn, req).await
+            }
+            other => other,
+        };
+        let resp = check(resp.map_err(|e| Error::node(addr, e))?).map_err(|e| Error::node(addr, e))?;
+        Ok((c, resp))
+    }
+
+    /// Copies a checked body of `expected` bytes into `sink`.
+    async fn take_body<W: AsyncWrite + Unpin>(
+        &self,
+        mut c: Pooled,
+        addr: &str,
+        expected: u64,
+        sink: &mut W,
+        written: &mut u64,
+    ) -> Result<()> {
         let mut body = BodyReader::new();
         loop {
             match body.next(&mut c.conn).await {

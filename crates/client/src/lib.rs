@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod blocks;
 mod body;
 mod client;
 mod error;

@@ -31,6 +31,12 @@ where
     W: AsyncWrite + Unpin + ?Sized,
     M: Serialize,
 {
+    w.write_all(&encode_frame(msg)?).await?;
+    Ok(())
+}
+
+/// One control frame as bytes, for a sender that writes it itself.
+pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Vec<u8>> {
     let bytes = postcard::to_allocvec(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     if bytes.len() > MAX_CONTROL_FRAME as usize {
         return Err(ProtoError::FrameTooLarge { len: bytes.len() as u64, max: MAX_CONTROL_FRAME as u64 });
@@ -38,8 +44,7 @@ where
     let mut buf = Vec::with_capacity(4 + bytes.len());
     buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     buf.extend_from_slice(&bytes);
-    w.write_all(&buf).await?;
-    Ok(())
+    Ok(buf)
 }
 
 /// Reads one control frame. Returns `Ok(None)` on a clean end of stream

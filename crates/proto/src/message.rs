@@ -254,6 +254,20 @@ pub enum Request {
         /// The change.
         req: crate::meta::MetaRequest,
     },
+    /// Read a range as the whole checksum blocks that cover it, sent as they
+    /// are on disk with their CRCs, for a client that checks every block
+    /// before it uses a byte ([`Response::Blocks`] and a body). The node can
+    /// then send from the page cache without copying (`sendfile`); the
+    /// client's check is the one every byte gets. A blob that changes under
+    /// readers (an appender) is answered as [`Request::Download`] is.
+    DownloadBlocks {
+        /// The file.
+        file_id: String,
+        /// First byte wanted.
+        offset: u64,
+        /// Bytes wanted; `None` reads to the end.
+        length: Option<u64>,
+    },
 }
 
 impl Request {
@@ -295,6 +309,7 @@ impl Request {
             Request::Namespace(_) => "namespace",
             Request::ReportMissedBy { .. } => "report-missed",
             Request::NamespaceOnce { .. } => "namespace",
+            Request::DownloadBlocks { .. } => "download-blocks",
         }
     }
 }
@@ -456,6 +471,23 @@ pub enum Response {
     },
     /// The meta service's answer.
     Namespace(crate::meta::MetaResponse),
+    /// Whole checksum blocks of a blob follow as a body, unchecked by the
+    /// sender: `length` bytes from `start`, each body chunk a run of whole
+    /// blocks (the last block of the blob may be short). The reply may stop
+    /// short of the range asked (a bounded number of blocks per reply); the
+    /// client asks again from where it stopped.
+    Blocks {
+        /// Offset in the blob of the first byte sent: a multiple of `block_size`.
+        start: u64,
+        /// Bytes that follow.
+        length: u64,
+        /// The blob's size.
+        size: u64,
+        /// Bytes per checksum block.
+        block_size: u32,
+        /// CRC-32 of each block sent, in order.
+        crcs: Vec<u32>,
+    },
 }
 
 /// A position in a node's binlog.
@@ -575,6 +607,7 @@ impl Response {
             Response::SyncPoint { .. } => "sync-point".into(),
             Response::BinlogTail { .. } => "binlog-tail".into(),
             Response::Meta(_) => "meta".into(),
+            Response::Blocks { .. } => "blocks".into(),
         }
     }
 }

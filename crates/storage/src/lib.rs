@@ -26,6 +26,7 @@ mod read;
 mod replica;
 mod replicate;
 mod scrub;
+mod sendfile;
 mod spare;
 mod sync;
 mod upload;

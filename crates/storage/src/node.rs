@@ -164,6 +164,9 @@ impl Service for Node {
             }
             Request::UploadSlave { master, prefix, ext } => upload::upload_slave(self, conn, master, prefix, ext).await,
             Request::Download { file_id, offset, length } => read::download(self, conn, &file_id, offset, length).await,
+            Request::DownloadBlocks { file_id, offset, length } => {
+                read::download_blocks(self, conn, &file_id, offset, length).await
+            }
             Request::FileInfo { file_id } => read::file_info(self, conn, &file_id).await,
             Request::GetMeta { file_id } => read::get_meta(self, conn, &file_id).await,
             Request::Append { file_id } => mutate::append(self, conn, &file_id).await,

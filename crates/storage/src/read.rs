@@ -1,8 +1,9 @@
 //! Reads: downloads, file info, metadata. Reads need no tracker, so a node
 //! keeps serving them while every tracker is down.
 
-use cairn_proto::frame::{write_body_abort, write_body_end, write_chunk, write_frame};
+use cairn_proto::frame::{encode_frame, write_body_abort, write_body_end, write_chunk, write_frame};
 use cairn_proto::{Conn, ProtoError, Response};
+use cairn_store::{BlobReader, RawBlocks};
 use tokio::io::AsyncWriteExt;
 use tracing::error;
 
@@ -11,6 +12,10 @@ use crate::node::{blocking, parse_id, Node};
 
 /// Chunks read ahead of the socket during a download.
 const READ_AHEAD: usize = 4;
+
+/// Most checksum blocks one [`Response::Blocks`] reply carries (64 MiB of
+/// 64 KiB blocks, 4 KiB of CRCs); the client asks again for the rest.
+const MAX_BLOCKS_PER_REPLY: usize = 1024;
 
 /// Streams a verified range of a blob. A checksum failure midway aborts the
 /// body and sends the error, so the client never takes bad bytes for good
@@ -34,6 +39,67 @@ pub async fn download(
         })
     })
     .await?;
+    send_checked(node, conn, id, reader, first).await
+}
+
+/// Sends the blocks covering a range unchecked, from the page cache with
+/// `sendfile`, with their CRCs for the client to check; an appender blob is
+/// sent checked, as [`download`] does.
+pub async fn download_blocks(
+    node: &Node,
+    conn: &mut Conn,
+    file_id: &str,
+    offset: u64,
+    length: Option<u64>,
+) -> Result<(), ProtoError> {
+    enum Opened {
+        Raw(RawBlocks),
+        Checked(BlobReader, cairn_store::Result<Option<cairn_proto::ChunkBuf>>),
+    }
+    let id = parse_id(file_id)?;
+    let store = node.store.clone();
+    let read_id = id.clone();
+    let opened = blocking(move || {
+        let mut reader = store.read(&read_id, offset, length)?;
+        // A file shorter than its record says is damage the checked read
+        // reports (and has repaired); sendfile would only stop short.
+        if let Some(raw) = reader.raw_blocks(MAX_BLOCKS_PER_REPLY) {
+            let on_disk = raw.file.metadata().map(|m| m.len()).unwrap_or(0);
+            if on_disk >= raw.file_offset + raw.length {
+                return Ok(Opened::Raw(raw));
+            }
+        }
+        let first = reader.next_chunk();
+        Ok(Opened::Checked(reader, first))
+    })
+    .await?;
+    let raw = match opened {
+        Opened::Raw(raw) => raw,
+        Opened::Checked(reader, first) => return send_checked(node, conn, id, reader, first).await,
+    };
+    let block_size = cairn_store::BLOCK_SIZE as u32;
+    let frame = encode_frame(&Response::Blocks {
+        start: raw.start,
+        length: raw.length,
+        size: raw.size,
+        block_size,
+        crcs: raw.crcs.clone(),
+    })?;
+    crate::sendfile::send_blocks(conn, frame, raw).await.inspect_err(|e| {
+        // The body may stop inside a chunk: the connection is closed, and
+        // the client takes the rest from another member.
+        error!(file_id = %id, error = %e, "sending blocks failed; connection closed");
+    })
+}
+
+/// Sends a range read by `reader`, whose first chunk was read already.
+async fn send_checked(
+    node: &Node,
+    conn: &mut Conn,
+    id: cairn_proto::FileId,
+    reader: BlobReader,
+    first: cairn_store::Result<Option<cairn_proto::ChunkBuf>>,
+) -> Result<(), ProtoError> {
     let first = match first {
         Ok(chunk) => chunk,
         Err(e) => {
@@ -78,7 +144,7 @@ async fn stream(
     node: &Node,
     conn: &mut Conn,
     id: cairn_proto::FileId,
-    mut reader: cairn_store::BlobReader,
+    mut reader: BlobReader,
 ) -> Result<(), ProtoError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || loop {

@@ -28,7 +28,7 @@ pub use checksum::BLOCK_SIZE;
 pub use error::{Error, Result};
 pub use layout::{PathPolicy, StorePath};
 pub use pack::Compacted;
-pub use reader::BlobReader;
+pub use reader::{BlobReader, RawBlocks};
 pub use record::BlobRecord;
 pub use spool::{Spool, Spooled};
 pub use store::{Expect, Reserved, Store, StoreConfig, StoreStats, DEFAULT_PACK_MAX};

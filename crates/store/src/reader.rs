@@ -36,7 +36,50 @@ pub struct BlobReader {
     pub(crate) lock: Option<(Arc<Vec<RwLock<()>>>, usize)>,
 }
 
+/// The checksum blocks that cover a range of a blob, for a reader that
+/// checks them itself: where they lie in which file, and their CRCs.
+#[derive(Debug)]
+pub struct RawBlocks {
+    /// The file holding the blob (a pack or the blob's own file).
+    pub file: Arc<File>,
+    /// Where the first block starts in `file`.
+    pub file_offset: u64,
+    /// Offset in the blob of the first block: a multiple of [`BLOCK_SIZE`].
+    pub start: u64,
+    /// Bytes of the blocks (the blob's last block may be short).
+    pub length: u64,
+    /// The blob's size.
+    pub size: u64,
+    /// CRC-32 of each block, in order.
+    pub crcs: Vec<u32>,
+}
+
 impl BlobReader {
+    /// The blocks that cover what is left of the range, at most
+    /// `max_blocks` of them, to be sent unchecked to a reader that checks
+    /// them. `None` for an appender blob, whose blocks and CRCs change under
+    /// readers, and for a record that lacks CRCs for the range (the checked
+    /// read reports that one).
+    pub fn raw_blocks(&self, max_blocks: usize) -> Option<RawBlocks> {
+        if self.lock.is_some() {
+            return None;
+        }
+        let first = self.pos / BLOCK_SIZE;
+        let last =
+            if self.pos >= self.end { first } else { self.end.div_ceil(BLOCK_SIZE).min(first + max_blocks as u64) };
+        let crcs = self.record.blocks.get(first as usize..last as usize)?.to_vec();
+        let start = first * BLOCK_SIZE;
+        let length = (last * BLOCK_SIZE).min(self.record.size).saturating_sub(start);
+        Some(RawBlocks {
+            file: self.file.clone(),
+            file_offset: self.base + start,
+            start,
+            length,
+            size: self.record.size,
+            crcs,
+        })
+    }
+
     /// Bytes left to return.
     pub fn remaining(&self) -> u64 {
         self.end - self.pos
