@@ -136,9 +136,24 @@ fn check_converged(c: &Cluster, ledger: &Ledger) {
         let differ: Vec<_> = l.iter().filter(|(k, v)| listings[0].get(*k).is_some_and(|w| w != *v)).take(5).collect();
         // Unacknowledged uploads included: a returning originator discards
         // those that not every member committed.
+        let told = |id: &String| {
+            let held: Vec<usize> = (0..listings.len()).filter(|m| listings[*m].contains_key(id)).collect();
+            let ledger = if ledger.live.contains_key(id) {
+                "acknowledged"
+            } else if ledger.deleted.contains(id) {
+                "deleted (acknowledged)"
+            } else if ledger.unsure.contains(id) {
+                "unsure"
+            } else {
+                "never acknowledged"
+            };
+            format!("{id}: {ledger}, held by members {held:?}")
+        };
         assert!(
             only_here.is_empty() && only_there.is_empty() && differ.is_empty(),
-            "member {i} differs from member 0: only on {i}: {only_here:?}, only on 0: {only_there:?}, differing: {differ:?}"
+            "member {i} differs from member 0: only on {i}: {only_here:?}, only on 0: {only_there:?}, differing: \
+             {differ:?}\n{}",
+            only_here.iter().chain(&only_there).map(|id| told(id)).collect::<Vec<_>>().join("\n")
         );
     }
     for id in &ledger.deleted {

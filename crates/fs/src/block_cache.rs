@@ -284,14 +284,18 @@ fn remove_abandoned(parent: &Path) {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        // A parent of the tests' own: a cache removes abandoned ones beside it.
-        std::env::temp_dir().join(format!("cairn-block-cache-{}", std::process::id())).join(name).join("cache")
+    /// A directory for one test's cache, removed with the returned guard.
+    /// A parent of the test's own: a cache removes abandoned ones beside it.
+    fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::Builder::new().prefix("cairn-block-cache-").tempdir().unwrap();
+        let dir = root.path().join(name).join("cache");
+        (root, dir)
     }
 
     #[test]
     fn a_block_is_cached_at_its_second_request_and_served_in_any_range() {
-        let c = BlockCache::create(&temp_dir("serve"), 4 * BLOCK).unwrap();
+        let (_root, dir) = temp_dir("serve");
+        let c = BlockCache::create(&dir, 4 * BLOCK).unwrap();
         let data: Vec<u8> = (0..BLOCK as usize).map(|i| (i * 7 % 251) as u8).collect();
         assert!(!c.wanted("g1/M00/00/00/a", 0), "first request: only remembered");
         assert!(c.wanted("g1/M00/00/00/a", 0), "second request: fetch it whole");
@@ -314,7 +318,8 @@ mod tests {
 
     #[test]
     fn the_blocks_read_longest_ago_make_room() {
-        let c = BlockCache::create(&temp_dir("evict"), 3 * BLOCK).unwrap();
+        let (_root, dir) = temp_dir("evict");
+        let c = BlockCache::create(&dir, 3 * BLOCK).unwrap();
         let block = vec![1u8; BLOCK as usize];
         for b in 0..3 {
             c.insert("x", b, &block);
@@ -331,7 +336,8 @@ mod tests {
 
     #[test]
     fn a_cached_block_changed_on_disk_is_dropped_not_served() {
-        let c = BlockCache::create(&temp_dir("rot"), 2 * BLOCK).unwrap();
+        let (_root, dir) = temp_dir("rot");
+        let c = BlockCache::create(&dir, 2 * BLOCK).unwrap();
         let data = vec![9u8; 3 * CHUNK + 10];
         c.insert("x", 0, &data);
         let file = c.path(c.state().blocks[&("x".to_string(), 0)].file);
@@ -345,7 +351,8 @@ mod tests {
 
     #[test]
     fn a_cache_left_by_a_killed_mount_is_removed_by_the_next_one_and_a_live_one_is_not() {
-        let base = temp_dir("abandoned").join("mounts");
+        let (_root, dir) = temp_dir("abandoned");
+        let base = dir.join("mounts");
         let live = BlockCache::create(&base.join("live"), BLOCK).unwrap();
         let dead = base.join("dead");
         std::fs::create_dir_all(&dead).unwrap();
@@ -362,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_cache_starts_empty_and_goes_with_its_mount() {
-        let dir = temp_dir("wipe");
+        let (_root, dir) = temp_dir("wipe");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("1"), b"left by an earlier mount").unwrap();
         let c = BlockCache::create(&dir, BLOCK).unwrap();

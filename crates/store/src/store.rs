@@ -459,6 +459,11 @@ impl Store {
                 Err(Error::Exists(id.to_string()))
             } else {
                 let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+                // Checked again under the lock a delete takes: a delete that
+                // ran since the check above has left its tombstone by now.
+                if self.was_deleted(id) {
+                    return Err(Error::NotFound(format!("{id} was deleted")));
+                }
                 packs.put(&id.to_string(), &record, content, false)
             };
             return match put {
@@ -471,7 +476,14 @@ impl Store {
             };
         }
         spooled.write_to_disk(&sp.tmp_dir())?;
-        match self.link_new(sp, id, spooled.path()?, &record) {
+        let linked = {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            if self.was_deleted(id) {
+                return Err(Error::NotFound(format!("{id} was deleted")));
+            }
+            self.link_new(sp, id, spooled.path()?, &record)
+        };
+        match linked {
             Ok(()) => {
                 let _ = std::fs::remove_file(spooled.consume());
                 self.after_create(id, record.size, origin)
@@ -485,11 +497,13 @@ impl Store {
     }
 
     /// Links a spool under its final name (failing if the name is taken),
-    /// then writes the record. Order matters: a blob without a record reads
-    /// as absent, so a crash between the two steps exposes nothing.
+    /// then writes the record, both under the blob's lock, which the caller
+    /// holds (a delete between the two would leave a record without
+    /// content). Order matters: a blob without a record reads as absent, so
+    /// a crash between the two steps exposes nothing.
     fn link_new(&self, sp: &StorePath, id: &FileId, spool: &Path, record: &BlobRecord) -> Result<()> {
-        self.link_spool(sp, id, spool)?;
-        if let Err(e) = self.write_record(sp, id, record) {
+        self.link_spool_locked(sp, id, spool)?;
+        if let Err(e) = record.save(&sp.record_path(id)) {
             let _ = std::fs::remove_file(sp.blob_path(id));
             return Err(e);
         }
@@ -498,6 +512,12 @@ impl Store {
 
     /// Links a spool under a blob's name; `Exists` if the name is taken.
     fn link_spool(&self, sp: &StorePath, id: &FileId, spool: &Path) -> Result<()> {
+        let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+        self.link_spool_locked(sp, id, spool)
+    }
+
+    /// [`Store::link_spool`] for a caller that holds the blob's lock.
+    fn link_spool_locked(&self, sp: &StorePath, id: &FileId, spool: &Path) -> Result<()> {
         let dir = sp.dir_of(id);
         if !dir.exists() {
             std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -506,7 +526,6 @@ impl Store {
             }
         }
         let blob = sp.blob_path(id);
-        let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
         match std::fs::hard_link(spool, &blob) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.to_string())),
@@ -628,13 +647,19 @@ impl Store {
                 Some(packs) => packs.delete(&id.to_string())?,
                 None => None,
             };
-            match unpacked {
+            let size = match unpacked {
                 // A packed blob has no files of its own to remove.
                 Some(loc) => Some(loc.size()),
                 None => self.remove_files(sp, id, must_exist)?,
-            }
+            };
+            // The tombstone goes in before the lock is let go: a copy from
+            // a peer (`create_as`) checks it under the same lock, so it
+            // either lands before this delete (and is removed by it) or
+            // sees the tombstone. Set after, a copy fetched before the
+            // delete could land after it and bring the blob back.
+            self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+            size
         };
-        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
         if let Some(size) = size {
             self.files.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);

@@ -242,6 +242,41 @@ fn deleted_ids_never_come_back() {
 }
 
 #[test]
+fn a_copy_racing_a_delete_never_outlives_it() {
+    // A catch-up copies a blob while the primary's delete of it arrives:
+    // whichever runs first, the blob must not be there after both.
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let src = open_with(&dir.path().join("src"), pack_max);
+        let dst = std::sync::Arc::new(open_with(&dir.path().join("dst"), pack_max));
+        let content = data(3000, 5);
+        let blobs: Vec<_> =
+            (0..400).map(|_| src.create(spooled(&src, &content), "bin", false, vec![]).unwrap()).collect();
+        let ids: Vec<FileId> = blobs.iter().map(|(id, _)| id.clone()).collect();
+        let spools: Vec<Spooled> = blobs.iter().map(|_| spooled(&dst, &content)).collect();
+        // Both threads start on each blob together.
+        let go = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let deleter = {
+            let (dst, ids, go) = (dst.clone(), ids.clone(), go.clone());
+            std::thread::spawn(move || {
+                for id in &ids {
+                    go.wait();
+                    dst.delete(id, Origin::Replica).unwrap();
+                }
+            })
+        };
+        for ((id, rec), spool) in blobs.iter().zip(spools) {
+            go.wait();
+            // Refused once the tombstone is there; that is the point.
+            let _ = dst.replace(spool, id, &rec.info(), vec![], Expect::Absent);
+        }
+        deleter.join().unwrap();
+        let back: Vec<_> = ids.iter().filter(|id| dst.contains(id)).collect();
+        assert!(back.is_empty(), "pack_max {pack_max}: deleted blobs came back: {back:?}");
+    }
+}
+
+#[test]
 fn replace_mends_a_damaged_blob() {
     for pack_max in LAYOUTS {
         let dir = tempfile::tempdir().unwrap();
