@@ -16,6 +16,10 @@ const READ_AHEAD: usize = 4;
 /// Most checksum blocks one [`Response::Blocks`] reply carries (64 MiB of
 /// 64 KiB blocks, 4 KiB of CRCs); the client asks again for the rest.
 const MAX_BLOCKS_PER_REPLY: usize = 1024;
+/// Fewer bytes than this are sent checked even when blocks are asked for
+/// (a whole small blob): copying a few pages costs less than the second
+/// hand-off to a blocking thread that `sendfile` takes.
+const SENDFILE_MIN: u64 = 256 * 1024;
 
 /// Streams a verified range of a blob. A checksum failure midway aborts the
 /// body and sends the error, so the client never takes bad bytes for good
@@ -63,7 +67,7 @@ pub async fn download_blocks(
         let mut reader = store.read(&read_id, offset, length)?;
         // A file shorter than its record says is damage the checked read
         // reports (and has repaired); sendfile would only stop short.
-        if let Some(raw) = reader.raw_blocks(MAX_BLOCKS_PER_REPLY) {
+        if let Some(raw) = reader.raw_blocks(MAX_BLOCKS_PER_REPLY).filter(|r| r.length >= SENDFILE_MIN) {
             let on_disk = raw.file.metadata().map(|m| m.len()).unwrap_or(0);
             if on_disk >= raw.file_offset + raw.length {
                 return Ok(Opened::Raw(raw));
