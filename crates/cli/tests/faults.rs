@@ -147,7 +147,9 @@ fn check_converged(c: &Cluster, ledger: &Ledger) {
             } else {
                 "never acknowledged"
             };
-            format!("{id}: {ledger}, held by members {held:?}")
+            let history: Vec<String> =
+                (0..listings.len()).map(|m| format!("  member {m}: {}", binlog_of(c, &client, m, id))).collect();
+            format!("{id}: {ledger}, held by members {held:?}; binlog lines naming it:\n{}", history.join("\n"))
         };
         assert!(
             only_here.is_empty() && only_there.is_empty() && differ.is_empty(),
@@ -177,6 +179,35 @@ fn check_converged(c: &Cluster, ledger: &Ledger) {
                 },
                 data.len()
             );
+        }
+    }
+}
+
+/// What member `m`'s binlog says of `id`, in order: (seq, kind, where it started).
+fn binlog_of(c: &Cluster, client: &Client, m: usize, id: &str) -> String {
+    let addr = c.node_addr(m);
+    let Ok(Response::SyncPoint { point, .. }) = rt().block_on(client.node_call(&addr, &Request::SyncPoint)) else {
+        return "no sync point".into();
+    };
+    let (mut after, mut offset, mut lines) = (0, 0, Vec::new());
+    loop {
+        let req = Request::BinlogTail { generation: point.generation, after_seq: after, offset, limit: 2000 };
+        let Ok(Response::BinlogTail { entries, end, more }) = rt().block_on(client.node_call(&addr, &req)) else {
+            return format!("{lines:?} (then the tail failed)");
+        };
+        for e in entries.iter().filter(|e| e.file_id == id) {
+            let kind = if e.delete {
+                "delete"
+            } else if e.create {
+                "create"
+            } else {
+                "change"
+            };
+            lines.push(format!("{} {kind} {}", e.seq, if e.here { "here" } else { "from a peer" }));
+        }
+        (after, offset) = (end.seq, end.offset);
+        if !more {
+            return format!("{lines:?}");
         }
     }
 }
