@@ -23,6 +23,9 @@ use rustix::io::Errno;
 use rustix::net::SendFlags;
 use tokio::io::AsyncWriteExt;
 
+/// How far past the chunk being sent the kernel is asked to read.
+const READ_AHEAD: u64 = 4 * SEND_CHUNK as u64;
+
 /// How long a peer may leave its receive buffer full before the send gives up.
 const SEND_STALL: Duration = Duration::from_secs(30);
 
@@ -54,8 +57,19 @@ pub(crate) async fn send_blocks(conn: &mut Conn, frame: Vec<u8>, blocks: RawBloc
 fn send_body(socket: &OwnedFd, mut head: Vec<u8>, blocks: &RawBlocks) -> io::Result<()> {
     let mut at = blocks.file_offset;
     let mut left = blocks.length;
+    let end = at + left;
+    let mut advised = at;
     while left > 0 {
         let n = left.min(SEND_CHUNK as u64) as usize;
+        // `sendfile` reads a cold file in small steps (a fresh open has no
+        // read-ahead history): ask for this chunk and a few after it in one
+        // go, so the disk reads ahead of the socket (advice only: a failure
+        // changes nothing).
+        let want = (at + READ_AHEAD).min(end);
+        if want > advised {
+            let _ = rustix::fs::fadvise(&*blocks.file, advised, want - advised, rustix::fs::Advice::WillNeed);
+            advised = want;
+        }
         head.extend_from_slice(&(n as u32).to_be_bytes());
         send_all(socket, &head)?;
         head.clear();
