@@ -34,6 +34,12 @@ pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoE
     let local_id = id.clone();
     blocking(move || match local {
         ReplicaOp::Delete { .. } if discard => store.discard(&local_id, Origin::Local),
+        // A delete repeated after a primary died in the middle of it (its
+        // client could not tell whether it was done) finds the blob gone
+        // here, where the dead primary's forward arrived. The tombstone
+        // says this group deleted it; the delete goes to the write set
+        // again, so the members that forward never reached drop it too.
+        ReplicaOp::Delete { .. } if store.was_deleted(&local_id) => Ok(()),
         local => apply_op(&store, local, Origin::Local),
     })
     .await?;

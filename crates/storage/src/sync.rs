@@ -197,6 +197,7 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
     }
     let unfinished = node.store.take_unfinished();
     for (i, id) in unfinished.iter().enumerate() {
+        warn!(file_id = %id, "discarding an upload named here but never committed here");
         if let Err(e) = discard(node, id.clone()).await {
             node.store.keep_unfinished(unfinished[i..].to_vec());
             return Err(e);
@@ -207,6 +208,9 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
     loop {
         let store = node.store.clone();
         let (entries, next, more) = blocking(move || store.binlog().tail(at.seq, at.offset, PAGE as usize)).await?;
+        let deleted_here: Vec<String> =
+            entries.iter().filter(|e| e.here && e.delete && e.seq <= end.seq).map(|e| e.file_id.clone()).collect();
+        finish_deletes(node, addr, deleted_here).await?;
         let mut created = HashSet::new();
         let mut mine: Vec<String> = Vec::new();
         for e in entries.into_iter().filter(|e| e.here && !e.delete && e.seq <= end.seq) {
@@ -231,6 +235,7 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             }
             for s in created.iter().filter(|s| !everywhere.contains(*s)) {
                 let Ok(id) = FileId::parse(s) else { continue };
+                warn!(file_id = %id, "discarding an upload that was never acknowledged (not every active member has it)");
                 discard(node, id).await?;
             }
             copy_differing(node, addr, &blobs, started).await?;
@@ -240,6 +245,29 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             return Ok(Some(end));
         }
     }
+}
+
+/// Deletes this node applied as the primary (its own binlog) whose blob an
+/// active member still holds: the node stopped while it forwarded them, so
+/// the members it had not reached yet kept the blob. The client may even
+/// have been told the delete was done (its repeat found the blob gone at the
+/// next primary). The delete is finished through the primary, tombstones
+/// everywhere, so the members agree again.
+async fn finish_deletes(node: &Node, addr: &str, ids: Vec<String>) -> Result<(), ProtoError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut held = held_by(node, addr, &ids).await?;
+    let others = node.view.snapshot().map(|v| v.sources(node.id())).unwrap_or_default();
+    for (_, other) in others.iter().filter(|(_, a)| a != addr) {
+        held.extend(held_by(node, other, &ids).await?);
+    }
+    for s in held {
+        let Ok(id) = FileId::parse(&s) else { continue };
+        warn!(file_id = %id, "finishing a delete applied here that a member still holds");
+        discard(node, id).await?;
+    }
+    Ok(())
 }
 
 /// Which of `ids` the member at `addr` holds.
@@ -267,7 +295,6 @@ async fn discard(node: &Node, id: FileId) -> Result<(), ProtoError> {
         .snapshot()
         .and_then(|v| v.primary_addr)
         .ok_or_else(|| refuse(ErrorCode::Unavailable, "no primary to order a discard through"))?;
-    warn!(file_id = %id, "discarding an upload that was never acknowledged (not every active member has it)");
     check(node.pool.call(&primary, &Request::Discard { file_id: id.to_string() }).await?)?;
     // The primary's write set names this node while it syncs; in case it
     // did not, the local copy goes here too.
