@@ -32,17 +32,26 @@ pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoE
     let store = node.store.clone();
     let local = op.clone();
     let local_id = id.clone();
-    blocking(move || match local {
+    let applied = blocking(move || match local {
         ReplicaOp::Delete { .. } if discard => store.discard(&local_id, Origin::Local),
+        local => apply_op(&store, local, Origin::Local),
+    })
+    .await;
+    if let Err(e) = applied {
         // A delete repeated after a primary died in the middle of it (its
         // client could not tell whether it was done) finds the blob gone
         // here, where the dead primary's forward arrived. The tombstone
-        // says this group deleted it; the delete goes to the write set
-        // again, so the members that forward never reached drop it too.
-        ReplicaOp::Delete { .. } if store.was_deleted(&local_id) => Ok(()),
-        local => apply_op(&store, local, Origin::Local),
-    })
-    .await?;
+        // says this group deleted it: the delete goes to the write set
+        // again, so the members that forward never reached drop it too,
+        // and the answer stays "not found" (a second delete of a deleted
+        // file is refused, as FastDFS does; the client that repeated its
+        // own takes that as done).
+        let gone = matches!(&e, ProtoError::Remote(w) if w.code == ErrorCode::NotFound);
+        if gone && matches!(op, ReplicaOp::Delete { .. }) && node.store.was_deleted(&id) {
+            let _ = replicate_op(node, &view, op).await.settle(node).await;
+        }
+        return Err(e);
+    }
     replicate_op(node, &view, op).await.settle(node).await?;
     write_frame(conn, &Response::Ok).await
 }
