@@ -116,7 +116,12 @@ where
     T: Send + 'static,
     F: FnOnce() -> cairn_store::Result<T> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
+    joined(tokio::task::spawn_blocking(f)).await
+}
+
+/// The outcome of a store task already handed to the blocking pool.
+pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<cairn_store::Result<T>>) -> Result<T, ProtoError> {
+    match task.await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(remote(e)),
         Err(e) => Err(refuse(ErrorCode::Internal, format!("storage task failed: {e}"))),

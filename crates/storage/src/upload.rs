@@ -7,7 +7,7 @@ use cairn_proto::{BodyReader, Conn, ErrorCode, ProtoError, ReplicaCommit, Replic
 use cairn_store::{Origin, Spool, Spooled};
 
 use crate::error::refuse;
-use crate::node::{blocking, parse_id, Node};
+use crate::node::{blocking, joined, parse_id, Node};
 use crate::replicate::{replicate_op, ReplicaSet};
 use crate::view::Snapshot;
 
@@ -108,19 +108,28 @@ pub async fn upload(
         Err(e) => return Err(refuse_body(conn, e).await),
     };
     let (spooled, replicas) = receive(node, conn, &view, sp).await?;
+    // Naming and writing are one task on a blocking thread, which hands the
+    // name back as soon as it is taken: the peers commit while this node
+    // does, and a small upload pays one hand-off to the blocking pool, not
+    // two (on two cores each hand-off is a thread wake-up on the hot path).
     let store = node.store.clone();
-    let reserved = match blocking(move || store.reserve(spooled, &ext, appender, vec![])).await {
-        Ok(r) => r,
-        Err(e) => {
-            replicas.abort();
-            return Err(e);
-        }
+    let (named_tx, named_rx) = tokio::sync::oneshot::channel();
+    let local = tokio::task::spawn_blocking(move || {
+        let reserved = store.reserve(spooled, &ext, appender, vec![])?;
+        let _ = named_tx.send((reserved.id().clone(), reserved.record().info()));
+        store.commit(reserved)
+    });
+    let local = joined(local);
+    let Ok((id, info)) = named_rx.await else {
+        // The task ended without a name: it could not reserve one.
+        replicas.abort();
+        return Err(match local.await {
+            Err(e) => e,
+            Ok(_) => refuse(ErrorCode::Internal, "an upload was written without a name"),
+        });
     };
-    // The name is ours: peers commit while this node does, rather than after.
-    let id = reserved.id().clone();
-    let commit = ReplicaCommit::Create { file_id: id.to_string(), info: reserved.record().info(), meta: vec![] };
-    let store = node.store.clone();
-    let (local, outcome) = tokio::join!(blocking(move || store.commit(reserved)), replicas.commit(&commit));
+    let commit = ReplicaCommit::Create { file_id: id.to_string(), info, meta: vec![] };
+    let (local, outcome) = tokio::join!(local, replicas.commit(&commit));
     match local {
         Ok(_) => {
             outcome.settle(node).await?;
