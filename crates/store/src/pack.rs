@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::{self, BLOCK_SIZE};
 use crate::error::{Error, Result};
 use crate::layout::fsync_dir;
 use crate::record::BlobRecord;
@@ -48,6 +49,11 @@ const PREFIX: u64 = 21;
 const MAX_HEADER: u32 = 8 << 20;
 /// Where the active pack is sealed and a new one started.
 pub(crate) const DEFAULT_ROLL_AT: u64 = 256 << 20;
+/// Zeros written ahead of the active pack's end at a time (see
+/// [`Packs::append`]).
+const ZEROED_AHEAD: u64 = 4 << 20;
+/// A buffer of zeros to write them from.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -105,7 +111,10 @@ impl Loc {
 #[derive(Debug)]
 struct PackFile {
     file: Arc<File>,
+    /// Where the entries end.
     len: u64,
+    /// Where the zeros written ahead of `len` end (the file's length).
+    zeroed: u64,
     /// Bytes of entries still in the index.
     live: u64,
 }
@@ -185,17 +194,23 @@ impl Packs {
         for &n in &numbers {
             let path = dir.join(pack_name(n));
             let file = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
-            let (entries, good_len) = scan_file(&file, n, &path)?;
-            let len = file.metadata().map_err(Error::io(&path))?.len();
-            // Past the last good entry: a write torn by a crash (never
-            // acknowledged), cut off the newest pack so appends go on from
-            // there; a sealed pack is left as it is.
-            if good_len < len && Some(n) == last {
+            // The newest pack is the only one that can hold entries never synced
+            // (a pack is synced when it is sealed): their content is read
+            // and checked too, since a torn one may sit on the zeros written
+            // ahead of it and look whole.
+            let (entries, good_len) = scan_file(&file, n, &path, Some(n) == last)?;
+            let mut len = file.metadata().map_err(Error::io(&path))?.len();
+            // Past the last good entry of the newest pack: the zeros written
+            // ahead of it, kept for the appends to come, or a write torn by
+            // a crash (never acknowledged), cut off so appends go on from
+            // there. A sealed pack is left as it is.
+            if good_len < len && Some(n) == last && !zeros_from(&file, good_len, len) {
                 tracing::warn!(pack = %path.display(), at = good_len, "cutting a torn tail off the newest pack");
                 file.set_len(good_len).map_err(Error::io(&path))?;
                 file.sync_all().map_err(Error::io(&path))?;
+                len = good_len;
             }
-            state.packs.insert(n, PackFile { file: Arc::new(file), len: good_len, live: 0 });
+            state.packs.insert(n, PackFile { file: Arc::new(file), len: good_len, zeroed: len, live: 0 });
             for e in entries {
                 match e.kind {
                     Kind::Put => {
@@ -242,19 +257,30 @@ impl Packs {
         let path = self.dir.join(pack_name(n));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(Error::io(&path))?;
         fsync_dir(&self.dir)?;
-        s.packs.insert(n, PackFile { file: Arc::new(file), len: 0, live: 0 });
+        s.packs.insert(n, PackFile { file: Arc::new(file), len: 0, zeroed: 0, live: 0 });
         s.active = n;
         Ok(())
     }
 
     /// Appends an entry to the active pack (not yet durable). Returns its
     /// place and the write's sequence number for [`Packs::sync_through`].
+    ///
+    /// Entries are written over zeros written ahead of them
+    /// ([`ZEROED_AHEAD`] at a time): an `fdatasync` after an append that
+    /// grows the file must also commit the file system's journal (the new
+    /// size and blocks), one after an overwrite of blocks already written
+    /// flushes the data only. On this machine's disk a 4 KiB write and
+    /// `fdatasync` went from 2,750 to 4,100 a second, one at a time. Open
+    /// tells the zeros from a torn entry (see [`Packs::open`]).
     fn append(&self, s: &mut State, bytes: &[u8], header_len: u32) -> Result<(Loc, u64)> {
         let active_len = s.packs.get(&s.active).map(|p| p.len).unwrap_or(0);
         if active_len > 0 && active_len + bytes.len() as u64 > self.roll_at {
-            // Seal: what was written to the old pack is made durable now, so
-            // group commit only ever has the active file to sync.
-            if let Some(p) = s.packs.get(&s.active) {
+            // Seal: the zeros ahead go, and what was written to the old pack
+            // is made durable now, so group commit only ever has the active
+            // file to sync.
+            if let Some(p) = s.packs.get_mut(&s.active) {
+                p.file.set_len(p.len).map_err(Error::io(&self.dir))?;
+                p.zeroed = p.len;
                 p.file.sync_data().map_err(Error::io(&self.dir))?;
             }
             let next = s.active + 1;
@@ -263,6 +289,21 @@ impl Packs {
         let active = s.active;
         let pack = s.packs.get_mut(&active).ok_or_else(|| Error::io(&self.dir)(std::io::ErrorKind::NotFound.into()))?;
         let entry = pack.len;
+        let end = entry + bytes.len() as u64;
+        if end > pack.zeroed {
+            // Zeros up to a whole step past the entry (never past where the
+            // pack rolls, unless the entry itself goes further).
+            let upto = (end + ZEROED_AHEAD).min(self.roll_at.max(end)).next_multiple_of(4096);
+            let mut at = pack.zeroed.max(end);
+            while at < upto {
+                let n = (upto - at).min(ZEROS.len() as u64) as usize;
+                if let Err(e) = pack.file.write_all_at(&ZEROS[..n], at) {
+                    return Err(Error::io(self.dir.join(pack_name(active)))(e));
+                }
+                at += n as u64;
+            }
+            pack.zeroed = upto.max(pack.zeroed);
+        }
         if let Err(e) = pack.file.write_all_at(bytes, entry) {
             // Whatever part landed is garbage past `len`, overwritten by
             // the next entry or cut off at open.
@@ -423,7 +464,7 @@ impl Packs {
         let mut done = Compacted::default();
         for (n, file) in candidates {
             let path = self.dir.join(pack_name(n));
-            let (entries, _) = scan_file(&file, n, &path)?;
+            let (entries, _) = scan_file(&file, n, &path, false)?;
             let mut last_seq = 0;
             for e in entries {
                 let mut raw = vec![0u8; e.loc.len() as usize];
@@ -492,25 +533,42 @@ fn encode(kind: Kind, header: &Header, content: &[u8]) -> (Vec<u8>, u32) {
     (out, h.len() as u32)
 }
 
+/// Whether bytes `[from, to)` of `file` are all zeros (what a pack holds
+/// ahead of its entries); a read error counts as not.
+fn zeros_from(file: &File, from: u64, to: u64) -> bool {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(buf.len() as u64) as usize;
+        if file.read_exact_at(&mut buf[..n], at).is_err() || buf[..n].iter().any(|&b| b != 0) {
+            return false;
+        }
+        at += n as u64;
+    }
+    true
+}
+
 /// Reads every entry's header of a pack. Returns the entries and where the
 /// last good one ends (less than the file's length when its tail is torn).
 /// A damaged entry in the middle does not end the scan: the entries after
 /// it are found again by their magic and header CRC, so one bad header
 /// costs one blob, not the rest of the pack.
-fn scan_file(file: &File, pack: u32, path: &Path) -> Result<(Vec<Scanned>, u64)> {
+/// With `check_content`, a put whose content does not match its record's
+/// CRCs counts as damaged too.
+fn scan_file(file: &File, pack: u32, path: &Path, check_content: bool) -> Result<(Vec<Scanned>, u64)> {
     let len = file.metadata().map_err(Error::io(path))?.len();
     let mut rd = BufReader::with_capacity(1 << 20, file);
     rd.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
     let mut out = Vec::new();
     let (mut at, mut good_end) = (0u64, 0u64);
     while at + PREFIX <= len {
-        match read_entry(&mut rd, at, len, pack) {
+        match read_entry(&mut rd, at, len, pack, check_content) {
             Some(e) => {
                 at = e.loc.entry + e.loc.len();
                 good_end = at;
                 out.push(e);
             }
-            None => match find_entry(file, at + 1, len, pack) {
+            None => match find_entry(file, at + 1, len, pack, check_content) {
                 Some(next) => {
                     tracing::error!(pack = %path.display(), from = at, to = next, "skipped damaged bytes in a pack; what they held comes back from peers");
                     at = next;
@@ -525,7 +583,7 @@ fn scan_file(file: &File, pack: u32, path: &Path) -> Result<(Vec<Scanned>, u64)>
 
 /// The entry at `at`, read through `rd` (which stands at `at`), if it is
 /// whole and its header checks out; `rd` is then left at the entry's end.
-fn read_entry(rd: &mut BufReader<&File>, at: u64, len: u64, pack: u32) -> Option<Scanned> {
+fn read_entry(rd: &mut BufReader<&File>, at: u64, len: u64, pack: u32, check_content: bool) -> Option<Scanned> {
     let mut prefix = [0u8; PREFIX as usize];
     rd.read_exact(&mut prefix).ok()?;
     if &prefix[..4] != MAGIC {
@@ -554,13 +612,30 @@ fn read_entry(rd: &mut BufReader<&File>, at: u64, len: u64, pack: u32) -> Option
     if kind == Kind::Put && header.record.as_ref().map(|r| r.size) != Some(content_len) {
         return None;
     }
-    rd.seek_relative(i64::try_from(content_len).ok()?).ok()?;
+    match (&header.record, check_content) {
+        (Some(record), true) => {
+            let mut block = vec![0u8; BLOCK_SIZE as usize];
+            let mut left = content_len;
+            for &crc in &record.blocks {
+                let n = left.min(BLOCK_SIZE) as usize;
+                rd.read_exact(&mut block[..n]).ok()?;
+                if checksum::crc32(&block[..n]) != crc {
+                    return None;
+                }
+                left -= n as u64;
+            }
+            if left > 0 {
+                return None;
+            }
+        }
+        _ => rd.seek_relative(i64::try_from(content_len).ok()?).ok()?,
+    }
     Some(Scanned { kind, header, loc: Loc { pack, entry: at, header_len, content_len } })
 }
 
 /// The offset of the next whole entry at or after `from`: the next magic
 /// whose entry checks out.
-fn find_entry(file: &File, from: u64, len: u64, pack: u32) -> Option<u64> {
+fn find_entry(file: &File, from: u64, len: u64, pack: u32, check_content: bool) -> Option<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = from;
     while pos + PREFIX <= len {
@@ -570,7 +645,7 @@ fn find_entry(file: &File, from: u64, len: u64, pack: u32) -> Option<u64> {
         while let Some(k) = buf[i..n].windows(4).position(|w| w == MAGIC) {
             let cand = pos + (i + k) as u64;
             let mut rd = BufReader::with_capacity(4096, file);
-            if rd.seek(SeekFrom::Start(cand)).is_ok() && read_entry(&mut rd, cand, len, pack).is_some() {
+            if rd.seek(SeekFrom::Start(cand)).is_ok() && read_entry(&mut rd, cand, len, pack, check_content).is_some() {
                 return Some(cand);
             }
             i += k + 1;
@@ -601,7 +676,7 @@ mod tests {
     #[test]
     fn puts_deletes_and_reserves_survive_reopening_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        {
+        let good = {
             let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
             assert_eq!(o.files, 0);
             for i in 0..10u8 {
@@ -615,13 +690,20 @@ mod tests {
             p.reserve("r2").unwrap();
             assert!(matches!(p.reserve("r2"), Err(Error::Exists(_))));
             p.put("r2", &record(b"late"), b"late", false).unwrap();
-        }
-        // a write torn by a crash: half an entry at the end
+            p.usage().1
+        };
         let pack = dir.path().join(pack_name(0));
-        let good = std::fs::metadata(&pack).unwrap().len();
+        // The file goes on past the entries with zeros, which a reopening keeps.
+        let zeroed = std::fs::metadata(&pack).unwrap().len();
+        assert!(zeroed > good);
+        let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
+        assert_eq!((o.files, p.usage().1), (10, good));
+        assert_eq!(std::fs::metadata(&pack).unwrap().len(), zeroed, "zeros ahead kept");
+        drop(p);
+        // a write torn by a crash: half an entry at the end of the entries
         let torn =
             encode(Kind::Put, &Header { file_id: "t".into(), record: Some(record(b"abc")), dead_pack: None }, b"abc").0;
-        let f = OpenOptions::new().append(true).open(&pack).unwrap();
+        let f = OpenOptions::new().write(true).open(&pack).unwrap();
         f.write_all_at(&torn[..torn.len() - 2], good).unwrap();
         drop(f);
         let (p, o) = Packs::open(dir.path(), DEFAULT_ROLL_AT).unwrap();
