@@ -74,6 +74,9 @@ const READ_AHEAD_FILES: usize = 16;
 /// How long an upload waits for the cluster to have a member ready (a
 /// cluster starting, a group failing over) before the write fails.
 const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Whole blocks fetched into the block cache at once, beside the reads
+/// that asked for them.
+const CACHE_FILLS: usize = 2;
 
 /// One mounted volume.
 pub struct Fs {
@@ -101,6 +104,8 @@ pub struct Fs {
     ahead: Mutex<ReadAhead>,
     /// Blocks of blobs kept on the local disk for random readers.
     blocks: Option<Arc<BlockCache>>,
+    /// Fills of the block cache in flight (at most [`CACHE_FILLS`]).
+    fills: Arc<tokio::sync::Semaphore>,
 }
 
 /// The read-ahead windows, and a count of invalidations: a read that
@@ -218,6 +223,7 @@ impl Fs {
             pages: PageStamps::default(),
             ahead: Mutex::new(ReadAhead::default()),
             blocks: None,
+            fills: Arc::new(tokio::sync::Semaphore::new(CACHE_FILLS)),
         })
     }
 
@@ -997,9 +1003,11 @@ impl Fs {
     }
 
     /// [`Fs::fetch`] for a random read, through the block cache: a block
-    /// cached is read from the local disk, a block asked for a second time
-    /// is fetched whole and kept, any other range is fetched as asked.
-    async fn fetch_through_cache(&self, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// cached is read from the local disk; a block asked for a second time
+    /// is fetched whole in the background and kept, while this read, like
+    /// any other, is fetched as asked. A random reader waits for its 4 KiB,
+    /// never for a 1 MiB block, and the cache fills on the other core.
+    async fn fetch_through_cache(self: &Arc<Self>, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
         let Some(cache) = &self.blocks else { return self.fetch(ino, offset, len).await };
         let map = self.file_map(ino).await?;
         let mut out = Vec::with_capacity(len as usize);
@@ -1021,18 +1029,26 @@ impl Fs {
             for s in block_cache::spans(blob_offset, blob_offset + len) {
                 if let Some(d) = cache.read(&blob, s.block, s.from, s.to) {
                     out.extend_from_slice(&d);
-                } else if cache.wanted(&blob, s.block) {
-                    let block_len = (s.block_start + block_cache::BLOCK).min(blob_size) - s.block_start;
-                    let mut whole = Vec::with_capacity(block_len as usize);
-                    self.download_exactly(&id, s.block_start, block_len, &mut whole).await?;
-                    out.extend_from_slice(whole.get(s.from..s.to).ok_or(FsError::errno(5))?);
-                    // Written to the cache beside this read's answer.
-                    let (cache, blob) = (cache.clone(), blob.clone());
-                    tokio::task::spawn_blocking(move || cache.insert(&blob, s.block, &whole));
-                } else {
-                    let at = s.block_start + s.from as u64;
-                    self.download_exactly(&id, at, (s.to - s.from) as u64, &mut out).await?;
+                    continue;
                 }
+                // With every fill slot taken the sighting is not even
+                // counted: the block is asked for again soon enough if the
+                // reader keeps coming back to it.
+                if let Ok(slot) = self.fills.clone().try_acquire_owned() {
+                    if cache.wanted(&blob, s.block) {
+                        let block_len = (s.block_start + block_cache::BLOCK).min(blob_size) - s.block_start;
+                        let (fs, cache, blob, id) = (self.clone(), cache.clone(), blob.clone(), id.clone());
+                        tokio::spawn(async move {
+                            let mut whole = Vec::with_capacity(block_len as usize);
+                            if fs.download_exactly(&id, s.block_start, block_len, &mut whole).await.is_ok() {
+                                let _ = tokio::task::spawn_blocking(move || cache.insert(&blob, s.block, &whole)).await;
+                            }
+                            drop(slot);
+                        });
+                    }
+                }
+                let at = s.block_start + s.from as u64;
+                self.download_exactly(&id, at, (s.to - s.from) as u64, &mut out).await?;
             }
         }
         Ok(out)
