@@ -721,6 +721,40 @@ mod tests {
     }
 
     #[test]
+    fn entries_go_over_the_zeros_ahead_across_reopenings_and_a_sealed_pack_ends_at_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let roll_at = 64 * 1024;
+        let pack0 = dir.path().join(pack_name(0));
+        {
+            let (p, _) = Packs::open(dir.path(), roll_at).unwrap();
+            p.put("a", &record(&[1; 1000]), &[1; 1000], false).unwrap();
+            // Zeros ahead, but not past where the pack rolls.
+            assert_eq!(std::fs::metadata(&pack0).unwrap().len(), roll_at);
+        }
+        {
+            let (p, o) = Packs::open(dir.path(), roll_at).unwrap();
+            assert_eq!(o.files, 1);
+            p.put("b", &record(&[2; 1000]), &[2; 1000], false).unwrap();
+        }
+        let (p, o) = Packs::open(dir.path(), roll_at).unwrap();
+        assert_eq!(o.files, 2);
+        assert_eq!((content_of(&p, "a"), content_of(&p, "b")), (vec![1; 1000], vec![2; 1000]));
+        // Fill pack 0 until the next put starts pack 1: pack 0 is cut to
+        // its last entry, whose content ends in a non-zero byte.
+        let mut i = 0;
+        while !dir.path().join(pack_name(1)).exists() {
+            p.put(&format!("c{i}"), &record(&[3; 5000]), &[3; 5000], false).unwrap();
+            i += 1;
+        }
+        let sealed = std::fs::read(&pack0).unwrap();
+        assert!(sealed.len() as u64 <= roll_at && sealed.last() == Some(&3), "{} bytes", sealed.len());
+        drop(p);
+        let (p, o) = Packs::open(dir.path(), roll_at).unwrap();
+        assert_eq!(o.files, 2 + i);
+        assert_eq!(content_of(&p, &format!("c{}", i - 1)), vec![3; 5000]);
+    }
+
+    #[test]
     fn compaction_keeps_live_blobs_and_tombstones_and_frees_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let (p, _) = Packs::open(dir.path(), 64 * 1024).unwrap();
