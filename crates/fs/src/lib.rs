@@ -1006,7 +1006,7 @@ impl Fs {
     /// cached is read from the local disk; a block asked for a second time
     /// is fetched whole in the background and kept, while this read, like
     /// any other, is fetched as asked. A random reader waits for its 4 KiB,
-    /// never for a 1 MiB block, and the cache fills on the other core.
+    /// never for a 1 MiB block, and the cache fills beside it.
     async fn fetch_through_cache(self: &Arc<Self>, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
         let Some(cache) = &self.blocks else { return self.fetch(ino, offset, len).await };
         let map = self.file_map(ino).await?;
