@@ -208,9 +208,8 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
     loop {
         let store = node.store.clone();
         let (entries, next, more) = blocking(move || store.binlog().tail(at.seq, at.offset, PAGE as usize)).await?;
-        let deleted_here: Vec<String> =
+        let deleted_here: HashSet<String> =
             entries.iter().filter(|e| e.here && e.delete && e.seq <= end.seq).map(|e| e.file_id.clone()).collect();
-        finish_deletes(node, addr, deleted_here).await?;
         let mut created = HashSet::new();
         let mut mine: Vec<String> = Vec::new();
         for e in entries.into_iter().filter(|e| e.here && !e.delete && e.seq <= end.seq) {
@@ -221,25 +220,7 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
                 mine.push(e.file_id);
             }
         }
-        if !mine.is_empty() {
-            let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: mine.clone() }).await?)?;
-            let Response::Blobs { blobs, .. } = resp else {
-                return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
-            };
-            let mut everywhere: HashSet<String> = blobs.iter().map(|b| b.file_id.clone()).collect();
-            let created: Vec<String> = mine.iter().filter(|s| created.contains(*s)).cloned().collect();
-            let others = node.view.snapshot().map(|v| v.sources(node.id())).unwrap_or_default();
-            for (_, other) in others.iter().filter(|(_, a)| a != addr) {
-                let held = held_by(node, other, &created).await?;
-                everywhere.retain(|s| !created.contains(s) || held.contains(s));
-            }
-            for s in created.iter().filter(|s| !everywhere.contains(*s)) {
-                let Ok(id) = FileId::parse(s) else { continue };
-                warn!(file_id = %id, "discarding an upload that was never acknowledged (not every active member has it)");
-                discard(node, id).await?;
-            }
-            copy_differing(node, addr, &blobs, started).await?;
-        }
+        reconcile_page(node, addr, &mine, &created, &deleted_here, started).await?;
         at = next;
         if !more || at.seq >= end.seq {
             return Ok(Some(end));
@@ -247,39 +228,73 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
     }
 }
 
-/// Deletes this node applied as the primary (its own binlog) whose blob an
-/// active member still holds: the node stopped while it forwarded them, so
-/// the members it had not reached yet kept the blob. The client may even
-/// have been told the delete was done (its repeat found the blob gone at the
-/// next primary). The delete is finished through the primary, tombstones
-/// everywhere, so the members agree again.
-async fn finish_deletes(node: &Node, addr: &str, ids: Vec<String>) -> Result<(), ProtoError> {
-    if ids.is_empty() {
+/// One page of this node's binlog against the group: `mine` are the blobs
+/// it wrote here and still holds (`created` those it named), `deleted_here`
+/// the deletes it applied as the primary.
+async fn reconcile_page(
+    node: &Node,
+    addr: &str,
+    mine: &[String],
+    created: &HashSet<String>,
+    deleted_here: &HashSet<String>,
+    started: Instant,
+) -> Result<(), ProtoError> {
+    if mine.is_empty() && deleted_here.is_empty() {
         return Ok(());
     }
-    let mut held = held_by(node, addr, &ids).await?;
+    // One question to each member per page: which of this node's
+    // blobs it holds (summaries from the member synced with, to copy
+    // what differs) and which of the blobs deleted here it still holds.
+    let mut ask = mine.to_vec();
+    ask.extend(deleted_here.iter().cloned());
+    let (still_held, blobs): (Vec<BlobSummary>, Vec<BlobSummary>) =
+        summaries(node, addr, &ask).await?.into_iter().partition(|b| deleted_here.contains(&b.file_id));
+    let mut undeleted: HashSet<String> = still_held.into_iter().map(|b| b.file_id).collect();
+    let mut everywhere: HashSet<String> = blobs.iter().map(|b| b.file_id.clone()).collect();
+    let named: Vec<String> = mine.iter().filter(|s| created.contains(*s)).cloned().collect();
+    let mut ask_others = named.clone();
+    ask_others.extend(deleted_here.iter().cloned());
     let others = node.view.snapshot().map(|v| v.sources(node.id())).unwrap_or_default();
     for (_, other) in others.iter().filter(|(_, a)| a != addr) {
-        held.extend(held_by(node, other, &ids).await?);
+        let held = held_by(node, other, &ask_others).await?;
+        everywhere.retain(|s| !named.contains(s) || held.contains(s));
+        undeleted.extend(held.into_iter().filter(|s| deleted_here.contains(s)));
     }
-    for s in held {
+    // Deletes this node applied as the primary whose blob an active
+    // member still holds: the node stopped while it forwarded them, so
+    // the members it had not reached kept the blob (the client may even
+    // have been told the delete was done: its repeat found the blob gone
+    // at the next primary). Finished through the primary, tombstones
+    // everywhere, so the members agree again.
+    for s in undeleted {
         let Ok(id) = FileId::parse(&s) else { continue };
         warn!(file_id = %id, "finishing a delete applied here that a member still holds");
         discard(node, id).await?;
     }
+    for s in named.iter().filter(|s| !everywhere.contains(*s)) {
+        let Ok(id) = FileId::parse(s) else { continue };
+        warn!(file_id = %id, "discarding an upload that was never acknowledged (not every active member has it)");
+        discard(node, id).await?;
+    }
+    copy_differing(node, addr, &blobs, started).await?;
     Ok(())
 }
 
 /// Which of `ids` the member at `addr` holds.
 async fn held_by(node: &Node, addr: &str, ids: &[String]) -> Result<HashSet<String>, ProtoError> {
+    Ok(summaries(node, addr, ids).await?.into_iter().map(|b| b.file_id).collect())
+}
+
+/// The summaries of those of `ids` the member at `addr` holds.
+async fn summaries(node: &Node, addr: &str, ids: &[String]) -> Result<Vec<BlobSummary>, ProtoError> {
     if ids.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(Vec::new());
     }
     let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: ids.to_vec() }).await?)?;
     let Response::Blobs { blobs, .. } = resp else {
         return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
     };
-    Ok(blobs.into_iter().map(|b| b.file_id).collect())
+    Ok(blobs)
 }
 
 /// Drops an upload of this node's own that some active member lacks. An
@@ -350,10 +365,7 @@ async fn tail(node: &Node, addr: &str, from: SyncPoint, to: SyncPoint, started: 
                 touched.push(e.file_id);
             }
         }
-        let resp = check(node.pool.call(addr, &Request::BlobSummaries { ids: touched }).await?)?;
-        let Response::Blobs { blobs, .. } = resp else {
-            return Err(ProtoError::Unexpected { expected: "blobs", got: resp.name() });
-        };
+        let blobs = summaries(node, addr, &touched).await?;
         copy_differing(node, addr, &blobs, started).await?;
         at = end;
         // Bytes left, estimated from what the entries so far cost.

@@ -614,7 +614,7 @@ fn read_entry(rd: &mut BufReader<&File>, at: u64, len: u64, pack: u32, check_con
     }
     match (&header.record, check_content) {
         (Some(record), true) => {
-            let mut block = vec![0u8; BLOCK_SIZE as usize];
+            let mut block = vec![0u8; content_len.min(BLOCK_SIZE) as usize];
             let mut left = content_len;
             for &crc in &record.blocks {
                 let n = left.min(BLOCK_SIZE) as usize;
