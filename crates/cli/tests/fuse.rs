@@ -492,6 +492,25 @@ fn two_mounts_see_each_others_files() {
         std::fs::metadata(&stat_a).is_ok_and(|m| m.len() == 1000 && m.mode() & 0o777 == 0o600)
             && std::fs::read(&stat_a).is_ok_and(|d| d == data[..1000])
     });
+    // Extended attributes: each mount learns a file's names once (the
+    // kernel asks before every write) and still sees the other's changes.
+    let xattr = |m: &Mount, name: &str| {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import os\ntry: print(os.getxattr('{}', '{name}').decode())\nexcept OSError as e: print('errno', e.errno)",
+                m.path.join("renamed").display()
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(xattr(&a, "user.k"), format!("errno {}", libc::ENODATA));
+    sh(&format!("printf more >> {}/renamed", a.path.display())); // the kernel's capability check, answered on a
+    sh(&format!("python3 -c \"import os; os.setxattr('{}/renamed', 'user.k', b'set-on-b')\"", b.path.display()));
+    eventually("b's new attribute shows on a", || xattr(&a, "user.k") == "set-on-b");
+    sh(&format!("python3 -c \"import os; os.removexattr('{}/renamed', 'user.k')\"", b.path.display()));
+    eventually("b's removal of it shows on a", || xattr(&a, "user.k") == format!("errno {}", libc::ENODATA));
     std::fs::remove_file(b.path.join("renamed")).unwrap();
     eventually("the removal shows on a", || !stat_a.exists());
 }

@@ -13,6 +13,7 @@ mod block_cache;
 mod error;
 mod handle;
 mod page_stamps;
+mod xattr_names;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,20 +31,15 @@ pub use block_cache::BlockCache;
 pub use error::{FsError, Result};
 use handle::Handle;
 use page_stamps::PageStamps;
+use xattr_names::XattrNames;
 
 /// An open handle, shared by the requests that use it.
 type SharedHandle = Arc<tokio::sync::Mutex<Handle>>;
 
 /// Entries per readdir page asked of the meta service.
 const READDIR_PAGE: u32 = 1000;
-/// How long a listing's word that an inode has no extended attributes is
-/// trusted: `ls -l` asks right after the listing, and a short window keeps
-/// this cache small (the change feed also forgets an inode that changes).
-const NO_XATTRS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest wait of one request for other mounts' changes.
 const CHANGES_WAIT_MS: u32 = 10_000;
-/// Most inodes remembered as having no extended attributes.
-const NO_XATTRS_MAX: usize = 200_000;
 /// Extended attributes of this prefix are never stored (POSIX ACLs).
 const POSIX_ACL: &[u8] = b"system.posix_acl_";
 /// SELinux labels are not kept either (as NFS without `security_label`):
@@ -92,8 +88,8 @@ pub struct Fs {
     /// Where buffered (not yet committed) writes end, by inode: `stat`
     /// must see a file's size grow as soon as a write returns.
     pending_end: Mutex<HashMap<u64, u64>>,
-    /// Inodes a listing showed without extended attributes, and when.
-    no_xattrs: Mutex<HashMap<u64, Instant>>,
+    /// Which extended attributes inodes have (see `xattr_names`).
+    xattrs: XattrNames,
     /// Attributes known to be current.
     attrs: AttrCache,
     /// What the kernel's cached pages of each file hold (see `page_stamps`).
@@ -218,7 +214,7 @@ impl Fs {
             next_fh: AtomicU64::new(1),
             next_group: AtomicUsize::new(0),
             pending_end: Mutex::new(HashMap::new()),
-            no_xattrs: Mutex::new(HashMap::new()),
+            xattrs: XattrNames::default(),
             attrs: AttrCache::default(),
             pages: PageStamps::default(),
             ahead: Mutex::new(ReadAhead::default()),
@@ -294,9 +290,19 @@ impl Fs {
             Q::Write { ino, .. } | Q::SetAttr { ino, .. } => Some(*ino),
             _ => None,
         };
+        // Whatever an attribute change's outcome, answers about the inode's
+        // attribute names that were in flight meanwhile are not kept.
+        let xattrs_change = match &req {
+            Q::SetXattr { ino, .. } | Q::RemoveXattr { ino, .. } => Some(*ino),
+            _ => None,
+        };
         let pages_epoch = self.pages.epoch();
+        let xattrs_epoch = self.xattrs.epoch();
         let asked = self.attrs.epoch();
         let answer = self.meta.call(req).await;
+        if let Some(ino) = xattrs_change {
+            self.xattrs.forget(ino);
+        }
         match (changes_content, &answer) {
             (Some(_), Ok(MetaResponse::Attr(a))) => self.pages.changed_here(a, pages_epoch),
             (Some(ino), _) => self.pages.drop(ino),
@@ -316,7 +322,7 @@ impl Fs {
                 // A new inode has no extended attributes: the kernel's
                 // security.capability check on its first write is answered
                 // here.
-                self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).insert(attr.ino, Instant::now());
+                self.xattrs.learn(attr.ino, Vec::new(), xattrs_epoch);
                 if unchanged_since {
                     self.attrs.put(attr, entry.as_ref().map(|(p, n)| (*p, n.as_slice())), now);
                     self.attrs.put(parent, None, now);
@@ -464,6 +470,7 @@ impl Fs {
                             if let Some(fs) = weak.upgrade() {
                                 fs.attrs.forget(&[], true);
                                 fs.pages.forget_all();
+                                fs.xattrs.forget_all();
                             }
                         }
                         (epoch, after) = (e, Some(next));
@@ -476,10 +483,9 @@ impl Fs {
                                 Changed::Inode { ino } => Some(*ino),
                                 _ => None,
                             }));
-                            let mut none = fs.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
                             for c in &changes {
                                 if let Changed::Inode { ino } = c {
-                                    none.remove(ino);
+                                    fs.xattrs.forget(*ino);
                                 }
                             }
                         }
@@ -497,22 +503,15 @@ impl Fs {
     }
 
     /// A page of a directory after `after`, with each entry's attributes.
-    /// Entries without extended attributes are remembered as such for
-    /// [`NO_XATTRS_FRESH`].
+    /// Entries without extended attributes are remembered as such.
     pub async fn readdir_plus(&self, ino: u64, after: Option<Vec<u8>>) -> Result<Vec<(Vec<u8>, Attr)>> {
+        let asked = self.xattrs.epoch();
         match self.call(MetaRequest::ReaddirPlus { vol: self.vol.id, ino, after, limit: READDIR_PAGE }).await? {
             MetaResponse::EntriesPlus(e) => {
-                let now = Instant::now();
-                let mut none = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
-                if none.len() > NO_XATTRS_MAX {
-                    none.retain(|_, seen| now.duration_since(*seen) < NO_XATTRS_FRESH);
-                }
                 let mut out = Vec::with_capacity(e.len());
                 for (n, a, has_xattrs) in e {
-                    if has_xattrs {
-                        none.remove(&a.ino);
-                    } else if none.len() < NO_XATTRS_MAX {
-                        none.insert(a.ino, now);
+                    if !has_xattrs {
+                        self.xattrs.learn(a.ino, Vec::new(), asked);
                     }
                     out.push((n, self.with_pending(a)));
                 }
@@ -532,14 +531,8 @@ impl Fs {
 
     /// Whether the attribute `name` of `ino` is known not to exist, without
     /// asking the meta service (see [`Fs::getxattr`]).
-    pub fn xattr_known_absent(&self, ino: u64) -> bool {
-        self.known_without_xattrs(ino)
-    }
-
-    /// Whether a listing showed `ino` without extended attributes lately.
-    fn known_without_xattrs(&self, ino: u64) -> bool {
-        let none = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
-        none.get(&ino).is_some_and(|seen| seen.elapsed() < NO_XATTRS_FRESH)
+    pub fn xattr_known_absent(&self, ino: u64, name: &[u8]) -> bool {
+        self.xattrs.has(ino, name) == Some(false)
     }
 
     /// Whether the mount knows what the kernel's cached pages of `ino`
@@ -1072,7 +1065,7 @@ impl Fs {
         if Self::xattr_unsupported(name) {
             return Err(FsError::errno(EOPNOTSUPP));
         }
-        self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+        self.xattrs.forget(ino);
         let req = MetaRequest::SetXattr {
             vol: self.vol.id,
             ino,
@@ -1092,7 +1085,17 @@ impl Fs {
         if Self::xattr_unsupported(name) {
             return Err(FsError::errno(EOPNOTSUPP));
         }
-        if self.xattr_known_absent(ino) {
+        // Unknown: learn the inode's whole name set first, so the next ask
+        // (the kernel's before every write) is answered here. Nearly every
+        // file has none, and then this is the only round trip.
+        let known = match self.xattrs.has(ino, name) {
+            Some(k) => k,
+            None => {
+                let names = self.listxattr(ino).await?;
+                names.iter().any(|n| n == name)
+            }
+        };
+        if !known {
             return Err(FsError::errno(ENODATA));
         }
         match self.call(MetaRequest::GetXattr { vol: self.vol.id, ino, name: name.to_vec() }).await? {
@@ -1103,18 +1106,22 @@ impl Fs {
 
     /// Names of the extended attributes.
     pub async fn listxattr(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
-        if self.known_without_xattrs(ino) {
-            return Ok(Vec::new());
+        if let Some(names) = self.xattrs.names(ino) {
+            return Ok(names);
         }
+        let asked = self.xattrs.epoch();
         match self.call(MetaRequest::ListXattr { vol: self.vol.id, ino }).await? {
-            MetaResponse::Names(n) => Ok(n),
+            MetaResponse::Names(n) => {
+                self.xattrs.learn(ino, n.clone(), asked);
+                Ok(n)
+            }
             other => Err(FsError::protocol(other)),
         }
     }
 
     /// Removes an extended attribute.
     pub async fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
-        self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+        self.xattrs.forget(ino);
         self.call(MetaRequest::RemoveXattr { vol: self.vol.id, ino, name: name.to_vec() }).await.map(|_| ())
     }
 

@@ -638,7 +638,7 @@ impl Filesystem for CairnFuse {
         if Fs::xattr_unsupported(n.as_bytes()) {
             return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
         }
-        if self.fs.xattr_known_absent(ino.0) {
+        if self.fs.xattr_known_absent(ino.0, n.as_bytes()) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         let (fs, n) = (self.fs.clone(), name(n));
