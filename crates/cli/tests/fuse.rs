@@ -327,6 +327,86 @@ fn blobs_of_a_deleted_file_are_deleted_from_the_groups_after_the_grace() {
     assert_consistent(&c, "v");
 }
 
+#[test]
+fn a_file_of_more_slices_than_one_answer_carries_reads_whole_and_is_compacted() {
+    // A file written at random holds a slice per write: here 24,000
+    // slices (about 1.3 MB of them, more than a control frame's 1 MiB) of
+    // one uploaded blob, committed straight to the meta service in
+    // batches, as the mount commits its buffers. A hole after each one
+    // leaves the compactor nothing to merge, so the list stays that long.
+    let c = cluster();
+    let m = Mount::new(&c, "v", "mnt");
+    let file = m.path.join("patchwork");
+    std::fs::write(&file, b"").unwrap();
+    let ino = std::fs::metadata(&file).unwrap().ino();
+    let blob = content(1 << 20, 11);
+    let client = c.client();
+    let id = rt_block(client.upload(&cairn_client::UploadOptions::default(), cairn_client::Body::from(blob.clone())))
+        .unwrap()
+        .to_string();
+    let meta = c.meta_client(0);
+    let vol = rt_block(meta.volume("v")).unwrap().id;
+    const PIECE: u64 = 1024;
+    const COUNT: u64 = 24_000;
+    let from = |i: u64| (i * 37 % 1024) * PIECE; // where piece i comes from in the blob
+    let piece =
+        |i: u64| cairn_proto::meta::Slice { offset: i * PIECE, len: PIECE, blob: id.clone(), blob_offset: from(i) };
+    let write = |pieces: Vec<cairn_proto::meta::Slice>| {
+        for batch in pieces.chunks(4_000) {
+            rt_block(meta.call(MetaRequest::Write { vol, ino, slices: batch.to_vec() })).unwrap();
+        }
+    };
+    write((0..COUNT).map(|i| piece(2 * i)).collect());
+    let mut expect = vec![0u8; (2 * COUNT * PIECE) as usize];
+    let fill = |expect: &mut Vec<u8>, i: u64| {
+        let (at, src) = ((i * PIECE) as usize, from(i) as usize);
+        expect[at..at + PIECE as usize].copy_from_slice(&blob[src..src + PIECE as usize]);
+    };
+    for i in 0..COUNT {
+        fill(&mut expect, 2 * i);
+    }
+    expect.truncate(((2 * COUNT - 1) * PIECE) as usize);
+    let read = std::fs::read(&file).unwrap();
+    assert!(read == expect, "the file read back differs from what its slices say");
+    // Asked for the whole list in one answer (as older clients do), the
+    // service says it is too large rather than dropping the connection.
+    match rt_block(meta.call(MetaRequest::Slices { vol, ino })) {
+        Err(cairn_client::Error::Namespace { errno: 5, message }) => assert!(message.contains("a page at a time")),
+        other => panic!("the whole list in one answer: {other:?}"),
+    }
+    // The compactor reads the list a page at a time too; finding nothing
+    // to merge, it takes the file off its queue.
+    let queued = || match rt_block(meta.call(MetaRequest::CompactCandidates { limit: 100 })) {
+        Ok(MetaResponse::Inodes(files)) => files.contains(&(vol, ino)),
+        other => panic!("compact candidates: {other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while queued() {
+        assert!(Instant::now() < deadline, "still queued for the compactor after 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(rt_block(meta.slices(vol, ino)).unwrap().1.len(), COUNT as usize);
+    // The holes filled (another 24,000 slices), the content is contiguous:
+    // the compactor merges it, whatever pages it read meanwhile.
+    write((0..COUNT).map(|i| piece(2 * i + 1)).collect());
+    expect.resize((2 * COUNT * PIECE) as usize, 0);
+    for i in 0..COUNT {
+        fill(&mut expect, 2 * i + 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, now, _) = rt_block(meta.slices(vol, ino)).unwrap();
+        if now.len() <= 16 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {} slices after 120 s", now.len());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let m2 = Mount::new(&c, "v", "mnt-2");
+    assert!(std::fs::read(m2.path.join("patchwork")).unwrap() == expect, "the merged file differs");
+    assert_consistent(&c, "v");
+}
+
 /// Resident memory of a process, KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_proto::meta::{MetaRequest, MetaResponse, Volume};
+use cairn_proto::meta::{Attr, MetaRequest, MetaResponse, Slice, Volume, SLICES_PAGE};
 use cairn_proto::{ClusterSecret, Pool, Request, Response};
 use tracing::warn;
 
@@ -120,6 +120,41 @@ impl MetaClient {
             MetaResponse::Ok => Ok(()),
             other => Err(self.unexpected("ok", other)),
         }
+    }
+
+    /// A file's attributes, its whole slice list (oldest first) and the
+    /// list's generation, read a page at a time: a file written at random
+    /// has more slices than one answer carries. Pages read under different
+    /// generations (a compaction or truncation came between them) are
+    /// thrown away and the list is read again.
+    pub async fn slices(&self, vol: u32, ino: u64) -> Result<(Attr, Vec<Slice>, u64)> {
+        const TRIES: usize = 8;
+        'list: for _ in 0..TRIES {
+            let mut all: Vec<Slice> = Vec::new();
+            let mut read_at = None;
+            loop {
+                let from = all.len() as u64;
+                match self.call(MetaRequest::SlicesPage { vol, ino, from, limit: SLICES_PAGE }).await? {
+                    MetaResponse::SlicesPage { attr, slices, total, generation } => {
+                        if *read_at.get_or_insert(generation) != generation {
+                            continue 'list;
+                        }
+                        let got = slices.len();
+                        all.extend(slices);
+                        // Within a generation slices are only appended, so
+                        // the list read so far stays true and `total` grows.
+                        if got == 0 || all.len() as u64 >= total {
+                            return Ok((attr, all, generation));
+                        }
+                    }
+                    other => return Err(self.unexpected("slices", other)),
+                }
+            }
+        }
+        Err(Error::Namespace {
+            errno: 11, // EAGAIN
+            message: format!("the slices of inode {ino} changed under {TRIES} readings in a row"),
+        })
     }
 
     fn unexpected(&self, expected: &'static str, got: MetaResponse) -> Error {

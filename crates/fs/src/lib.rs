@@ -785,10 +785,10 @@ impl Fs {
             }
             ra.epoch
         };
-        let map = match self.call(MetaRequest::Slices { vol: self.vol.id, ino }).await? {
-            MetaResponse::Slices(a, slices) => Arc::new(FileMap { size: a.size, slices, fetched: Instant::now() }),
-            other => return Err(FsError::protocol(other)),
-        };
+        // A page at a time: a file written at random has more slices than
+        // one answer carries.
+        let (attr, slices, _) = self.meta.slices(self.vol.id, ino).await?;
+        let map = Arc::new(FileMap { size: attr.size, slices, fetched: Instant::now() });
         let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
         // Not kept if the file changed here while it was asked for.
         if ra.epoch == epoch {

@@ -6,6 +6,7 @@
 //! | `v` name | [`Volume`] |
 //! | `n` | next volume ID (u32) |
 //! | `i` vol ino | [`Inode`] |
+//! | `s` vol ino | `Vec<Slice>`: a regular file's content, oldest first |
 //! | `c` vol | next inode number (u64) |
 //! | `d` vol parent name | [`Dirent`] |
 //! | `o` vol ino | [`Holders`] of an inode with no links left, kept while open |
@@ -29,7 +30,11 @@ pub struct Inode {
     pub parent: u64,
     /// Target of a symlink.
     pub target: Vec<u8>,
-    /// Content of a regular file, oldest first.
+    /// Content of a regular file, oldest first, as inodes written before
+    /// 2026-11-22 kept it. Now always empty when saved: the slices live
+    /// under their own key (`s`), so that operations that do not need them
+    /// (attributes, extended attributes, listings) do not decode them; an
+    /// older inode's are moved there at its next content change.
     pub slices: Vec<Slice>,
     /// Extended attributes.
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -75,6 +80,13 @@ pub mod key {
     /// An inode.
     pub fn inode(vol: u32, ino: u64) -> Vec<u8> {
         let mut k = vec![b'i'];
+        k.extend_from_slice(&vol.to_be_bytes());
+        k.extend_from_slice(&ino.to_be_bytes());
+        k
+    }
+    /// A file's slices.
+    pub fn slices(vol: u32, ino: u64) -> Vec<u8> {
+        let mut k = vec![b's'];
         k.extend_from_slice(&vol.to_be_bytes());
         k.extend_from_slice(&ino.to_be_bytes());
         k

@@ -79,6 +79,98 @@ fn save(w: &mut dyn KvWrite, vol: u32, inode: &Inode) -> Result<()> {
     put(w, &key::inode(vol, inode.attr.ino), inode)
 }
 
+/// A file's slices, oldest first, and their generation: taken from an
+/// older inode that holds them inline (the caller saves the inode without
+/// them), else read from their own key. The record is postcard's
+/// `(generation, slices)`; the generation grows whenever slices other than
+/// the newest change (a compaction, a truncation), so a reader that takes
+/// the list a page at a time can tell it read one list (appends only add
+/// at the end, and leave the pages read before them true).
+fn load_slice_record(r: &dyn KvRead, vol: u32, inode: &mut Inode) -> Result<(u64, Vec<Slice>)> {
+    if !inode.slices.is_empty() {
+        return Ok((0, std::mem::take(&mut inode.slices)));
+    }
+    Ok(get(r, &key::slices(vol, inode.attr.ino))?.unwrap_or_default())
+}
+
+fn load_slices(r: &dyn KvRead, vol: u32, inode: &mut Inode) -> Result<Vec<Slice>> {
+    Ok(load_slice_record(r, vol, inode)?.1)
+}
+
+fn save_slices(w: &mut dyn KvWrite, vol: u32, ino: u64, generation: u64, slices: &[Slice]) -> Result<()> {
+    if slices.is_empty() {
+        return w.delete(&key::slices(vol, ino));
+    }
+    put(w, &key::slices(vol, ino), &(generation, slices))
+}
+
+/// Puts `new` on top of a file's slices and returns how many it has. A
+/// file written at random holds thousands, so they are not decoded: the
+/// record is two varints (generation, count) and then the items back to
+/// back, and only the count changes.
+fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: &[Slice]) -> Result<usize> {
+    let ino = inode.attr.ino;
+    if !inode.slices.is_empty() {
+        let (generation, mut all) = load_slice_record(w, vol, inode)?;
+        all.extend_from_slice(new);
+        save_slices(w, vol, ino, generation, &all)?;
+        return Ok(all.len());
+    }
+    let k = key::slices(vol, ino);
+    let old = w.get(&k)?.unwrap_or_default();
+    let (generation, count, items) = if old.is_empty() {
+        (0u64, 0usize, &old[..])
+    } else {
+        let corrupt = |e: postcard::Error| MetaError::Engine(format!("corrupt slice list of inode {ino}: {e}"));
+        let (generation, rest) = postcard::take_from_bytes::<u64>(&old).map_err(corrupt)?;
+        let (count, items) = postcard::take_from_bytes::<usize>(rest).map_err(corrupt)?;
+        (generation, count, items)
+    };
+    let total = count + new.len();
+    let mut out = encode(&(generation, total))?;
+    out.extend_from_slice(items);
+    for s in new {
+        out.extend_from_slice(&encode(s)?);
+    }
+    w.put(&k, &out)?;
+    Ok(total)
+}
+
+/// The compactor's swap: the oldest `count` of `all` become `merged`, the
+/// blobs no slice refers to any more go to the collector, and the
+/// generation moves on.
+fn replace_oldest(
+    w: &mut dyn KvWrite,
+    vol: u32,
+    inode: &Inode,
+    generation: u64,
+    mut all: Vec<Slice>,
+    count: usize,
+    merged: Vec<Slice>,
+) -> Result<()> {
+    let ino = inode.attr.ino;
+    let newer = all.split_off(count.min(all.len()));
+    if newer.len() <= COMPACT_AFTER {
+        w.delete(&key::compact(vol, ino))?;
+    }
+    let old: Vec<String> = all.iter().map(|s| s.blob.clone()).collect();
+    all = merged;
+    all.extend(newer);
+    let kept: std::collections::HashSet<&String> = all.iter().map(|s| &s.blob).collect();
+    collect(w, old.into_iter().filter(|b| !kept.contains(b)))?;
+    save_slices(w, vol, ino, generation + 1, &all)?;
+    // An older inode's inline slices were taken: it is saved without.
+    save(w, vol, inode)
+}
+
+/// Forgets a file's slices (its inode goes) and hands their blobs to the
+/// collector.
+fn drop_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode) -> Result<()> {
+    let slices = load_slices(w, vol, inode)?;
+    w.delete(&key::slices(vol, inode.attr.ino))?;
+    collect(w, slices.into_iter().map(|s| s.blob))
+}
+
 fn load_dir(r: &dyn KvRead, vol: u32, ino: u64) -> Result<Inode> {
     let d = load(r, vol, ino)?;
     if d.attr.kind != Kind::Dir {
@@ -157,11 +249,11 @@ fn drop_link(w: &mut dyn KvWrite, vol: u32, mut inode: Inode, now: Time) -> Resu
 /// Forgets an orphan: its inode goes (unless it got a link back) and its
 /// blobs go to the collector.
 fn free_orphan(w: &mut dyn KvWrite, vol: u32, ino: u64) -> Result<()> {
-    if let Some(inode) = get::<Inode>(w, &key::inode(vol, ino))? {
+    if let Some(mut inode) = get::<Inode>(w, &key::inode(vol, ino))? {
         if inode.attr.nlink > 0 {
             return w.delete(&key::orphan(vol, ino));
         }
-        collect(w, inode.slices.into_iter().map(|s| s.blob))?;
+        drop_slices(w, vol, &mut inode)?;
         w.delete(&key::inode(vol, ino))?;
     }
     w.delete(&key::orphan(vol, ino))
@@ -319,7 +411,7 @@ impl<E: Engine> Namespace<E> {
         self.change(|w| {
             let v: Volume = get(w, &key::volume(name))?.ok_or_else(|| MetaError::NotFound(format!("volume {name}")))?;
             w.delete(&key::volume(name))?;
-            for tag in [b'i', b'c', b'd', b'o'] {
+            for tag in [b'i', b's', b'c', b'd', b'o'] {
                 let (start, end) = (key::prefix(tag, v.id), key::prefix(tag, v.id + 1));
                 loop {
                     let batch = w.scan(&start, &end, 1000)?;
@@ -330,6 +422,9 @@ impl<E: Engine> Namespace<E> {
                         if tag == b'i' {
                             let inode: Inode = decode(val)?;
                             collect(w, inode.slices.into_iter().map(|s| s.blob))?;
+                        } else if tag == b's' {
+                            let (_, slices): (u64, Vec<Slice>) = decode(val)?;
+                            collect(w, slices.into_iter().map(|s| s.blob))?;
                         }
                         w.delete(k)?;
                     }
@@ -707,6 +802,13 @@ impl<E: Engine> Namespace<E> {
                 *links.entry(d.ino).or_default() += 1;
                 Ok(())
             })?;
+            for_each(r, &key::prefix(b's', vol), &key::prefix(b's', vol + 1), |k, _| {
+                let ino = be_u64(k, 5).unwrap_or(0);
+                if !matches!(inodes.get(&ino), Some((Kind::File, _, _))) {
+                    problems.push(format!("slices are kept for inode {ino}, which is not a file"));
+                }
+                Ok(())
+            })?;
             let mut orphans = std::collections::HashSet::new();
             for_each(r, &key::prefix(b'o', vol), &key::prefix(b'o', vol + 1), |k, _| {
                 let ino = be_u64(k, 5).unwrap_or(0);
@@ -871,12 +973,14 @@ impl<E: Engine> Namespace<E> {
                     _ => return Err(MetaError::Invalid("size of a special file".into())),
                 }
                 if size < i.attr.size {
-                    let before = i.slices.clone();
-                    slices::truncate(&mut i.slices, size);
-                    let kept: std::collections::HashSet<&String> = i.slices.iter().map(|s| &s.blob).collect();
+                    let (generation, before) = load_slice_record(w, vol, &mut i)?;
+                    let mut after = before.clone();
+                    slices::truncate(&mut after, size);
+                    let kept: std::collections::HashSet<&String> = after.iter().map(|s| &s.blob).collect();
                     let gone: Vec<String> =
                         before.iter().map(|s| s.blob.clone()).filter(|b| !kept.contains(b)).collect();
                     collect(w, gone)?;
+                    save_slices(w, vol, ino, generation + 1, &after)?;
                 }
                 if size != i.attr.size && s.mtime.is_none() {
                     i.attr.mtime = now;
@@ -902,11 +1006,10 @@ impl<E: Engine> Namespace<E> {
                 });
             }
             let now = Time::now();
-            for s in new {
+            for s in &new {
                 i.attr.size = i.attr.size.max(s.offset + s.len);
-                i.slices.push(s);
             }
-            if i.slices.len() > COMPACT_AFTER {
+            if append_slices(w, vol, &mut i, &new)? > COMPACT_AFTER {
                 w.put(&key::compact(vol, ino), &[])?;
             }
             i.attr.mtime = now;
@@ -919,11 +1022,11 @@ impl<E: Engine> Namespace<E> {
     /// The pieces that make `[offset, offset + len)` of a file.
     pub fn read(&self, vol: u32, ino: u64, offset: u64, len: u64) -> Result<(Attr, Vec<Piece>)> {
         self.engine.read(|r| {
-            let i = load(r, vol, ino)?;
+            let mut i = load(r, vol, ino)?;
             if i.attr.kind == Kind::Dir {
                 return Err(MetaError::IsDir);
             }
-            let pieces = slices::resolve(&i.slices, i.attr.size, offset, len);
+            let pieces = slices::resolve(&load_slices(r, vol, &mut i)?, i.attr.size, offset, len);
             Ok((i.attr, pieces))
         })
     }
@@ -939,20 +1042,50 @@ impl<E: Engine> Namespace<E> {
                 w.delete(&key::compact(vol, ino))?;
                 return Ok(false);
             };
-            if !i.slices.starts_with(expected) {
+            let (generation, all) = load_slice_record(w, vol, &mut i)?;
+            if !all.starts_with(expected) {
                 return Ok(false);
             }
-            let newer = i.slices.split_off(expected.len());
-            if newer.len() <= COMPACT_AFTER {
-                w.delete(&key::compact(vol, ino))?;
-            }
-            let old: Vec<String> = i.slices.iter().map(|s| s.blob.clone()).collect();
-            i.slices = merged;
-            i.slices.extend(newer);
-            let kept: std::collections::HashSet<&String> = i.slices.iter().map(|s| &s.blob).collect();
-            collect(w, old.into_iter().filter(|b| !kept.contains(b)))?;
-            save(w, vol, &i)?;
+            replace_oldest(w, vol, &i, generation, all, expected.len(), merged)?;
             Ok(true)
+        })
+    }
+
+    /// Replaces a file's oldest `count` slices by `merged` (the compactor,
+    /// which read them a page at a time) if the slices are still those of
+    /// `generation`: only appended to since. Replacing none by nothing
+    /// takes the file off the compactor's queue.
+    pub fn compact_prefix(&self, vol: u32, ino: u64, generation: u64, count: u64, merged: Vec<Slice>) -> Result<bool> {
+        self.change(|w| {
+            let Some(mut i) = get::<Inode>(w, &key::inode(vol, ino))? else {
+                w.delete(&key::compact(vol, ino))?;
+                return Ok(false);
+            };
+            let (now, all) = load_slice_record(w, vol, &mut i)?;
+            if now != generation || (all.len() as u64) < count {
+                return Ok(false);
+            }
+            if count == 0 && merged.is_empty() {
+                // The compactor found nothing to merge: off the queue
+                // (writes that add many slices put it back).
+                w.delete(&key::compact(vol, ino))?;
+                return Ok(true);
+            }
+            replace_oldest(w, vol, &i, generation, all, count as usize, merged)?;
+            Ok(true)
+        })
+    }
+
+    /// A page of a file's slices: up to `limit` from the `from`th, with the
+    /// file's attributes, how many it has and their generation (see
+    /// `load_slice_record`).
+    pub fn slices_page(&self, vol: u32, ino: u64, from: u64, limit: usize) -> Result<(Attr, Vec<Slice>, u64, u64)> {
+        self.engine.read(|r| {
+            let mut i = load(r, vol, ino)?;
+            let (generation, all) = load_slice_record(r, vol, &mut i)?;
+            let total = all.len() as u64;
+            let page = all.into_iter().skip(from.min(total) as usize).take(limit).collect();
+            Ok((i.attr, page, total, generation))
         })
     }
 
@@ -966,8 +1099,9 @@ impl<E: Engine> Namespace<E> {
     /// A file's attributes and slices (oldest first).
     pub fn slices(&self, vol: u32, ino: u64) -> Result<(Attr, Vec<Slice>)> {
         self.engine.read(|r| {
-            let i = load(r, vol, ino)?;
-            Ok((i.attr, i.slices))
+            let mut i = load(r, vol, ino)?;
+            let slices = load_slices(r, vol, &mut i)?;
+            Ok((i.attr, slices))
         })
     }
 
@@ -1051,5 +1185,77 @@ impl<E: Engine> Namespace<E> {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RedbEngine;
+
+    fn slice(offset: u64, blob: &str) -> Slice {
+        Slice { offset, len: 4096, blob: blob.into(), blob_offset: offset }
+    }
+
+    #[test]
+    fn appended_slices_encode_as_the_whole_list_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = Namespace::new(RedbEngine::open(&dir.path().join("m.redb")).unwrap());
+        let v = n.create_volume("v", vec![], crate::DEFAULT_CHUNK).unwrap().id;
+        let node = NewNode { kind: Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
+        let f = n.mknod(v, ROOT, b"f", node).unwrap().ino;
+        // Past 127 items the length takes two varint bytes, past 16,383 three.
+        let all: Vec<Slice> = (0..20_000u64).map(|i| slice(i * 4096, &format!("g1/M00/00/00/b{}", i % 7))).collect();
+        for batch in all.chunks(3_000) {
+            n.write(v, f, batch.to_vec()).unwrap();
+        }
+        let raw = n.engine.read(|r| r.get(&key::slices(v, f))).unwrap().unwrap();
+        assert_eq!(raw, encode(&(0u64, &all)).unwrap());
+        assert_eq!(n.slices(v, f).unwrap().1, all);
+        // Read a page at a time, then compacted by count and generation.
+        let (_, page, total, generation) = n.slices_page(v, f, 19_990, 100).unwrap();
+        assert_eq!((page.as_slice(), total, generation), (&all[19_990..], 20_000, 0));
+        let merged = vec![Slice { offset: 0, len: 4096 * 19_000, blob: "g1/M00/00/00/m".into(), blob_offset: 0 }];
+        n.write(v, f, vec![slice(0, "g1/M00/00/00/late")]).unwrap();
+        assert!(!n.compact_prefix(v, f, 1, 19_000, merged.clone()).unwrap(), "a stale generation is refused");
+        assert!(n.compact_prefix(v, f, 0, 19_000, merged.clone()).unwrap(), "appends since do not void it");
+        let (_, now, total, generation) = n.slices_page(v, f, 0, 10).unwrap();
+        assert_eq!((total, generation), (1 + 1_000 + 1, 1));
+        assert_eq!(now[0], merged[0]);
+        assert_eq!(now[1], all[19_000]);
+        assert!(!n.compact_prefix(v, f, 0, 1, vec![]).unwrap(), "the generation moved on");
+    }
+
+    #[test]
+    fn an_inode_with_inline_slices_keeps_them_until_its_content_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = Namespace::new(RedbEngine::open(&dir.path().join("m.redb")).unwrap());
+        let v = n.create_volume("v", vec![], crate::DEFAULT_CHUNK).unwrap().id;
+        let node = NewNode { kind: Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
+        let f = n.mknod(v, ROOT, b"f", node).unwrap().ino;
+        // As an inode written before the slices had their own key.
+        n.engine
+            .write(|w| {
+                let mut i = load(w, v, f)?;
+                i.slices = vec![slice(0, "g1/M00/00/00/a"), slice(4096, "g1/M00/00/00/b")];
+                i.attr.size = 8192;
+                save(w, v, &i)
+            })
+            .unwrap();
+        assert_eq!(n.slices(v, f).unwrap().1.len(), 2);
+        assert_eq!(n.read(v, f, 0, 8192).unwrap().1.len(), 2);
+        n.write(v, f, vec![slice(8192, "g1/M00/00/00/c")]).unwrap();
+        let inline = n.engine.read(|r| load(r, v, f)).unwrap().slices;
+        assert!(inline.is_empty(), "moved to their own key at the write");
+        let blobs: Vec<String> = n.slices(v, f).unwrap().1.into_iter().map(|s| s.blob).collect();
+        assert_eq!(blobs, ["g1/M00/00/00/a", "g1/M00/00/00/b", "g1/M00/00/00/c"]);
+        assert_eq!(n.check(v).unwrap().1, Vec::<String>::new());
+        // Unlinked and released, every blob goes to the collector.
+        n.unlink(v, ROOT, b"f").unwrap();
+        n.release(v, f, 1, 60).unwrap();
+        let mut garbage = n.garbage(i64::MAX, None, 10).unwrap();
+        garbage.sort();
+        assert_eq!(garbage, blobs);
+        assert!(n.engine.read(|r| r.get(&key::slices(v, f))).unwrap().is_none());
     }
 }

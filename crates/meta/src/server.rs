@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_proto::frame::write_frame;
+use cairn_proto::frame::{encode_frame, write_frame};
 use cairn_proto::meta::{Attr, MetaRequest, MetaResponse};
 use cairn_proto::{ClusterSecret, Conn, ErrorCode, ProtoError, Request, Response, ServeLimits, Service, WireError};
 use tokio::net::TcpListener;
@@ -124,6 +124,14 @@ fn dispatch(
             A::Slices(attr, slices)
         }
         Q::Compact { vol, ino, expected, merged } => A::Compacted(ns.compact(vol, ino, &expected, merged)?),
+        Q::SlicesPage { vol, ino, from, limit } => {
+            let limit = limit.clamp(1, cairn_proto::meta::SLICES_PAGE) as usize;
+            let (attr, slices, total, generation) = ns.slices_page(vol, ino, from, limit)?;
+            A::SlicesPage { attr, slices, total, generation }
+        }
+        Q::CompactPrefix { vol, ino, generation, count, merged } => {
+            A::Compacted(ns.compact_prefix(vol, ino, generation, count, merged)?)
+        }
         Q::Check { vol } => {
             let (examined, problems) = ns.check(vol)?;
             A::Checked { examined, problems }
@@ -202,6 +210,22 @@ async fn sweep_loop(ns: Arc<Namespace<RedbEngine>>, opts: MetaOptions, mut shutd
     }
 }
 
+/// Sends an answer. One too large for a frame (an older client's `Slices`
+/// of a file with very many slices) is refused with an error the client
+/// hands on (EIO), instead of breaking the connection, which the client
+/// would take for a restart of the service and retry for a minute.
+async fn send(conn: &mut Conn, answer: MetaResponse) -> Result<(), ProtoError> {
+    match encode_frame(&Response::Namespace(answer)) {
+        Ok(frame) => Ok(tokio::io::AsyncWriteExt::write_all(conn, &frame).await?),
+        Err(ProtoError::FrameTooLarge { len, max }) => {
+            let message =
+                format!("the answer is {len} bytes, more than the {max} a frame carries (ask a page at a time)");
+            write_frame(conn, &Response::Namespace(MetaResponse::Err { errno: 5, message })).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn answer(r: Result<Result<MetaResponse, MetaError>, tokio::task::JoinError>) -> MetaResponse {
     r.unwrap_or_else(|e| Err(MetaError::Engine(format!("meta worker failed: {e}"))))
         .unwrap_or_else(|e| MetaResponse::Err { errno: e.errno(), message: e.to_string() })
@@ -214,7 +238,7 @@ impl Service for MetaService {
                 let wait = Duration::from_millis(u64::from(wait_ms)).min(CHANGES_WAIT_MAX);
                 let s = self.feed.since(vol, session, epoch, after, wait).await;
                 let answer = MetaResponse::Changes { epoch: s.epoch, next: s.next, lost: s.lost, changes: s.changes };
-                write_frame(conn, &Response::Namespace(answer)).await
+                send(conn, answer).await
             }
             Request::Namespace(q) => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
@@ -223,7 +247,7 @@ impl Service for MetaService {
                 if !matches!(answer, MetaResponse::Err { .. }) {
                     self.feed.record(0, vol, stale);
                 }
-                write_frame(conn, &Response::Namespace(answer)).await
+                send(conn, answer).await
             }
             Request::NamespaceOnce { session, seq, req } => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
@@ -233,7 +257,7 @@ impl Service for MetaService {
                 if !matches!(answer, MetaResponse::Err { .. }) {
                     self.feed.record(session, vol, stale);
                 }
-                write_frame(conn, &Response::Namespace(answer)).await
+                send(conn, answer).await
             }
             Request::Ping => write_frame(conn, &Response::Ok).await,
             other => Err(ProtoError::Remote(WireError::new(

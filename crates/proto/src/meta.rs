@@ -559,7 +559,41 @@ pub enum MetaRequest {
         /// Most entries.
         limit: u32,
     },
+    /// A page of a file's slices, from the `from`th (oldest first):
+    /// [`MetaResponse::SlicesPage`]. A file written at random holds more
+    /// slices than one frame carries; readers and the compactor take them
+    /// a page at a time.
+    SlicesPage {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// Index of the first slice wanted.
+        from: u64,
+        /// Most slices (the service sends at most [`SLICES_PAGE`]).
+        limit: u32,
+    },
+    /// Replace a file's oldest `count` slices by `merged` (same content,
+    /// fewer slices) if its slices are still of `generation` (only
+    /// appended to since they were read): [`MetaResponse::Compacted`].
+    CompactPrefix {
+        /// Volume ID.
+        vol: u32,
+        /// Inode.
+        ino: u64,
+        /// The generation the merged slices were read at.
+        generation: u64,
+        /// How many of the oldest slices the merge replaces.
+        count: u64,
+        /// The new slices.
+        merged: Vec<Slice>,
+    },
 }
+
+/// Most slices in one [`MetaResponse::SlicesPage`]: a slice is at most
+/// about 140 bytes encoded (its blob's ID is the bulk), so a page stays
+/// well inside a control frame.
+pub const SLICES_PAGE: u32 = 4096;
 
 impl MetaRequest {
     /// What this change makes stale in mounts' caches, and in which
@@ -613,7 +647,8 @@ impl MetaRequest {
             | Q::SetXattr { .. }
             | Q::RemoveXattr { .. }
             | Q::Collected { .. }
-            | Q::Compact { .. } => true,
+            | Q::Compact { .. }
+            | Q::CompactPrefix { .. } => true,
             Q::ListVolumes
             | Q::GetVolume { .. }
             | Q::Stats { .. }
@@ -630,7 +665,8 @@ impl MetaRequest {
             | Q::Check { .. }
             | Q::KeepOpen { .. }
             | Q::CompactCandidates { .. }
-            | Q::Slices { .. } => false,
+            | Q::Slices { .. }
+            | Q::SlicesPage { .. } => false,
         }
     }
 }
@@ -710,4 +746,16 @@ pub enum MetaResponse {
     /// Done: the directories an unlink, rmdir or rename changed, as it left
     /// them.
     Dirs(Vec<Attr>),
+    /// A page of a file's slices.
+    SlicesPage {
+        /// The file's attributes.
+        attr: Attr,
+        /// The slices asked for (fewer at the end of the list).
+        slices: Vec<Slice>,
+        /// How many slices the file has.
+        total: u64,
+        /// Their generation: it changes when slices other than the newest
+        /// do, so pages read under one generation make one list.
+        generation: u64,
+    },
 }

@@ -58,18 +58,18 @@ async fn compact(
     ino: u64,
     groups: &[String],
 ) -> Result<Option<(usize, usize)>, cairn_client::Error> {
-    let (size, slices) = match m.call(MetaRequest::Slices { vol, ino }).await {
-        Ok(MetaResponse::Slices(a, s)) => (a.size, s),
-        Ok(_) => return Ok(None),
+    let (size, slices, generation) = match m.slices(vol, ino).await {
+        Ok((a, s, generation)) => (a.size, s, generation),
         // Gone: the compaction request takes it off the queue.
-        Err(cairn_client::Error::Namespace { errno: 2, .. }) => (0, Vec::new()),
+        Err(cairn_client::Error::Namespace { errno: 2, .. }) => (0, Vec::new(), 0),
         Err(e) => return Err(e),
     };
     let runs = plan_merge(&slices, size, MAX_RUN);
     let mut merged = Vec::with_capacity(runs.len());
     // Blobs this merge uploaded: the only ones to delete if it loses.
     let mut made = Vec::new();
-    if runs.len() < slices.len() {
+    let gain = runs.len() < slices.len();
+    if gain {
         for (i, run) in runs.iter().enumerate() {
             // A run that is one blob's bytes already (a region nothing was
             // written to since the last merge) keeps that blob: a file that
@@ -101,12 +101,11 @@ async fn compact(
                 }
             }
         }
-    } else {
-        // Nothing to gain (or the file is gone): the request just dequeues it.
-        merged = slices.clone();
     }
-    let after = merged.len();
-    match m.call(MetaRequest::Compact { vol, ino, expected: slices.clone(), merged: merged.clone() }).await? {
+    // Nothing to gain (or the file is gone): replacing none by nothing just
+    // takes it off the queue.
+    let (count, after) = if gain { (slices.len() as u64, merged.len()) } else { (0, slices.len()) };
+    match m.call(MetaRequest::CompactPrefix { vol, ino, generation, count, merged }).await? {
         MetaResponse::Compacted(true) => Ok(Some((slices.len(), after))),
         _ => {
             discard(c, &made).await;
