@@ -512,6 +512,8 @@ impl Fs {
                 for (n, a, has_xattrs) in e {
                     if !has_xattrs {
                         self.xattrs.learn(a.ino, Vec::new(), asked);
+                    } else if self.xattrs.names(a.ino).is_some_and(|n| n.is_empty()) {
+                        self.xattrs.forget(a.ino);
                     }
                     out.push((n, self.with_pending(a)));
                 }

@@ -97,10 +97,11 @@ fn load_slices(r: &dyn KvRead, vol: u32, inode: &mut Inode) -> Result<Vec<Slice>
     Ok(load_slice_record(r, vol, inode)?.1)
 }
 
+/// Saves a file's slices under `generation`. An emptied list is kept too
+/// (a few bytes): its generation must not start again from zero, or a
+/// compactor that read the list before it was emptied could swap its merge
+/// into the file's new content.
 fn save_slices(w: &mut dyn KvWrite, vol: u32, ino: u64, generation: u64, slices: &[Slice]) -> Result<()> {
-    if slices.is_empty() {
-        return w.delete(&key::slices(vol, ino));
-    }
     put(w, &key::slices(vol, ino), &(generation, slices))
 }
 
@@ -980,7 +981,10 @@ impl<E: Engine> Namespace<E> {
                     let gone: Vec<String> =
                         before.iter().map(|s| s.blob.clone()).filter(|b| !kept.contains(b)).collect();
                     collect(w, gone)?;
-                    save_slices(w, vol, ino, generation + 1, &after)?;
+                    // Slices the truncation left whole do not void a merge
+                    // of them that is on its way.
+                    let generation = if after == before { generation } else { generation + 1 };
+                    save_slices(w, vol, ino, generation, &after)?;
                 }
                 if size != i.attr.size && s.mtime.is_none() {
                     i.attr.mtime = now;
@@ -1224,6 +1228,13 @@ mod tests {
         assert_eq!(now[0], merged[0]);
         assert_eq!(now[1], all[19_000]);
         assert!(!n.compact_prefix(v, f, 0, 1, vec![]).unwrap(), "the generation moved on");
+        // Emptied by a truncation and written again, the list does not go
+        // back to an old generation.
+        n.setattr(v, f, SetAttr { size: Some(0), ..Default::default() }).unwrap();
+        n.write(v, f, vec![slice(0, "g1/M00/00/00/new")]).unwrap();
+        let (_, _, total, generation) = n.slices_page(v, f, 0, 10).unwrap();
+        assert_eq!((total, generation), (1, 2));
+        assert!(!n.compact_prefix(v, f, 1, 1, merged).unwrap(), "a merge read before the truncation is refused");
     }
 
     #[test]
