@@ -11,6 +11,7 @@
 mod attr_cache;
 mod block_cache;
 mod error;
+mod extents;
 mod handle;
 mod page_stamps;
 mod xattr_names;
@@ -22,13 +23,14 @@ use std::time::Instant;
 
 use cairn_client::{Body, Client, MetaClient, UploadOptions};
 use cairn_proto::meta::{
-    resolve, Attr, Changed, Kind, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
+    Attr, Changed, Kind, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
 };
 use cairn_proto::FileId;
 
 use attr_cache::AttrCache;
 pub use block_cache::BlockCache;
 pub use error::{FsError, Result};
+use extents::Extents;
 use handle::Handle;
 use page_stamps::PageStamps;
 use xattr_names::XattrNames;
@@ -138,7 +140,8 @@ impl ReadAhead {
 /// What a file is made of, as the meta service last said.
 struct FileMap {
     size: u64,
-    slices: Vec<Slice>,
+    /// The slices laid over each other, for lookups by range.
+    extents: Extents,
     fetched: Instant,
 }
 
@@ -790,7 +793,12 @@ impl Fs {
         // A page at a time: a file written at random has more slices than
         // one answer carries.
         let (attr, slices, _) = self.meta.slices(self.vol.id, ino).await?;
-        let map = Arc::new(FileMap { size: attr.size, slices, fetched: Instant::now() });
+        // Flattened once here, on a blocking thread (150,000 slices take a
+        // few tens of milliseconds), so that each read looks its range up.
+        let extents = tokio::task::spawn_blocking(move || Extents::build(&slices))
+            .await
+            .map_err(|e| FsError { errno: 5, message: format!("slice map task failed: {e}") })?;
+        let map = Arc::new(FileMap { size: attr.size, extents, fetched: Instant::now() });
         let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
         // Not kept if the file changed here while it was asked for.
         if ra.epoch == epoch {
@@ -877,7 +885,7 @@ impl Fs {
         };
         let cache = self.blocks.as_ref()?;
         let mut out = Vec::with_capacity(size as usize);
-        for p in resolve(&map.slices, map.size, offset, u64::from(size)) {
+        for p in map.extents.resolve(map.size, offset, u64::from(size)) {
             match p {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
@@ -959,7 +967,7 @@ impl Fs {
     /// them into blob pieces and holes.
     async fn fetch(&self, ino: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
         let map = self.file_map(ino).await?;
-        let pieces = resolve(&map.slices, map.size, offset, len);
+        let pieces = map.extents.resolve(map.size, offset, len);
         let mut out = Vec::with_capacity(len as usize);
         for p in pieces {
             match p {
@@ -1006,7 +1014,7 @@ impl Fs {
         let Some(cache) = &self.blocks else { return self.fetch(ino, offset, len).await };
         let map = self.file_map(ino).await?;
         let mut out = Vec::with_capacity(len as usize);
-        for p in resolve(&map.slices, map.size, offset, len) {
+        for p in map.extents.resolve(map.size, offset, len) {
             let (blob, blob_offset, len) = match p {
                 Piece::Hole { len } => {
                     out.resize(out.len() + len as usize, 0);

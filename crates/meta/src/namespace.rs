@@ -1201,13 +1201,19 @@ mod tests {
         Slice { offset, len: 4096, blob: blob.into(), blob_offset: offset }
     }
 
-    #[test]
-    fn appended_slices_encode_as_the_whole_list_would() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A namespace in `dir` with one volume holding one empty file.
+    fn one_file(dir: &tempfile::TempDir) -> (Namespace<RedbEngine>, u32, u64) {
         let n = Namespace::new(RedbEngine::open(&dir.path().join("m.redb")).unwrap());
         let v = n.create_volume("v", vec![], crate::DEFAULT_CHUNK).unwrap().id;
         let node = NewNode { kind: Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
         let f = n.mknod(v, ROOT, b"f", node).unwrap().ino;
+        (n, v, f)
+    }
+
+    #[test]
+    fn slices_are_appended_undecoded_read_by_page_and_swapped_by_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, v, f) = one_file(&dir);
         // Past 127 items the length takes two varint bytes, past 16,383 three.
         let all: Vec<Slice> = (0..20_000u64).map(|i| slice(i * 4096, &format!("g1/M00/00/00/b{}", i % 7))).collect();
         for batch in all.chunks(3_000) {
@@ -1240,10 +1246,7 @@ mod tests {
     #[test]
     fn an_inode_with_inline_slices_keeps_them_until_its_content_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let n = Namespace::new(RedbEngine::open(&dir.path().join("m.redb")).unwrap());
-        let v = n.create_volume("v", vec![], crate::DEFAULT_CHUNK).unwrap().id;
-        let node = NewNode { kind: Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
-        let f = n.mknod(v, ROOT, b"f", node).unwrap().ino;
+        let (n, v, f) = one_file(&dir);
         // As an inode written before the slices had their own key.
         n.engine
             .write(|w| {
