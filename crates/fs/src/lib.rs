@@ -387,7 +387,13 @@ impl Fs {
             self.flush_ino(ino).await?;
         }
         self.forget_ahead(ino);
-        expect_attr(self.call(MetaRequest::SetAttr { vol: self.vol.id, ino, set }).await?)
+        let answer = self.call(MetaRequest::SetAttr { vol: self.vol.id, ino, set }).await;
+        // Again after the change, as after a commit: a read may have fetched
+        // the slice map meanwhile, with the old size, and kept it; served
+        // after a truncation, it would hand the kernel bytes past the new
+        // end (fsx: "mapped non-zero data past EOF").
+        self.forget_ahead(ino);
+        expect_attr(answer?)
     }
 
     /// Creates a file, device, fifo, socket or symlink.
