@@ -213,7 +213,19 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
         let mut created = HashSet::new();
         let mut mine: Vec<String> = Vec::new();
         for e in entries.into_iter().filter(|e| e.here && !e.delete && e.seq <= end.seq) {
-            if FileId::parse(&e.file_id).is_ok_and(|id| node.store.contains_any(&id)) && !mine.contains(&e.file_id) {
+            // A change is logged before it is applied, and a name before the
+            // peers learn it: an upload this node does not hold may be held
+            // by a peer that committed it while this node died, so every
+            // create not deleted since is checked. A change of a blob no
+            // longer here was deleted since.
+            let check = |id: FileId| {
+                if e.create {
+                    !node.store.was_deleted(&id)
+                } else {
+                    node.store.contains_any(&id)
+                }
+            };
+            if FileId::parse(&e.file_id).is_ok_and(check) && !mine.contains(&e.file_id) {
                 if e.create {
                     created.insert(e.file_id.clone());
                 }

@@ -205,8 +205,11 @@ impl Store {
         store.files.store(files + packed_files, Ordering::Relaxed);
         store.bytes.store(bytes + packed_bytes, Ordering::Relaxed);
         // A blob of this node's naming without a record is a reservation
-        // whose commit never happened, unless the binlog knows it (then it
-        // was committed, and its record was lost since: damage for a scrub).
+        // whose commit never happened. One the binlog knows was named to
+        // the peers (or committed, its record lost since): the node's
+        // reconcile settles it with the group from that line. One it does
+        // not know (a binlog from before reservations were logged) is
+        // discarded.
         let known = store.binlog.mentioned(&reserved.iter().map(|id| id.to_string()).collect())?;
         *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) =
             reserved.into_iter().filter(|id| !known.contains(&id.to_string())).chain(unfinished_packed).collect();
@@ -383,7 +386,10 @@ impl Store {
                     continue;
                 }
                 match packs.reserve(&id.to_string()) {
-                    Ok(()) => return Ok(Reserved { id, record, spooled, link: None, packed: Some(packs.clone()) }),
+                    Ok(()) => {
+                        let r = Reserved { id, record, spooled, link: None, packed: Some(packs.clone()) };
+                        return self.log_reserved(r);
+                    }
                     Err(Error::Exists(_)) => continue,
                     Err(e) => return Err(e),
                 }
@@ -391,7 +397,7 @@ impl Store {
             match self.link_spool(sp, &id, spooled.path()?) {
                 Ok(()) => {
                     let link = Some(sp.blob_path(&id));
-                    return Ok(Reserved { id, record, spooled, link, packed: None });
+                    return self.log_reserved(Reserved { id, record, spooled, link, packed: None });
                 }
                 Err(Error::Exists(_)) => continue,
                 Err(e) => return Err(e),
@@ -453,6 +459,7 @@ impl Store {
             blocks: spooled.blocks.clone(),
             meta: sorted(meta),
         };
+        self.log_before(BinlogOp::Create, origin, id, None)?;
         if let (true, Some(packs)) = (self.packs_it(&spooled, info.appender), self.packs_of(id)) {
             let content = spooled.bytes().unwrap_or_default();
             let put = if sp.blob_path(id).exists() || sp.record_path(id).exists() {
@@ -543,7 +550,40 @@ impl Store {
     fn after_create(&self, id: &FileId, size: u64, origin: Origin) -> Result<()> {
         self.files.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.binlog.append(BinlogOp::Create, origin, &id.to_string(), None)?;
+        self.log_after(BinlogOp::Create, origin, id, None)
+    }
+
+    /// Logs a reserved name as created here before anyone learns it: the
+    /// caller hands the name to the peers, which may commit it before this
+    /// node does (see [`Store::log_before`]).
+    fn log_reserved(&self, r: Reserved) -> Result<Reserved> {
+        // On failure the reservation's drop gives the name back.
+        self.log_before(BinlogOp::Create, Origin::Local, &r.id, None)?;
+        Ok(r)
+    }
+
+    /// The binlog line of a change this node originates, written *before*
+    /// the change is applied. The line is how the node, back from a crash,
+    /// finds the writes it may have left half done (applied here and on no
+    /// peer, or named to its peers and never kept here) and settles them
+    /// with the group (`reconcile_own_writes` in the storage crate). Written
+    /// after, a SIGKILL during the fsync between applying and logging left
+    /// a change that no check found, and the members differed for good. A
+    /// line for a change that then failed costs one needless comparison.
+    fn log_before(&self, op: BinlogOp, origin: Origin, id: &FileId, at: Option<u64>) -> Result<()> {
+        if origin == Origin::Local {
+            self.binlog.append(op, origin, &id.to_string(), at)?;
+        }
+        Ok(())
+    }
+
+    /// The binlog line of a change a peer forwarded, written once applied:
+    /// there the line tells members that catch up from this node what it
+    /// holds.
+    fn log_after(&self, op: BinlogOp, origin: Origin, id: &FileId, at: Option<u64>) -> Result<()> {
+        if origin != Origin::Local {
+            self.binlog.append(op, origin, &id.to_string(), at)?;
+        }
         Ok(())
     }
 
@@ -643,6 +683,10 @@ impl Store {
         let sp = self.place(id)?;
         let size = {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            if must_exist && !self.contains_any(id) {
+                return Err(Error::NotFound(id.to_string()));
+            }
+            self.log_before(BinlogOp::Delete, origin, id, None)?;
             let unpacked = match self.packs_of(id) {
                 Some(packs) => packs.delete(&id.to_string())?,
                 None => None,
@@ -664,8 +708,7 @@ impl Store {
             self.files.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
         }
-        self.binlog.append(BinlogOp::Delete, origin, &id.to_string(), None)?;
-        Ok(())
+        self.log_after(BinlogOp::Delete, origin, id, None)
     }
 
     /// Removes a blob's content and record files (caller holds its write
@@ -724,11 +767,12 @@ impl Store {
                 }
             }
             let at = rec.size;
+            self.log_before(BinlogOp::Append, origin, id, Some(at))?;
             self.write_into(sp, id, &mut rec, &spooled, at)?;
             at
         };
         self.bytes.fetch_add(spooled.size, Ordering::Relaxed);
-        self.binlog.append(BinlogOp::Append, origin, &id.to_string(), Some(at))?;
+        self.log_after(BinlogOp::Append, origin, id, Some(at))?;
         Ok(at)
     }
 
@@ -745,10 +789,10 @@ impl Store {
                     rec.size
                 )));
             }
+            self.log_before(BinlogOp::Modify, origin, id, Some(offset))?;
             self.write_into(sp, id, &mut rec, &spooled, offset)?;
         }
-        self.binlog.append(BinlogOp::Modify, origin, &id.to_string(), Some(offset))?;
-        Ok(())
+        self.log_after(BinlogOp::Modify, origin, id, Some(offset))
     }
 
     /// Writes spool content into a blob at `offset`, fsyncs, and re-derives
@@ -796,6 +840,7 @@ impl Store {
         {
             let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
             let mut rec = self.appender_record(sp, id)?;
+            self.log_before(BinlogOp::Truncate, origin, id, Some(size))?;
             if rec.size != size {
                 let path = sp.blob_path(id);
                 let blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
@@ -808,8 +853,7 @@ impl Store {
                 rec.save(&sp.record_path(id))?;
             }
         }
-        self.binlog.append(BinlogOp::Truncate, origin, &id.to_string(), Some(size))?;
-        Ok(())
+        self.log_after(BinlogOp::Truncate, origin, id, Some(size))
     }
 
     /// Replaces a blob's metadata, or merges into it key by key.
@@ -825,6 +869,7 @@ impl Store {
                 Some((_, (_, _, record))) => record.clone(),
                 None => self.load_record(sp, id)?,
             };
+            self.log_before(BinlogOp::SetMeta, origin, id, None)?;
             rec.meta = if merge {
                 let mut all: std::collections::BTreeMap<String, String> = rec.meta.into_iter().collect();
                 all.extend(meta);
@@ -842,8 +887,7 @@ impl Store {
                 None => rec.save(&sp.record_path(id))?,
             }
         }
-        self.binlog.append(BinlogOp::SetMeta, origin, &id.to_string(), None)?;
-        Ok(())
+        self.log_after(BinlogOp::SetMeta, origin, id, None)
     }
 
     /// Whether this ID was ever deleted here.
