@@ -3,12 +3,16 @@
 # `perf record -a -g` over the whole machine while the workload runs, then
 # the share of CPU time per process and the hottest symbols. Prints text.
 #
-#   cargo build --release && bench/profile.sh create|stat|seqwrite|upload4k
+#   cargo build --release && bench/profile.sh create|stat|seqwrite|upload4k|randread4
+#
+# randread4: fio 4 KiB random reads by 4 jobs over a 1 GiB file that 10 s
+# of random writes have just cut into many slices (as bench/all.sh runs
+# them), profiled for 10 s.
 #
 # Env: CAIRN_BIN, BENCH_DIR (default /var/tmp), FILES (default 3000).
 set -euo pipefail
 NAME=profile
-WORKLOAD=${1:?usage: bench/profile.sh create|stat|seqwrite|upload4k}
+WORKLOAD=${1:?usage: bench/profile.sh create|stat|seqwrite|upload4k|randread4}
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 FILES=${FILES:-3000}
@@ -30,10 +34,18 @@ with open('$D/big', 'wb') as f:
     for _ in range(1024): f.write(b)
     os.fsync(f.fileno())" ;;
     upload4k) run="import subprocess; subprocess.run(['$BIN', 'bench', '--size', '4K', '--count', '$((FILES * 3))', '--concurrency', '8'], check=True, stdout=subprocess.DEVNULL)" ;;
+    randread4)
+        fio_cmd="['fio', '--name=p', '--directory=$D', '--filename=fio.dat', '--size=1G', '--ioengine=psync', '--group_reporting'"
+        prepare="import subprocess
+subprocess.run($fio_cmd, '--rw=write', '--bs=1M', '--end_fsync=1'], check=True, stdout=subprocess.DEVNULL)
+subprocess.run($fio_cmd, '--rw=randwrite', '--bs=4k', '--runtime=10', '--time_based', '--end_fsync=1'], check=True, stdout=subprocess.DEVNULL)"
+        run="import subprocess
+subprocess.run($fio_cmd, '--rw=randread', '--bs=4k', '--numjobs=4', '--runtime=10', '--time_based'], check=True)" ;;
     *) echo "unknown workload $WORKLOAD" >&2; exit 1 ;;
 esac
 [ -n "$prepare" ] && python3 -c "$prepare"
-perf record -a -g -F 499 -o "$WORK/perf.data" -- python3 -c "$run" >/dev/null 2>"$WORK/perf.err"
+perf record -a -g -F 499 -o "$WORK/perf.data" -- python3 -c "$run" >"$WORK/run.out" 2>"$WORK/perf.err"
+grep -E "IOPS|BW=" "$WORK/run.out" || true
 echo "## $WORKLOAD: CPU samples by process"
 perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -12
 echo

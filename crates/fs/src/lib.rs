@@ -11,7 +11,6 @@
 mod attr_cache;
 mod block_cache;
 mod error;
-mod extents;
 mod handle;
 mod page_stamps;
 mod xattr_names;
@@ -29,8 +28,8 @@ use cairn_proto::FileId;
 
 use attr_cache::AttrCache;
 pub use block_cache::BlockCache;
+use cairn_proto::extents::Extents;
 pub use error::{FsError, Result};
-use extents::Extents;
 use handle::Handle;
 use page_stamps::PageStamps;
 use xattr_names::XattrNames;

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod buffers;
 pub mod cluster;
 mod error;
+pub mod extents;
 pub mod file_id;
 pub mod frame;
 pub mod message;

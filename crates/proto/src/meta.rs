@@ -209,46 +209,9 @@ pub enum Piece {
 /// The pieces that make `[offset, offset + len)` of a file whose content is
 /// `slices` (oldest first) and whose size is `size`, clamped to the size.
 pub fn resolve(slices: &[Slice], size: u64, offset: u64, len: u64) -> Vec<Piece> {
-    let end = offset.saturating_add(len).min(size);
-    let mut out = Vec::new();
-    let mut pos = offset;
-    while pos < end {
-        // The newest slice covering `pos`, and where the next newer-than-it
-        // slice begins (it would take over there).
-        let mut best: Option<&Slice> = None;
-        let mut best_i = 0;
-        for (i, s) in slices.iter().enumerate().rev() {
-            if s.offset <= pos && pos < s.offset + s.len {
-                best = Some(s);
-                best_i = i;
-                break;
-            }
-        }
-        let mut stop = end;
-        // Any newer slice starting inside the run cuts it.
-        let newer = match best {
-            Some(_) => &slices[best_i + 1..],
-            None => slices,
-        };
-        for s in newer {
-            if s.offset > pos && s.offset < stop {
-                stop = s.offset;
-            }
-        }
-        match best {
-            Some(s) => {
-                stop = stop.min(s.offset + s.len);
-                out.push(Piece::Data {
-                    blob: s.blob.clone(),
-                    blob_offset: s.blob_offset + (pos - s.offset),
-                    len: stop - pos,
-                });
-            }
-            None => out.push(Piece::Hole { len: stop - pos }),
-        }
-        pos = stop;
-    }
-    out
+    // Flattened first: scanning every slice for every piece was quadratic
+    // in a randomly written file's slice count.
+    crate::extents::Extents::build(slices).resolve(size, offset, len)
 }
 
 impl Piece {

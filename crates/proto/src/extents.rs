@@ -1,13 +1,15 @@
 //! A file's slices flattened into the extents that show: what each byte
-//! reads from, built once per slice map so that a read looks up its range
-//! instead of scanning every slice. A file written at random holds a slice
-//! per write until the compactor merges them (150,000 after ten seconds of
-//! fio), and `cairn_proto::meta::resolve` scans them all for every piece.
+//! reads from. Built once (n log n), a range is then looked up instead of
+//! scanning every slice for every piece. A file written at random holds a
+//! slice per write until the compactor merges them (150,000 after ten
+//! seconds of fio): the scan was quadratic in that, and planning one merge
+//! of such a file kept a core busy for seconds (`bench/profile.sh
+//! randread4`: 28% of the machine in it while fio read).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cairn_proto::meta::{Piece, Slice};
+use crate::meta::{Piece, Slice};
 
 /// One stretch of a file read from one blob.
 #[derive(Debug, Clone)]
@@ -70,7 +72,7 @@ impl Extents {
     }
 
     /// The pieces that make `[offset, offset + len)` of a file of `size`
-    /// bytes: what `cairn_proto::meta::resolve` answers, in log time.
+    /// bytes (see [`crate::meta::resolve`]), in log time.
     pub fn resolve(&self, size: u64, offset: u64, len: u64) -> Vec<Piece> {
         let end = offset.saturating_add(len).min(size);
         let mut out = Vec::new();
@@ -110,7 +112,33 @@ impl Extents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::meta::resolve;
+
+    /// The rule itself, slice by slice (the reference the extents are
+    /// checked against): the newest slice covering a byte wins.
+    fn resolve(slices: &[Slice], size: u64, offset: u64, len: u64) -> Vec<Piece> {
+        let end = offset.saturating_add(len).min(size);
+        let mut out = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let newest = slices.iter().rposition(|s| s.offset <= pos && pos < s.offset.saturating_add(s.len));
+            // A newer slice starting inside the run cuts it.
+            let newer = newest.map_or(slices, |i| &slices[i + 1..]);
+            let mut stop = newer.iter().map(|s| s.offset).filter(|&o| o > pos && o < end).min().unwrap_or(end);
+            match newest.map(|i| &slices[i]) {
+                Some(s) => {
+                    stop = stop.min(s.offset + s.len);
+                    out.push(Piece::Data {
+                        blob: s.blob.clone(),
+                        blob_offset: s.blob_offset + (pos - s.offset),
+                        len: stop - pos,
+                    });
+                }
+                None => out.push(Piece::Hole { len: stop - pos }),
+            }
+            pos = stop;
+        }
+        out
+    }
 
     /// What each byte of `[0, size)` reads from, by the pieces.
     fn bytes(pieces: &[Piece]) -> Vec<Option<(String, u64)>> {
