@@ -44,7 +44,7 @@ subprocess.run($fio_cmd, '--rw=randread', '--bs=4k', '--numjobs=4', '--runtime=1
     *) echo "unknown workload $WORKLOAD" >&2; exit 1 ;;
 esac
 [ -n "$prepare" ] && python3 -c "$prepare"
-perf record -a -g -F 499 -o "$WORK/perf.data" -- python3 -c "$run" >"$WORK/run.out" 2>"$WORK/perf.err"
+perf record -a -g -F 499 -o "$WORK/perf.data" -- python3 -c "$run" >"$WORK/run.out" 2>"$WORK/perf.err" || { cat "$WORK/perf.err" >&2; exit 1; }
 grep -E "IOPS|BW=" "$WORK/run.out" || true
 echo "## $WORKLOAD: CPU samples by process"
 perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -12

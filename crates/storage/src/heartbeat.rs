@@ -16,11 +16,12 @@ pub async fn heartbeat_loop(node: Arc<Node>, tracker: String, mut shutdown: watc
     let mut tick = tokio::time::interval(node.cfg.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut again = false;
+    let mut asked = node.beat_requests();
     loop {
         if !again {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = node.beat_now.notified() => {}
+                _ = asked.changed() => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -178,7 +178,7 @@ fn settle<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(ProtoError::Remote(e))) if e.code == ErrorCode::StaleEpoch => {
             warn!(peer = addr, step, error = %e, "a peer knows a newer epoch; this node's view is out of date");
-            node.beat_now.notify_waiters();
+            node.beat_now();
             Err(Left::Stale)
         }
         Ok(Err(e)) => {

@@ -113,7 +113,7 @@ async fn run(node: Arc<Node>) {
         if failed {
             tokio::time::sleep(Duration::from_secs(1)).await;
         } else {
-            node.beat_now.notify_waiters();
+            node.beat_now();
         }
     }
     node.heal_state().running = false;
@@ -152,7 +152,7 @@ async fn catch_up(node: &Node, started: Instant) -> Result<(), ProtoError> {
     // What was copied is complete only if the source held everything all
     // along: had it missed a write meanwhile, a tracker would have moved it
     // out of the active set. Wait for every tracker's word on it.
-    node.beat_now.notify_waiters();
+    node.beat_now();
     let asked = Instant::now();
     while !node.view.all_answered_since(asked) && asked.elapsed() < SETTLE_WAIT {
         tokio::time::sleep(Duration::from_millis(50)).await;
