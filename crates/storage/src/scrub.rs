@@ -7,11 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_proto::{FileId, ProtoError};
+use cairn_proto::{ErrorCode, FileId, ProtoError};
 use tracing::{info, warn};
 
+use crate::error::refuse;
 use crate::node::Node;
 use crate::sync::{compare_listing, fetch_into};
+
+/// How long a repair that knows no active peer waits for the trackers'
+/// fresh word on the group.
+const FRESH_VIEW_WAIT: Duration = Duration::from_secs(3);
 
 /// Starts a scrub unless one runs; returns whether it started.
 pub fn start(node: &Arc<Node>) -> bool {
@@ -105,8 +110,19 @@ fn verify(store: &cairn_store::Store, id: &FileId) -> Result<u64, String> {
 
 /// Replaces a bad blob with a good copy from an active peer.
 pub async fn repair(node: &Node, id: &FileId) -> Result<(), ProtoError> {
-    let sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
-    let mut last = ProtoError::Auth("no healthy member to repair from".into());
+    let mut sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
+    if sources.is_empty() {
+        // This node's view is its last heartbeat's answer: a peer the
+        // trackers turned active since is not in it yet. Ask again before
+        // giving up on the repair.
+        let asked = std::time::Instant::now();
+        node.beat_now();
+        while !node.view.all_answered_since(asked) && asked.elapsed() < FRESH_VIEW_WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sources = node.view.snapshot().map(|s| s.sources(node.id())).unwrap_or_default();
+    }
+    let mut last = refuse(ErrorCode::Unavailable, "no active member to repair from");
     for (_, source) in sources {
         match fetch_into(node, &source, id, cairn_store::Expect::Any).await {
             Ok(_) => {
