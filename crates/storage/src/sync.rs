@@ -212,6 +212,7 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
             entries.iter().filter(|e| e.here && e.delete && e.seq <= end.seq).map(|e| e.file_id.clone()).collect();
         let mut created = HashSet::new();
         let mut mine: Vec<String> = Vec::new();
+        let mut listed: HashSet<String> = HashSet::new();
         for e in entries.into_iter().filter(|e| e.here && !e.delete && e.seq <= end.seq) {
             // A change is logged before it is applied, and a name before the
             // peers learn it: an upload this node does not hold may be held
@@ -225,7 +226,8 @@ async fn reconcile_own_writes(node: &Node, addr: &str, started: Instant) -> Resu
                     node.store.contains_any(&id)
                 }
             };
-            if FileId::parse(&e.file_id).is_ok_and(check) && !mine.contains(&e.file_id) {
+            if !listed.contains(&e.file_id) && FileId::parse(&e.file_id).is_ok_and(check) {
+                listed.insert(e.file_id.clone());
                 if e.create {
                     created.insert(e.file_id.clone());
                 }
