@@ -516,16 +516,8 @@ impl Fs {
         let asked = self.xattrs.epoch();
         match self.call(MetaRequest::ReaddirPlus { vol: self.vol.id, ino, after, limit: READDIR_PAGE }).await? {
             MetaResponse::EntriesPlus(e) => {
-                let mut out = Vec::with_capacity(e.len());
-                for (n, a, has_xattrs) in e {
-                    if !has_xattrs {
-                        self.xattrs.learn(a.ino, Vec::new(), asked);
-                    } else if self.xattrs.names(a.ino).is_some_and(|n| n.is_empty()) {
-                        self.xattrs.forget(a.ino);
-                    }
-                    out.push((n, self.with_pending(a)));
-                }
-                Ok(out)
+                self.xattrs.learn_listing(e.iter().map(|(_, a, has_xattrs)| (a.ino, *has_xattrs)), asked);
+                Ok(e.into_iter().map(|(n, a, _)| (n, self.with_pending(a))).collect())
             }
             other => Err(FsError::protocol(other)),
         }

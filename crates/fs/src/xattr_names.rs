@@ -76,6 +76,45 @@ impl XattrNames {
         g.known.insert(ino, (now, names));
     }
 
+    /// What a directory listing asked at `epoch` said of its entries'
+    /// attributes (`(ino, has_any)`), under one lock for the page: an
+    /// entry without any is learnt as such (unless something was forgotten
+    /// since the listing was asked), and a set known empty that the listing
+    /// shows is not any more is forgotten (always: forgetting is never wrong).
+    pub fn learn_listing(&self, entries: impl IntoIterator<Item = (u64, bool)>, epoch: u64) {
+        let mut g = self.lock();
+        let current = g.epoch == epoch;
+        let now = Instant::now();
+        let mut pruned = false;
+        for (ino, has_any) in entries {
+            if has_any {
+                if g.known.get(&ino).is_some_and(|(_, names)| names.is_empty()) {
+                    // A forget: an answer still in flight may predate the
+                    // change the listing shows. The page itself is one
+                    // transaction, so its other entries are still learnt.
+                    g.known.remove(&ino);
+                    g.epoch += 1;
+                }
+                continue;
+            }
+            if !current {
+                continue;
+            }
+            if g.known.len() >= MAX && !g.known.contains_key(&ino) {
+                // Full: drop what is stale, once per page, as `learn` does.
+                if pruned {
+                    continue;
+                }
+                pruned = true;
+                g.known.retain(|_, (seen, _)| now.duration_since(*seen) < FRESH);
+                if g.known.len() >= MAX {
+                    continue;
+                }
+            }
+            g.known.insert(ino, (now, Vec::new()));
+        }
+    }
+
     /// `ino` may have changed attributes.
     pub fn forget(&self, ino: u64) {
         let mut g = self.lock();
@@ -108,6 +147,24 @@ mod tests {
         x.learn(8, Vec::new(), x.epoch());
         x.forget_all();
         assert_eq!(x.names(8), None);
+    }
+
+    #[test]
+    fn a_listing_learns_empty_sets_and_drops_those_it_shows_are_not() {
+        let x = XattrNames::default();
+        x.learn(1, Vec::new(), x.epoch());
+        x.learn(2, vec![b"user.a".to_vec()], x.epoch());
+        let asked = x.epoch();
+        x.learn_listing([(1, true), (2, true), (3, false)], asked);
+        assert_eq!(x.names(1), None, "known empty, listed with attributes: dropped");
+        assert_eq!(x.names(2), Some(vec![b"user.a".to_vec()]), "a known non-empty set stays");
+        assert_eq!(x.names(3), Some(vec![]), "listed without attributes: learnt");
+        // A listing that raced a forget learns nothing, but still drops.
+        let asked = x.epoch();
+        x.learn(4, Vec::new(), asked);
+        x.forget(99);
+        x.learn_listing([(4, true), (5, false)], asked);
+        assert_eq!((x.names(4), x.names(5)), (None, None));
     }
 
     #[test]
