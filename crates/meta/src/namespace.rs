@@ -119,22 +119,27 @@ fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: &[Slice]
     }
     let k = key::slices(vol, ino);
     let old = w.get(&k)?.unwrap_or_default();
-    let (generation, count, items) = if old.is_empty() {
-        (0u64, 0usize, &old[..])
-    } else {
-        let corrupt = |e: postcard::Error| MetaError::Engine(format!("corrupt slice list of inode {ino}: {e}"));
-        let (generation, rest) = postcard::take_from_bytes::<u64>(&old).map_err(corrupt)?;
-        let (count, items) = postcard::take_from_bytes::<usize>(rest).map_err(corrupt)?;
-        (generation, count, items)
-    };
-    let total = count + new.len();
+    let (generation, count, items) = if old.is_empty() { (0, 0, &old[..]) } else { slice_record_head(&old, ino)? };
+    let total = count + new.len() as u64;
     let mut out = encode(&(generation, total))?;
     out.extend_from_slice(items);
     for s in new {
         out.extend_from_slice(&encode(s)?);
     }
     w.put(&k, &out)?;
-    Ok(total)
+    Ok(total as usize)
+}
+
+/// A stored slice record's generation and slice count, and the encoded
+/// slices that follow them.
+fn slice_record_head(raw: &[u8], ino: u64) -> Result<(u64, u64, &[u8])> {
+    let (generation, rest) = postcard::take_from_bytes::<u64>(raw).map_err(corrupt_slices(ino))?;
+    let (count, items) = postcard::take_from_bytes::<u64>(rest).map_err(corrupt_slices(ino))?;
+    Ok((generation, count, items))
+}
+
+fn corrupt_slices(ino: u64) -> impl Fn(postcard::Error) -> MetaError {
+    move |e| MetaError::Engine(format!("corrupt slice list of inode {ino}: {e}"))
 }
 
 /// The compactor's swap: the oldest `count` of `all` become `merged`, the
@@ -179,15 +184,13 @@ struct StoredSlice<'a> {
 /// without allocating, those after it are not read (a page of a list of
 /// 150,000 costs a fraction of decoding it).
 fn page_of(raw: &[u8], ino: u64, from: u64, limit: usize) -> Result<(u64, u64, Vec<Slice>)> {
-    let corrupt = |e: postcard::Error| MetaError::Engine(format!("corrupt slice list of inode {ino}: {e}"));
-    let (generation, rest) = postcard::take_from_bytes::<u64>(raw).map_err(corrupt)?;
-    let (total, mut rest) = postcard::take_from_bytes::<u64>(rest).map_err(corrupt)?;
+    let (generation, total, mut rest) = slice_record_head(raw, ino)?;
     let mut page = Vec::with_capacity(limit.min(total.saturating_sub(from) as usize));
     for at in 0..total {
         if page.len() >= limit {
             break;
         }
-        let (s, after) = postcard::take_from_bytes::<StoredSlice>(rest).map_err(corrupt)?;
+        let (s, after) = postcard::take_from_bytes::<StoredSlice>(rest).map_err(corrupt_slices(ino))?;
         rest = after;
         if at >= from {
             page.push(Slice { offset: s.offset, len: s.len, blob: s.blob.to_string(), blob_offset: s.blob_offset });
