@@ -4,7 +4,8 @@
 //! blobs. Every operation is one transaction behind the [`Engine`] trait;
 //! [`RedbEngine`] is the embedded default.
 //!
-//! - `engine.rs`: the trait; `redb_engine.rs`: the embedded engine.
+//! - `engine.rs`: the trait; `redb_engine.rs`: the embedded engine, with
+//!   `redo_log.rs`, what makes its batches durable between checkpoints.
 //! - `model.rs`: what is stored, under which keys.
 //! - `namespace.rs`: the operations.
 //! - `slices.rs`: which blob ranges make up a range of a file.
@@ -16,6 +17,7 @@ mod error;
 pub mod model;
 mod namespace;
 mod redb_engine;
+mod redo_log;
 pub mod server;
 pub mod slices;
 
