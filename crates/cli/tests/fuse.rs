@@ -596,6 +596,47 @@ fn two_mounts_see_each_others_files() {
 }
 
 #[test]
+fn names_another_mount_adds_to_a_directory_made_here_show_here() {
+    // A mount answers lookups in a directory it made without asking the
+    // meta service (it knows every name there): another mount's names in
+    // it must still show, once the change feed reports them.
+    let c = cluster();
+    let (a, b) = (Mount::new(&c, "v", "mnt-a"), Mount::new(&c, "v", "mnt-b"));
+    let dir = a.path.join("made-on-a");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("own"), b"a").unwrap();
+    assert!(!dir.join("looked-for").exists()); // answered on a without a round trip
+    std::fs::remove_file(dir.join("own")).unwrap();
+    assert!(!dir.join("own").exists());
+    std::fs::write(b.path.join("made-on-a/looked-for"), b"from b").unwrap();
+    std::fs::write(b.path.join("made-on-a/never-looked-for"), b"from b").unwrap();
+    eventually("b's names show on a", || {
+        std::fs::read(dir.join("looked-for")).is_ok_and(|d| d == b"from b")
+            && std::fs::read(dir.join("never-looked-for")).is_ok_and(|d| d == b"from b")
+    });
+    // Creating a name b made meanwhile, exclusively, is refused on a.
+    std::fs::write(b.path.join("made-on-a/raced"), b"b").unwrap();
+    let mut excl = std::fs::OpenOptions::new();
+    excl.write(true).create_new(true);
+    eventually("a's exclusive create of b's name fails", || {
+        excl.open(dir.join("raced")).is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+    });
+    assert_eq!(std::fs::read(dir.join("raced")).unwrap(), b"b");
+    // A directory made here and filled here answers from what it knows.
+    std::fs::create_dir(a.path.join("filled")).unwrap();
+    for i in 0..50 {
+        std::fs::write(a.path.join(format!("filled/f{i}")), [i as u8]).unwrap();
+    }
+    std::fs::rename(a.path.join("filled/f0"), a.path.join("filled/moved")).unwrap();
+    assert!(!a.path.join("filled/f0").exists());
+    assert_eq!(std::fs::read(a.path.join("filled/moved")).unwrap(), [0]);
+    assert_eq!(std::fs::read_dir(a.path.join("filled")).unwrap().count(), 50);
+    eventually("b sees a's directory whole", || {
+        std::fs::read_dir(b.path.join("filled")).is_ok_and(|d| d.count() == 50)
+    });
+}
+
+#[test]
 fn a_file_read_again_comes_from_the_kernel_cache_until_it_changes() {
     let mut c = cluster();
     let (a, b) = (Mount::new(&c, "v", "mnt-a"), Mount::new(&c, "v", "mnt-b"));

@@ -10,6 +10,7 @@
 
 mod attr_cache;
 mod block_cache;
+mod complete_dirs;
 mod error;
 mod handle;
 mod page_stamps;
@@ -29,6 +30,7 @@ use cairn_proto::FileId;
 use attr_cache::AttrCache;
 pub use block_cache::BlockCache;
 use cairn_proto::extents::Extents;
+use complete_dirs::CompleteDirs;
 pub use error::{FsError, Result};
 use handle::Handle;
 use page_stamps::PageStamps;
@@ -93,6 +95,8 @@ pub struct Fs {
     xattrs: XattrNames,
     /// Attributes known to be current.
     attrs: AttrCache,
+    /// Directories whose every name this mount knows.
+    complete: CompleteDirs,
     /// What the kernel's cached pages of each file hold (see `page_stamps`).
     pages: PageStamps,
     /// Read-ahead: bytes fetched past a sequential read, by inode. Dropped
@@ -196,6 +200,34 @@ pub(crate) fn test_file_attr(ino: u64, size: u64, secs: i64) -> Attr {
     }
 }
 
+/// What a change does to a directory's names.
+enum NameChange {
+    Added,
+    Removed,
+    /// Still there, maybe leading elsewhere (a rename's exchange).
+    Kept,
+}
+
+/// The names a request adds to or removes from directories.
+fn names_changed(req: &MetaRequest) -> Vec<(u64, Vec<u8>, NameChange)> {
+    use MetaRequest as Q;
+    match req {
+        Q::Mknod { parent, name, .. } | Q::Mkdir { parent, name, .. } => {
+            vec![(*parent, name.clone(), NameChange::Added)]
+        }
+        Q::Link { newparent, newname, .. } => vec![(*newparent, newname.clone(), NameChange::Added)],
+        Q::Unlink { parent, name, .. } | Q::Rmdir { parent, name, .. } => {
+            vec![(*parent, name.clone(), NameChange::Removed)]
+        }
+        Q::Rename { parent, name, newparent, newname, mode, .. } => {
+            let from = if *mode == RenameMode::Exchange { NameChange::Kept } else { NameChange::Removed };
+            let to = if *mode == RenameMode::Exchange { NameChange::Kept } else { NameChange::Added };
+            vec![(*parent, name.clone(), from), (*newparent, newname.clone(), to)]
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn expect_attr(r: MetaResponse) -> Result<Attr> {
     match r {
         MetaResponse::Attr(a) | MetaResponse::Made { attr: a, .. } => Ok(a),
@@ -218,6 +250,7 @@ impl Fs {
             pending_end: Mutex::new(HashMap::new()),
             xattrs: XattrNames::default(),
             attrs: AttrCache::default(),
+            complete: CompleteDirs::default(),
             pages: PageStamps::default(),
             ahead: Mutex::new(ReadAhead::default()),
             blocks: None,
@@ -298,10 +331,26 @@ impl Fs {
             Q::SetXattr { ino, .. } | Q::RemoveXattr { ino, .. } => Some(*ino),
             _ => None,
         };
+        let names = names_changed(&req);
+        let makes_dir = matches!(req, Q::Mkdir { .. });
         let pages_epoch = self.pages.epoch();
         let xattrs_epoch = self.xattrs.epoch();
         let asked = self.attrs.epoch();
         let answer = self.meta.call(req).await;
+        for (dir, name, change) in &names {
+            match (&answer, change) {
+                (Ok(_), NameChange::Added) => self.complete.added(*dir, name),
+                (Ok(_), NameChange::Removed) => self.complete.removed(*dir, name),
+                (Ok(_), NameChange::Kept) => {}
+                // Refused, or not known whether it was made.
+                (Err(_), _) => self.complete.unsure(*dir),
+            }
+        }
+        if makes_dir {
+            if let Ok(MetaResponse::Made { attr, .. } | MetaResponse::Attr(attr)) = &answer {
+                self.complete.created(attr.ino);
+            }
+        }
         if let Some(ino) = xattrs_change {
             self.xattrs.forget(ino);
         }
@@ -355,6 +404,13 @@ impl Fs {
         self.attrs.lookup(parent, name).map(|a| self.with_pending(a))
     }
 
+    /// Whether `name` is known not to be in `parent` without asking: the
+    /// directory is one whose every name this mount knows (see
+    /// `complete_dirs`).
+    pub fn known_absent(&self, parent: u64, name: &[u8]) -> bool {
+        self.complete.absent(parent, name)
+    }
+
     /// Attributes, when this mount's cache knows them (see
     /// [`Fs::cached_lookup`]).
     pub fn cached_attr(&self, ino: u64) -> Option<Attr> {
@@ -365,6 +421,9 @@ impl Fs {
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         if let Some(a) = self.cached_lookup(parent, name) {
             return Ok(a);
+        }
+        if self.known_absent(parent, name) {
+            return Err(FsError { errno: 2, message: "not found".into() });
         }
         let a = expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)?;
         Ok(self.with_pending(a))
@@ -476,6 +535,7 @@ impl Fs {
                         if lost && after.is_some() {
                             tracing::info!("missed changes of other mounts (meta service restarted?): cached entries expire by timeout");
                             if let Some(fs) = weak.upgrade() {
+                                fs.complete.forget_all();
                                 fs.attrs.forget(&[], true);
                                 fs.pages.forget_all();
                                 fs.xattrs.forget_all();
@@ -486,6 +546,11 @@ impl Fs {
                             continue;
                         }
                         if let Some(fs) = weak.upgrade() {
+                            for c in &changes {
+                                if let Changed::Entry { parent, .. } | Changed::Unlinked { parent, .. } = c {
+                                    fs.complete.unsure(*parent);
+                                }
+                            }
                             fs.attrs.forget(&changes, false);
                             fs.pages.forget(changes.iter().filter_map(|c| match c {
                                 Changed::Inode { ino } => Some(*ino),
