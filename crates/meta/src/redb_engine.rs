@@ -110,7 +110,8 @@ impl RedbEngine {
     /// database's last durable commit does not.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path).map_err(engine_err)?;
-        let (mut log, replay) = RedoLog::open(&path.with_extension("log"))?;
+        let mut log = RedoLog::open(&path.with_extension("log"))?;
+        let replay = log.replay()?;
         let txn = db.begin_write().map_err(engine_err)?;
         let applied = {
             let mut kv = txn.open_table(KV).map_err(engine_err)?;
@@ -140,7 +141,7 @@ impl RedbEngine {
             last
         };
         txn.commit().map_err(engine_err)?;
-        log.reset()?;
+        log.reset();
         let redo = Redo {
             log,
             next_seq: applied.max(replay.last_seq) + 1,
@@ -196,10 +197,8 @@ impl RedbEngine {
         txn.commit().map_err(|e| e.to_string())?;
         redo.since_durable = 0;
         redo.last_durable = Instant::now();
-        match redo.log.reset() {
-            Ok(()) => redo.broken = false,
-            Err(e) => tracing::warn!(error = %e, "meta engine: could not empty the redo log"),
-        }
+        redo.log.reset();
+        redo.broken = false;
         Ok(())
     }
 
@@ -421,7 +420,7 @@ mod tests {
         drop(e);
         // As a crash leaves it: batches logged after the last durable commit.
         {
-            let (mut log, _) = RedoLog::open(&path.with_extension("log")).unwrap();
+            let mut log = RedoLog::open(&path.with_extension("log")).unwrap();
             log.append_batch(applied, &[(b"stale".to_vec(), Some(b"x".to_vec()))]).unwrap();
             log.append_batch(applied + 1, &[(b"k\x00".to_vec(), None), (b"new".to_vec(), Some(b"1".to_vec()))])
                 .unwrap();
