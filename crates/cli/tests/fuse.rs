@@ -622,6 +622,17 @@ fn names_another_mount_adds_to_a_directory_made_here_show_here() {
         excl.open(dir.join("raced")).is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
     });
     assert_eq!(std::fs::read(dir.join("raced")).unwrap(), b"b");
+    // Opened for appending right after the other mount made it, before or
+    // after a hears of it: either way the open finds b's file, not a new one.
+    std::fs::create_dir(a.path.join("race")).unwrap();
+    for i in 0..20 {
+        std::fs::write(b.path.join(format!("race/r{i}")), b"b").unwrap();
+        let mut f =
+            std::fs::OpenOptions::new().append(true).create(true).open(a.path.join(format!("race/r{i}"))).unwrap();
+        std::io::Write::write_all(&mut f, b"a").unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(a.path.join(format!("race/r{i}"))).unwrap(), b"ba", "r{i}");
+    }
     // A directory made here and filled here answers from what it knows.
     std::fs::create_dir(a.path.join("filled")).unwrap();
     for i in 0..50 {

@@ -749,7 +749,16 @@ impl Filesystem for CairnFuse {
         self.rt.spawn(async move {
             let (gid, _) = group_for(&fs, parent.0, gid).await;
             let node = NewNode { kind: Kind::File, perm: mode & !umask & 0o7777, uid, gid, rdev: 0, target: vec![] };
-            match fs.mknod(parent.0, &n, node).await {
+            let made = match fs.mknod(parent.0, &n, node).await {
+                // The kernel thought the name absent (its negative entry, or
+                // this mount's, from before another mount's create reached
+                // it through the feed): without O_EXCL, open what is there.
+                Err(e) if e.errno == libc::EEXIST && flags & libc::O_EXCL == 0 => {
+                    open_existing(&fs, parent.0, &n, flags, uid, gid).await
+                }
+                other => other,
+            };
+            match made {
                 Ok(a) => {
                     let fh = fs.open_handle(a.ino, flags & libc::O_APPEND != 0);
                     reply.created(&TTL, &file_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
@@ -758,6 +767,43 @@ impl Filesystem for CairnFuse {
             }
         });
     }
+}
+
+/// What `create` answers for a name another mount made first, as `open`
+/// would have: the kernel takes the answer for a file it made, so it checks
+/// no permission on it and truncates nothing; both are done here. Only the
+/// owner, the group (the caller's primary one) and the others' bits are
+/// checked: a caller allowed only through a supplementary group gets
+/// EACCES, the safe side.
+async fn open_existing(fs: &Fs, parent: u64, name: &[u8], flags: i32, uid: u32, gid: u32) -> cairn_fs::Result<Attr> {
+    tracing::debug!(parent, name = %String::from_utf8_lossy(name), "create of a name another mount made meanwhile: opening it");
+    let a = fs.lookup(parent, name).await?;
+    match a.kind {
+        Kind::File => {}
+        Kind::Dir => return Err(FsError::errno(libc::EISDIR)),
+        // A symlink would have been followed, a device opened as such:
+        // not this path's to do.
+        _ => return Err(FsError::errno(libc::EEXIST)),
+    }
+    let want = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => 0o4,
+        libc::O_WRONLY => 0o2,
+        _ => 0o6,
+    };
+    let granted = if uid == a.uid {
+        a.perm >> 6
+    } else if gid == a.gid {
+        a.perm >> 3
+    } else {
+        a.perm
+    } & 0o7;
+    if uid != 0 && granted & want != want {
+        return Err(FsError::errno(libc::EACCES));
+    }
+    if flags & libc::O_TRUNC != 0 && a.size > 0 {
+        return fs.setattr(a.ino, SetAttr { size: Some(0), ..Default::default() }).await;
+    }
+    Ok(a)
 }
 
 /// Mount options: the kernel checks permissions from the attributes.
