@@ -19,8 +19,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-/// The longest name the meta service takes.
-const NAME_MAX: usize = 255;
+use cairn_proto::meta::NAME_MAX;
+
 /// Most names kept over all complete directories; past it, the directory
 /// that would grow is dropped instead (a huge directory costs round trips,
 /// not memory).

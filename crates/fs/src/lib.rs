@@ -425,8 +425,7 @@ impl Fs {
         if self.known_absent(parent, name) {
             return Err(FsError { errno: 2, message: "not found".into() });
         }
-        let a = expect_attr(self.call(MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await?)?;
-        Ok(self.with_pending(a))
+        self.attr_after_changes(|| MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await
     }
 
     /// Attributes.
@@ -434,7 +433,26 @@ impl Fs {
         if let Some(a) = self.cached_attr(ino) {
             return Ok(a);
         }
-        Ok(self.with_pending(expect_attr(self.call(MetaRequest::GetAttr { vol: self.vol.id, ino }).await?)?))
+        self.attr_after_changes(|| MetaRequest::GetAttr { vol: self.vol.id, ino }).await
+    }
+
+    /// Asks for attributes, again if a change was made meanwhile. A commit
+    /// of this mount's buffered writes that lands while the question is in
+    /// flight ends the buffered size that `with_pending` adds, so the
+    /// answer, read before the commit, would show the file shorter than
+    /// the kernel's own writes made it, and the kernel would take that
+    /// size (fsx: "Size error ... by seek"). Every change forgets before
+    /// its pending size ends, so: buffered size first, then the check.
+    async fn attr_after_changes(&self, ask: impl Fn() -> MetaRequest) -> Result<Attr> {
+        let mut tries = 0;
+        loop {
+            let asked = self.attrs.epoch();
+            let a = self.with_pending(expect_attr(self.call(ask()).await?)?);
+            tries += 1;
+            if self.attrs.epoch() == asked || tries == 5 {
+                return Ok(a);
+            }
+        }
     }
 
     /// Changes attributes. A size or time change first writes out what

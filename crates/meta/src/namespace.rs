@@ -14,8 +14,7 @@ use crate::error::{MetaError, Result};
 use crate::model::{decode, encode, key, Attr, Dirent, Holders, Inode, Kind, Slice, Time, Volume, ROOT};
 use crate::slices::{self, Piece};
 
-/// Longest name in a directory, bytes.
-pub const NAME_MAX: usize = 255;
+pub use cairn_proto::meta::NAME_MAX;
 /// Most hard links to one inode.
 pub const LINK_MAX: u32 = 65_000;
 /// Default largest blob one write makes.

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 /// Inode number of every volume's root directory.
 pub const ROOT: u64 = 1;
 
+/// Longest name in a directory, bytes: the meta service refuses longer
+/// ones (ENAMETOOLONG), and mounts answer nothing about them themselves.
+pub const NAME_MAX: usize = 255;
+
 /// A volume: one namespace whose file data is spread over some groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
