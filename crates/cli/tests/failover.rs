@@ -77,3 +77,23 @@ fn a_second_tracker_takes_over_when_the_first_stops() {
     let id3 = c.ok(&["upload", src.to_str().unwrap()]).trim().to_string();
     assert_eq!(c.ok(&["download", &id3, "-o", "-"]), "tracked");
 }
+
+/// A tracker restarted while another keeps running learns every member as
+/// syncing, while the other still counts them all active: each member must
+/// be able to catch up from a peer the running tracker vouches for, or the
+/// two would wait on each other for ever.
+#[test]
+fn a_tracker_restarted_beside_a_running_one_sees_the_group_active_again() {
+    let mut c = Cluster::start(2, &[("g1", 2)]);
+    let src = c.dir.path().join("f.txt");
+    std::fs::write(&src, b"tracked").unwrap();
+    let id = c.ok(&["upload", src.to_str().unwrap()]).trim().to_string();
+    c.trackers[0].kill();
+    c.trackers[0].start();
+    c.wait_active();
+    c.trackers[1].kill();
+    let id2 = c.ok(&["upload", src.to_str().unwrap()]).trim().to_string();
+    for i in [&id, &id2] {
+        assert_eq!(c.ok(&["download", i, "-o", "-"]), "tracked");
+    }
+}

@@ -348,13 +348,27 @@ async fn recopy_dirty(node: &Node, source: &str, started: Instant) -> Result<(),
     }
 }
 
-/// Whether a member is active now at every tracker, in the round it had.
+/// Whether the source held every write all through a catch-up, as the
+/// trackers tell: one that counted it active before still does, in the same
+/// round, and none that counted it active has since moved it (a write it
+/// missed would have). A tracker that did not count it active when the
+/// catch-up began is not asked: a tracker just restarted lists every member
+/// as syncing until each catches up, and if its word counted, two members
+/// that each wait for the other to be active there would never finish. Such
+/// a tracker cannot have taken a report of a missed write about the source
+/// either (only active reporters are heard), so its silence proves nothing;
+/// it is only believed when it says the source is offline.
 fn stayed_active(before: &[Standing], now: &[Standing]) -> bool {
-    !now.is_empty()
-        && now.iter().all(|n| {
-            n.state == MemberState::Active
-                && before.iter().find(|b| b.tracker == n.tracker).is_none_or(|b| b.round == n.round)
-        })
+    let was_active = |n: &Standing| {
+        before.iter().any(|b| b.tracker == n.tracker && b.state == MemberState::Active && b.round == n.round)
+    };
+    let vouched = now.iter().any(|n| n.state == MemberState::Active && was_active(n));
+    let moved = now.iter().any(|n| {
+        let had = before.iter().find(|b| b.tracker == n.tracker);
+        let left = had.is_some_and(|b| b.state == MemberState::Active && (n.state != b.state || n.round != b.round));
+        left || matches!(n.state, MemberState::Offline | MemberState::Removed)
+    });
+    vouched && !moved
 }
 
 /// Replays the peer's binlog after `from`: applies its deletes, copies the
@@ -560,4 +574,50 @@ pub async fn fetch_into(node: &Node, source: &str, id: &FileId, expect: Expect) 
     let size = info.size;
     blocking(move || store.replace(spooled, &id, &info, meta, expect)).await?;
     Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(tracker: &str, state: MemberState, round: u64) -> Standing {
+        Standing { tracker: tracker.into(), state, round, forwarded: true }
+    }
+
+    #[test]
+    fn a_source_active_throughout_is_believed() {
+        let s = [at("t0", MemberState::Active, 3), at("t1", MemberState::Active, 7)];
+        assert!(stayed_active(&s, &s));
+    }
+
+    #[test]
+    fn a_restarted_tracker_that_lists_the_source_as_syncing_does_not_block() {
+        let before = [at("t0", MemberState::Syncing, 2), at("t1", MemberState::Active, 7)];
+        assert!(stayed_active(&before, &before));
+        // nor when it first heard of the source during the catch-up
+        let before = [at("t1", MemberState::Active, 7)];
+        let now = [at("t0", MemberState::Syncing, 2), at("t1", MemberState::Active, 7)];
+        assert!(stayed_active(&before, &now));
+    }
+
+    #[test]
+    fn a_source_no_tracker_vouches_for_is_refused() {
+        let before = [at("t0", MemberState::Syncing, 2), at("t1", MemberState::Active, 7)];
+        // t1 went away: only the tracker that never counted it active is left
+        assert!(!stayed_active(&before, &[at("t0", MemberState::Syncing, 2)]));
+        assert!(!stayed_active(&[], &[at("t0", MemberState::Active, 2)]));
+        assert!(!stayed_active(&before, &[]));
+    }
+
+    #[test]
+    fn a_source_moved_by_any_tracker_is_refused() {
+        let before = [at("t0", MemberState::Active, 3), at("t1", MemberState::Active, 7)];
+        // one tracker took it out (a missed write) and back in: a new round
+        assert!(!stayed_active(&before, &[at("t0", MemberState::Active, 3), at("t1", MemberState::Active, 8)]));
+        assert!(!stayed_active(&before, &[at("t0", MemberState::Active, 3), at("t1", MemberState::Offline, 7)]));
+        assert!(!stayed_active(&before, &[at("t0", MemberState::Active, 3), at("t1", MemberState::Syncing, 8)]));
+        // a tracker that had it syncing now says offline
+        let before = [at("t0", MemberState::Syncing, 2), at("t1", MemberState::Active, 7)];
+        assert!(!stayed_active(&before, &[at("t0", MemberState::Offline, 2), at("t1", MemberState::Active, 7)]));
+    }
 }
