@@ -750,6 +750,12 @@ fn posix_basics_on_the_mount() {
     let c = cluster();
     let m = Mount::new(&c, "v", "mnt");
     let p = |s: &str| m.path.join(s);
+    // fsync of a file with nothing buffered and fsyncdir reach the meta
+    // service (names are on its disk only then, or 5 ms later).
+    std::fs::create_dir(p("synced")).unwrap();
+    std::fs::File::create(p("synced/empty")).unwrap().sync_all().unwrap();
+    std::fs::File::open(p("synced")).unwrap().sync_all().unwrap();
+    std::fs::File::open(&m.path).unwrap().sync_all().unwrap();
     // Sparse files and holes.
     sh(&format!(
         "truncate -s 10M {0} && printf x | dd of={0} bs=1 seek=5000000 conv=notrunc status=none",

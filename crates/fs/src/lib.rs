@@ -828,6 +828,13 @@ impl Fs {
         self.write_out(&mut h).await
     }
 
+    /// Puts every namespace change answered so far on the meta service's
+    /// disk (`fsync`, `fsyncdir`): names and attributes are answered
+    /// before they are (see `MetaRequest::durable_when_answered`).
+    pub async fn sync_namespace(&self) -> Result<()> {
+        self.call(MetaRequest::Sync).await.map(drop)
+    }
+
     /// Writes out every open handle of `ino` (before a read or truncate
     /// sees the file).
     async fn flush_ino(&self, ino: u64) -> Result<()> {

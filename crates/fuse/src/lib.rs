@@ -526,7 +526,23 @@ impl Filesystem for CairnFuse {
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let fs = self.fs.clone();
         self.rt.spawn(async move {
+            // The content's commit is durable when answered; the file's
+            // name and attributes may not be yet (and with nothing buffered
+            // there is no commit at all).
             match fs.flush(fh.0).await {
+                Ok(()) => match fs.sync_namespace().await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno(&e)),
+                },
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.sync_namespace().await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             }

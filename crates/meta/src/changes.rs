@@ -91,7 +91,7 @@ impl ChangeFeed {
 
     /// Changes to `vol` by sessions other than `session` after `after`, in
     /// `epoch`; waits up to `wait` for one when there are none.
-    pub async fn since(&self, vol: u32, session: u64, epoch: u64, after: Option<u64>, wait: Duration) -> Since {
+    pub async fn since(&self, vol: u32, session: u64, epoch: u64, mut after: Option<u64>, wait: Duration) -> Since {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before looking, so a change recorded in between
@@ -101,6 +101,11 @@ impl ChangeFeed {
             if after.is_none() || found.lost || !found.changes.is_empty() {
                 return found;
             }
+            // Only the asker's own changes (or other volumes') arrived: the
+            // next look starts past them. Looking from the asked position
+            // again scanned every change since it, once per change, while a
+            // mount alone wrote (a cost growing with each file created).
+            after = Some(found.next);
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
                 return self.look(vol, session, epoch, after);
             }
@@ -181,5 +186,26 @@ mod tests {
         assert_eq!(got.changes[0], Changed::Unlinked { parent: 3, name: b"x".to_vec() });
         let stale = feed.since(1, 7, at.epoch ^ 2, Some(at.next), Duration::ZERO).await;
         assert!(stale.lost);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_mount_sleeps_through_its_own_changes() {
+        let feed = std::sync::Arc::new(ChangeFeed::new());
+        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { f.since(1, 7, at.epoch, Some(at.next), Duration::from_secs(10)).await });
+        for i in 0..100u32 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            record(&feed, 7, unlink(1, 1, format!("mine{i}").as_bytes()));
+        }
+        assert!(!waiter.is_finished(), "own changes answered a wait");
+        record(&feed, 9, unlink(1, 3, b"theirs"));
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert_eq!(
+            got.changes,
+            vec![Changed::Unlinked { parent: 3, name: b"theirs".to_vec() }, Changed::Inode { ino: 3 }]
+        );
+        let after = feed.since(1, 7, got.epoch, Some(got.next), Duration::ZERO).await;
+        assert!(!after.lost && after.changes.is_empty() && after.next == got.next);
     }
 }

@@ -28,6 +28,19 @@ pub trait Engine: Send + Sync + 'static {
     /// Runs `f` in one read-write transaction, committed if it returns `Ok`
     /// and rolled back otherwise. Write transactions run one at a time.
     fn write<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T>;
+    /// [`Engine::write`], except that a power cut (not a process crash)
+    /// right after it returns may still lose the transaction: it is on
+    /// disk a few milliseconds later, or at the next [`Engine::write`] or
+    /// [`Engine::sync`], whichever comes first, and never after a later
+    /// transaction (what survives is always a prefix). Namespace changes
+    /// take this, as they do on a local file system: durable at `fsync`.
+    fn write_lazily<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+        self.write(f)
+    }
+    /// Puts every transaction committed so far on disk.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     /// Runs `f` on a consistent snapshot; readers do not block writers.
     fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T>;
 }

@@ -14,6 +14,7 @@
 pub mod changes;
 mod engine;
 mod error;
+mod lazy_sync;
 pub mod model;
 mod namespace;
 mod redb_engine;

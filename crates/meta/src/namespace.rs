@@ -34,6 +34,9 @@ thread_local! {
     /// The `(session, seq)` of the change this thread is applying, if it
     /// came tagged: its write transaction records it (see [`Namespace::tagged`]).
     static REQUEST_TAG: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    /// The change this thread is applying may be answered before it is on
+    /// disk (see [`Namespace::lazily`]).
+    static LAZY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The namespace over an engine.
@@ -373,7 +376,7 @@ impl<E: Engine> Namespace<E> {
     /// that races its original safe.
     fn change<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         let tag = REQUEST_TAG.with(Cell::get);
-        self.engine.write(|w| match tag {
+        let txn = |w: &mut dyn KvWrite| match tag {
             None => f(w),
             Some((session, seq)) => {
                 let k = key::applied(session, seq);
@@ -384,7 +387,34 @@ impl<E: Engine> Namespace<E> {
                 put(w, &k, &Time::now().secs)?;
                 Ok(out)
             }
-        })
+        };
+        if LAZY.with(Cell::get) {
+            self.engine.write_lazily(txn)
+        } else {
+            self.engine.write(txn)
+        }
+    }
+
+    /// Runs `f` (one change) answerable before it is on disk: a power cut
+    /// in the next few milliseconds may lose it, unless [`Namespace::sync`]
+    /// or a durable change came after it (see [`Engine::write_lazily`]).
+    /// For changes of names and attributes only; a file's content is
+    /// committed durably.
+    pub fn lazily<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                LAZY.with(|t| t.set(false));
+            }
+        }
+        LAZY.with(|t| t.set(true));
+        let _clear = Clear;
+        f()
+    }
+
+    /// Puts every change answered so far on disk (`fsync`, `fsyncdir`).
+    pub fn sync(&self) -> Result<()> {
+        self.engine.sync()
     }
 
     /// Runs `f` (one change) tagged with `(session, seq)`: applied at most

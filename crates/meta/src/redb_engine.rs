@@ -17,17 +17,22 @@
 //! log starts over. Each redb transaction records the sequence number of
 //! its batch, so opening after a crash applies exactly the logged batches
 //! redb's last durable commit does not hold.
+//!
+//! A batch of namespace changes only ([`Engine::write_lazily`]) is appended
+//! without its sync; `lazy_sync.rs` syncs it within a few milliseconds
+//! unless a synced record does first.
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::engine::{Engine, KvRead, KvWrite, Overlay};
 use crate::error::{MetaError, Result};
+use crate::lazy_sync::LazySync;
 use crate::redo_log::{KvChange, RedoLog};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -57,6 +62,8 @@ pub struct RedbEngine {
     /// Writers on their way to join the open batch: its leader waits for
     /// them rather than committing without them.
     arriving: AtomicUsize,
+    /// Syncs the log's records appended without a sync.
+    lazy: Arc<LazySync>,
 }
 
 /// The redo log and when the next durable commit is due; held by the
@@ -94,6 +101,8 @@ struct Batch {
     writes: usize,
     /// Their writes, in order: what the redo log records.
     changes: Vec<KvChange>,
+    /// One of them must be on disk before it is answered.
+    durable: bool,
     /// An operation's writes reached it only in part: it must be aborted.
     poisoned: bool,
     /// A batch is being committed: the next cannot begin before it ends.
@@ -142,6 +151,7 @@ impl RedbEngine {
         };
         txn.commit().map_err(engine_err)?;
         log.reset();
+        let lazy = LazySync::start(log.file_for_sync()?)?;
         let redo = Redo {
             log,
             next_seq: applied.max(replay.last_seq) + 1,
@@ -155,12 +165,18 @@ impl RedbEngine {
             batch: Mutex::default(),
             changed: Condvar::new(),
             arriving: AtomicUsize::new(0),
+            lazy,
         })
     }
 
-    /// Commits a batch: logged and committed without an fsync, or, when
-    /// due, committed durably and the log emptied.
-    fn commit_batch(&self, txn: redb::WriteTransaction, changes: &[KvChange]) -> std::result::Result<(), String> {
+    /// Commits a batch: logged (synced if `durable`) and committed without
+    /// an fsync, or, when due, committed durably and the log emptied.
+    fn commit_batch(
+        &self,
+        txn: redb::WriteTransaction,
+        changes: &[KvChange],
+        durable: bool,
+    ) -> std::result::Result<(), String> {
         let mut redo = self.redo.lock().unwrap_or_else(|p| p.into_inner());
         let seq = redo.next_seq;
         redo.next_seq += 1;
@@ -169,18 +185,28 @@ impl RedbEngine {
             let mut t = txn.open_table(REDO).map_err(|e| e.to_string())?;
             t.insert(APPLIED, seq).map_err(|e| e.to_string())?;
         }
-        if !redo.durable_due() {
-            match redo.log.append_batch(seq, changes) {
+        // A failed sync may have lost records: only a durable commit of the
+        // database covers them again.
+        if !redo.durable_due() && !self.lazy.failed() {
+            match redo.log.append_batch(seq, changes, durable) {
                 Ok(()) => {
                     txn.set_durability(Durability::None).map_err(|e| e.to_string())?;
                     if let Err(e) = txn.commit() {
                         // Logged but not applied, and its callers are told
                         // it failed: it must not come back at the next open.
-                        if let Err(c) = redo.log.append_cancel(seq) {
-                            tracing::error!(error = %c, seq, "meta engine: could not cancel a failed batch in the redo log; it will be applied at the next start");
-                            redo.broken = true;
+                        match redo.log.append_cancel(seq) {
+                            Ok(()) => self.lazy.all_synced(),
+                            Err(c) => {
+                                tracing::error!(error = %c, seq, "meta engine: could not cancel a failed batch in the redo log; it will be applied at the next start");
+                                redo.broken = true;
+                            }
                         }
                         return Err(e.to_string());
+                    }
+                    if durable {
+                        self.lazy.all_synced();
+                    } else {
+                        self.lazy.appended_unsynced();
                     }
                     redo.since_durable += 1;
                     return Ok(());
@@ -195,6 +221,7 @@ impl RedbEngine {
         }
         txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
         txn.commit().map_err(|e| e.to_string())?;
+        self.lazy.all_synced();
         redo.since_durable = 0;
         redo.last_durable = Instant::now();
         redo.log.reset();
@@ -291,8 +318,36 @@ impl KvRead for Reader {
     }
 }
 
+impl Drop for RedbEngine {
+    fn drop(&mut self) {
+        self.lazy.stop();
+    }
+}
+
 impl Engine for RedbEngine {
     fn write<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+        self.write_as(true, f)
+    }
+
+    fn write_lazily<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+        self.write_as(false, f)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.lazy.sync_now()
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_read().map_err(engine_err)?;
+        let table = txn.open_table(KV).map_err(engine_err)?;
+        f(&Reader { table })
+    }
+}
+
+impl RedbEngine {
+    /// A write joining the group commit; `durable`: answered only once on
+    /// disk (see [`Engine::write_lazily`]).
+    fn write_as<T>(&self, durable: bool, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         self.arriving.fetch_add(1, Ordering::SeqCst);
         let mut b = self.lock();
         while b.committing {
@@ -306,6 +361,7 @@ impl Engine for RedbEngine {
                     b.open_id += 1;
                     b.writes = 0;
                     b.changes.clear();
+                    b.durable = false;
                 }
                 Err(e) => return Err(engine_err(e)),
             }
@@ -319,6 +375,7 @@ impl Engine for RedbEngine {
         let out = match out {
             Ok(Ok(v)) => {
                 b.writes += 1;
+                b.durable |= durable;
                 Ok(v)
             }
             Ok(Err(e)) => Err(e),
@@ -331,7 +388,7 @@ impl Engine for RedbEngine {
         if self.arriving.load(Ordering::SeqCst) == 0 {
             // Nobody else is coming: commit the batch, for everyone in it.
             let txn = b.open.take();
-            let (writes, poisoned) = (b.writes, std::mem::take(&mut b.poisoned));
+            let (writes, poisoned, durable) = (b.writes, std::mem::take(&mut b.poisoned), b.durable);
             let changes = std::mem::take(&mut b.changes);
             b.committing = true;
             drop(b);
@@ -340,7 +397,7 @@ impl Engine for RedbEngine {
                     let _ = t.abort();
                     Err("an operation failed half-way through the batch".to_string())
                 }
-                Some(t) if writes > 0 => self.commit_batch(t, &changes),
+                Some(t) if writes > 0 => self.commit_batch(t, &changes, durable),
                 Some(t) => t.abort().map_err(|e| e.to_string()),
                 None => Ok(()),
             };
@@ -363,12 +420,6 @@ impl Engine for RedbEngine {
             return Err(MetaError::Engine(format!("commit failed: {e}")));
         }
         out
-    }
-
-    fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_read().map_err(engine_err)?;
-        let table = txn.open_table(KV).map_err(engine_err)?;
-        f(&Reader { table })
     }
 }
 
@@ -421,10 +472,10 @@ mod tests {
         // As a crash leaves it: batches logged after the last durable commit.
         {
             let mut log = RedoLog::open(&path.with_extension("log")).unwrap();
-            log.append_batch(applied, &[(b"stale".to_vec(), Some(b"x".to_vec()))]).unwrap();
-            log.append_batch(applied + 1, &[(b"k\x00".to_vec(), None), (b"new".to_vec(), Some(b"1".to_vec()))])
+            log.append_batch(applied, &[(b"stale".to_vec(), Some(b"x".to_vec()))], true).unwrap();
+            log.append_batch(applied + 1, &[(b"k\x00".to_vec(), None), (b"new".to_vec(), Some(b"1".to_vec()))], true)
                 .unwrap();
-            log.append_batch(applied + 2, &[(b"new".to_vec(), Some(b"2".to_vec()))]).unwrap();
+            log.append_batch(applied + 2, &[(b"new".to_vec(), Some(b"2".to_vec()))], true).unwrap();
         }
         let e = RedbEngine::open(&path).unwrap();
         e.read(|r| {
@@ -477,6 +528,40 @@ mod tests {
             let v = r.get(b"count")?.unwrap();
             assert_eq!(u16::from_be_bytes([v[0], v[1]]), 8 * 45);
             assert_eq!(r.scan(b"k", b"l", usize::MAX)?.len(), 8 * 45);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn lazy_batches_reach_the_log_at_once_and_the_disk_within_the_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let e = RedbEngine::open(&path).unwrap();
+        for i in 0..20u8 {
+            e.write_lazily(|w| w.put(&[b'l', i], &[i])).unwrap();
+        }
+        // In the log (a crashed process loses nothing), whether synced yet or not.
+        let logged = RedoLog::open(&path.with_extension("log")).unwrap().replay().unwrap();
+        assert_eq!(logged.batches.len(), 20);
+        let waited = Instant::now();
+        while e.lazy.pending() {
+            assert!(waited.elapsed() < Duration::from_secs(5), "the lazy batches were never synced");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(e.lazy.delayed_syncs() >= 1, "synced by the thread, not by a later write");
+        // A durable write or an explicit sync covers every lazy one before it.
+        e.write_lazily(|w| w.put(b"x", b"1")).unwrap();
+        e.sync().unwrap();
+        assert!(!e.lazy.pending());
+        e.write_lazily(|w| w.put(b"y", b"1")).unwrap();
+        e.write(|w| w.put(b"z", b"1")).unwrap();
+        assert!(!e.lazy.pending());
+        drop(e);
+        let e = RedbEngine::open(&path).unwrap();
+        e.read(|r| {
+            assert_eq!(r.get(&[b'l', 19])?, Some(vec![19]));
+            assert_eq!(r.get(b"y")?, Some(b"1".to_vec()));
             Ok(())
         })
         .unwrap();

@@ -95,9 +95,11 @@ impl RedoLog {
         self.pos
     }
 
-    /// Appends a batch's writes and syncs them: once this returns, the
-    /// batch survives a crash.
-    pub(crate) fn append_batch(&mut self, seq: u64, changes: &[KvChange]) -> Result<()> {
+    /// Appends a batch's writes, and syncs them when `sync`: once this
+    /// returns, the batch survives a process crash, and with `sync` a
+    /// power cut too (so does every record before it: the log is
+    /// sequential and a replay stops at the first record missing).
+    pub(crate) fn append_batch(&mut self, seq: u64, changes: &[KvChange], sync: bool) -> Result<()> {
         let mut payload = Vec::with_capacity(
             4 + changes.iter().map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>(),
         );
@@ -114,15 +116,21 @@ impl RedoLog {
                 }
             }
         }
-        self.append(KIND_BATCH, seq, &payload)
+        self.append(KIND_BATCH, seq, &payload, sync)
     }
 
     /// Records that batch `seq` must not be replayed, and syncs it.
     pub(crate) fn append_cancel(&mut self, seq: u64) -> Result<()> {
-        self.append(KIND_CANCEL, seq, &[])
+        self.append(KIND_CANCEL, seq, &[], true)
     }
 
-    fn append(&mut self, kind: u8, seq: u64, payload: &[u8]) -> Result<()> {
+    /// A second handle on the log's file, for syncing it from another
+    /// thread while records are appended.
+    pub(crate) fn file_for_sync(&self) -> Result<File> {
+        self.file.try_clone().map_err(|e| log_err("dup", e))
+    }
+
+    fn append(&mut self, kind: u8, seq: u64, payload: &[u8], sync: bool) -> Result<()> {
         let len = u32::try_from(payload.len()).map_err(|_| MetaError::Engine("redo log: batch over 4 GiB".into()))?;
         let mut record = Vec::with_capacity(HEAD + payload.len());
         record.push(kind);
@@ -144,7 +152,10 @@ impl RedoLog {
         }
         self.file.write_all_at(&record, self.pos).map_err(|e| log_err("append", e))?;
         self.pos = end;
-        self.file.sync_data().map_err(|e| log_err("sync", e))
+        if sync {
+            self.file.sync_data().map_err(|e| log_err("sync", e))?;
+        }
+        Ok(())
     }
 
     /// Starts the log over: everything in it is in a durable redb commit.
@@ -258,10 +269,10 @@ mod tests {
         {
             let (mut log, replay) = open(&path);
             assert!(replay.batches.is_empty());
-            log.append_batch(1, &[put("a", "1"), (b"b".to_vec(), None)]).unwrap();
-            log.append_batch(2, &[put("c", "")]).unwrap();
+            log.append_batch(1, &[put("a", "1"), (b"b".to_vec(), None)], true).unwrap();
+            log.append_batch(2, &[put("c", "")], true).unwrap();
             log.append_cancel(2).unwrap();
-            log.append_batch(3, &[put("d", "4")]).unwrap();
+            log.append_batch(3, &[put("d", "4")], true).unwrap();
         }
         let (_, replay) = open(&path);
         assert_eq!(replay.last_seq, 3);
@@ -276,8 +287,8 @@ mod tests {
         let path = dir.path().join("meta.log");
         {
             let (mut log, _) = open(&path);
-            log.append_batch(1, &[put("a", "1")]).unwrap();
-            log.append_batch(2, &[put("b", "2")]).unwrap();
+            log.append_batch(1, &[put("a", "1")], true).unwrap();
+            log.append_batch(2, &[put("b", "2")], true).unwrap();
         }
         let whole = std::fs::read(&path).unwrap();
         assert_eq!(whole.len() as u64, GROW, "grown a step at a time");
@@ -308,11 +319,11 @@ mod tests {
         let path = dir.path().join("meta.log");
         let (mut log, _) = open(&path);
         for seq in 1..=5 {
-            log.append_batch(seq, &[put("old", &seq.to_string())]).unwrap();
+            log.append_batch(seq, &[put("old", &seq.to_string())], true).unwrap();
         }
         log.reset();
         assert_eq!(log.len(), 0);
-        log.append_batch(6, &[put("new-and-longer", "6")]).unwrap();
+        log.append_batch(6, &[put("new-and-longer", "6")], true).unwrap();
         drop(log);
         // What follows the new record is the middle of an old one, which
         // ends the log, or whole old records, which the engine skips (their

@@ -51,6 +51,19 @@ fn dispatch(
     session: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
+    if req.durable_when_answered() {
+        carry_out(ns, opts, session, req)
+    } else {
+        ns.lazily(|| carry_out(ns, opts, session, req))
+    }
+}
+
+fn carry_out(
+    ns: &Namespace<RedbEngine>,
+    opts: MetaOptions,
+    session: u64,
+    req: MetaRequest,
+) -> Result<MetaResponse, MetaError> {
     use MetaResponse as A;
     Ok(match req {
         Q::CreateVolume { name, groups, chunk_size } => A::Volume(ns.create_volume(&name, groups, chunk_size)?),
@@ -108,12 +121,18 @@ fn dispatch(
             ns.removexattr(vol, ino, &name)?;
             A::Ok
         }
-        Q::Garbage { before, after, limit } => A::Names(
-            ns.garbage(before, after.as_deref(), limit.clamp(1, 10_000) as usize)?
-                .into_iter()
-                .map(String::into_bytes)
-                .collect(),
-        ),
+        Q::Garbage { before, after, limit } => {
+            // Blobs are freed by changes answered before they were on disk
+            // (an unlink): on disk before the collector deletes the blobs,
+            // whatever its grace period.
+            ns.sync()?;
+            A::Names(
+                ns.garbage(before, after.as_deref(), limit.clamp(1, 10_000) as usize)?
+                    .into_iter()
+                    .map(String::into_bytes)
+                    .collect(),
+            )
+        }
         Q::Collected { blobs } => {
             ns.collected(&blobs)?;
             A::Ok
@@ -139,6 +158,10 @@ fn dispatch(
         Q::KeepOpen { vol, session, inodes } => {
             ns.keep_open(vol, session, &inodes)?;
             A::KeptOpen { lease_secs: opts.orphan_lease_secs }
+        }
+        Q::Sync => {
+            ns.sync()?;
+            A::Ok
         }
     })
 }

@@ -555,6 +555,9 @@ pub enum MetaRequest {
         /// The new slices.
         merged: Vec<Slice>,
     },
+    /// Put every change answered so far on disk (a mount's `fsync` and
+    /// `fsyncdir`): [`MetaResponse::Ok`]. See [`MetaRequest::durable_when_answered`].
+    Sync,
 }
 
 /// Most slices in one [`MetaResponse::SlicesPage`]: a slice is at most
@@ -633,7 +636,31 @@ impl MetaRequest {
             | Q::KeepOpen { .. }
             | Q::CompactCandidates { .. }
             | Q::Slices { .. }
-            | Q::SlicesPage { .. } => false,
+            | Q::SlicesPage { .. }
+            | Q::Sync => false,
+        }
+    }
+
+    /// Whether the change is on disk when answered. Changes of names and
+    /// attributes are not, as on a local file system: a power cut (not a
+    /// crash of the service) within a few milliseconds of the answer may
+    /// lose them, unless an `fsync`/`fsyncdir` ([`MetaRequest::Sync`]) or
+    /// a durable change came after. Everything that commits or moves a
+    /// file's content (its slices, a truncation), frees blobs or changes
+    /// volumes is durable when answered; so is everything before it.
+    pub fn durable_when_answered(&self) -> bool {
+        use MetaRequest as Q;
+        match self {
+            Q::SetAttr { set, .. } => set.size.is_some(),
+            Q::Mknod { .. }
+            | Q::Mkdir { .. }
+            | Q::Link { .. }
+            | Q::Unlink { .. }
+            | Q::Rmdir { .. }
+            | Q::Rename { .. }
+            | Q::SetXattr { .. }
+            | Q::RemoveXattr { .. } => false,
+            _ => true,
         }
     }
 }
