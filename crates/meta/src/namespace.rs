@@ -700,7 +700,7 @@ impl<E: Engine> Namespace<E> {
     /// collector. A no-op for an inode that still has links.
     pub fn release(&self, vol: u32, ino: u64, session: u64, lease_secs: u64) -> Result<()> {
         // Nearly every close is of a file with links: no write transaction.
-        if self.engine.read(|r| r.get(&key::orphan(vol, ino)))?.is_none() {
+        if !self.is_orphan(vol, ino)? {
             return Ok(());
         }
         self.change(|w| {
@@ -715,6 +715,11 @@ impl<E: Engine> Namespace<E> {
                 put(w, &key::orphan(vol, ino), &holders)
             }
         })
+    }
+
+    /// Whether `ino` is unlinked but kept for the mounts that have it open.
+    pub fn is_orphan(&self, vol: u32, ino: u64) -> Result<bool> {
+        Ok(self.engine.read(|r| r.get(&key::orphan(vol, ino)))?.is_some())
     }
 
     /// Orphans of a volume (files unlinked while open), e.g. to release
