@@ -7,8 +7,8 @@
 //! window kept) is told it lost changes; its cache is then bounded by the
 //! kernel's timeouts alone.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_proto::meta::Changed;
@@ -18,6 +18,10 @@ use tokio::sync::Notify;
 const KEEP: usize = 100_000;
 /// Most changes in one answer.
 const MAX_ANSWER: usize = 5_000;
+/// Every waiter is woken at least once per this many changes, whoever made
+/// them, so its position moves past its own changes before they leave the
+/// window kept (it would otherwise be told it lost changes).
+const WAKE_ALL_EVERY: u64 = (KEEP / 4) as u64;
 
 /// One recorded change.
 struct Entry {
@@ -31,7 +35,23 @@ struct Entry {
 pub struct ChangeFeed {
     epoch: u64,
     log: Mutex<Log>,
-    arrived: Notify,
+    waiters: Mutex<Waiters>,
+}
+
+/// Mounts waiting for changes, each woken only by a change it would be
+/// told of: a mount's own changes (nearly all of them, when it works
+/// alone) wake nothing, where waking its wait each time cost the service
+/// a thread wake-up per change for an answer of nothing.
+#[derive(Default)]
+struct Waiters {
+    next_id: u64,
+    by_id: HashMap<u64, Waiter>,
+}
+
+struct Waiter {
+    vol: u32,
+    session: u64,
+    wake: Arc<Notify>,
 }
 
 struct Log {
@@ -65,7 +85,7 @@ impl ChangeFeed {
         Self {
             epoch: rand::random::<u64>() | 1,
             log: Mutex::new(Log { next: 1, entries: VecDeque::new() }),
-            arrived: Notify::new(),
+            waiters: Mutex::default(),
         }
     }
 
@@ -75,8 +95,9 @@ impl ChangeFeed {
         if touched.is_empty() {
             return;
         }
-        {
+        let wake_all = {
             let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let first = log.next;
             for what in touched {
                 let seq = log.next;
                 log.next += 1;
@@ -85,18 +106,36 @@ impl ChangeFeed {
             while log.entries.len() > KEEP {
                 log.entries.pop_front();
             }
+            first / WAKE_ALL_EVERY != log.next / WAKE_ALL_EVERY
+        };
+        let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        for w in waiters.by_id.values() {
+            if wake_all || (w.vol == vol && w.session != session) {
+                // A wake-up before the waiter sleeps is kept for it.
+                w.wake.notify_one();
+            }
         }
-        self.arrived.notify_waiters();
+    }
+
+    /// Registers a wait for changes `vol`/`session` would be told of; the
+    /// guard ends it.
+    fn register(&self, vol: u32, session: u64) -> (Arc<Notify>, WaitGuard<'_>) {
+        let wake = Arc::new(Notify::new());
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let id = waiters.next_id;
+        waiters.next_id += 1;
+        waiters.by_id.insert(id, Waiter { vol, session, wake: wake.clone() });
+        (wake, WaitGuard { feed: self, id })
     }
 
     /// Changes to `vol` by sessions other than `session` after `after`, in
     /// `epoch`; waits up to `wait` for one when there are none.
     pub async fn since(&self, vol: u32, session: u64, epoch: u64, mut after: Option<u64>, wait: Duration) -> Since {
         let deadline = tokio::time::Instant::now() + wait;
+        // Registered before looking, so a change recorded in between still
+        // wakes this wait.
+        let (wake, _registered) = self.register(vol, session);
         loop {
-            // Registered before looking, so a change recorded in between
-            // still wakes this wait.
-            let arrived = self.arrived.notified();
             let found = self.look(vol, session, epoch, after);
             if after.is_none() || found.lost || !found.changes.is_empty() {
                 return found;
@@ -106,7 +145,7 @@ impl ChangeFeed {
             // again scanned every change since it, once per change, while a
             // mount alone wrote (a cost growing with each file created).
             after = Some(found.next);
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+            if tokio::time::timeout_at(deadline, wake.notified()).await.is_err() {
                 return self.look(vol, session, epoch, after);
             }
         }
@@ -134,6 +173,18 @@ impl ChangeFeed {
             }
         }
         Since { epoch: self.epoch, next, lost: false, changes }
+    }
+}
+
+/// Ends a registered wait when dropped.
+struct WaitGuard<'a> {
+    feed: &'a ChangeFeed,
+    id: u64,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.feed.waiters.lock().unwrap_or_else(|p| p.into_inner()).by_id.remove(&self.id);
     }
 }
 
@@ -207,5 +258,28 @@ mod tests {
         );
         let after = feed.since(1, 7, got.epoch, Some(got.next), Duration::ZERO).await;
         assert!(!after.lost && after.changes.is_empty() && after.next == got.next);
+    }
+
+    #[tokio::test]
+    async fn a_mount_asleep_through_more_of_its_own_changes_than_are_kept_loses_nothing() {
+        let feed = std::sync::Arc::new(ChangeFeed::new());
+        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { f.since(1, 7, at.epoch, Some(at.next), Duration::from_secs(30)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..KEEP + 1000 {
+            record(&feed, 7, unlink(1, 1, format!("mine{i}").as_bytes()));
+            if i % 10_000 == 0 {
+                // Let the waiter run, as a real service's worker would.
+                tokio::task::yield_now().await;
+            }
+        }
+        record(&feed, 9, unlink(1, 3, b"theirs"));
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert!(!got.lost, "its own changes left the window while it slept");
+        assert_eq!(
+            got.changes,
+            vec![Changed::Unlinked { parent: 3, name: b"theirs".to_vec() }, Changed::Inode { ino: 3 }]
+        );
     }
 }
