@@ -346,6 +346,25 @@ fn is_within(r: &dyn KvRead, vol: u32, mut ino: u64, ancestor: u64) -> Result<bo
     Err(MetaError::Engine("directory parents form a loop".into()))
 }
 
+/// Runs `f` with this thread's `key` set to `value`, and `cleared` after,
+/// even if `f` panics.
+fn with_set<V: Copy + 'static, T>(
+    key: &'static std::thread::LocalKey<Cell<V>>,
+    value: V,
+    cleared: V,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Clear<V: Copy + 'static>(&'static std::thread::LocalKey<Cell<V>>, V);
+    impl<V: Copy + 'static> Drop for Clear<V> {
+        fn drop(&mut self) {
+            self.0.with(|t| t.set(self.1));
+        }
+    }
+    key.with(|t| t.set(value));
+    let _clear = Clear(key, cleared);
+    f()
+}
+
 fn new_attr(ino: u64, kind: Kind, perm: u32, uid: u32, gid: u32, now: Time) -> Attr {
     Attr {
         ino,
@@ -401,15 +420,7 @@ impl<E: Engine> Namespace<E> {
     /// For changes of names and attributes only; a file's content is
     /// committed durably.
     pub fn lazily<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        struct Clear;
-        impl Drop for Clear {
-            fn drop(&mut self) {
-                LAZY.with(|t| t.set(false));
-            }
-        }
-        LAZY.with(|t| t.set(true));
-        let _clear = Clear;
-        f()
+        with_set(&LAZY, true, false, f)
     }
 
     /// Puts every change answered so far on disk (`fsync`, `fsyncdir`).
@@ -420,15 +431,7 @@ impl<E: Engine> Namespace<E> {
     /// Runs `f` (one change) tagged with `(session, seq)`: applied at most
     /// once, however often a client sends it.
     pub fn tagged<T>(&self, session: u64, seq: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        struct Clear;
-        impl Drop for Clear {
-            fn drop(&mut self) {
-                REQUEST_TAG.with(|t| t.set(None));
-            }
-        }
-        REQUEST_TAG.with(|t| t.set(Some((session, seq))));
-        let _clear = Clear;
-        f()
+        with_set(&REQUEST_TAG, Some((session, seq)), None, f)
     }
 
     // ---- volumes ----
