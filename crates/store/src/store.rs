@@ -441,24 +441,7 @@ impl Store {
         if self.was_deleted(id) {
             return Err(Error::NotFound(format!("{id} was deleted")));
         }
-        if spooled.store_path != id.store_path() {
-            return Err(Error::InvalidArgument("spool is on another store path".into()));
-        }
-        if spooled.size != info.size || spooled.crc32 != info.crc32 {
-            return Err(Error::OutOfSync(format!(
-                "{id}: received {} bytes with CRC32 {:08x}, sender has {} bytes with CRC32 {:08x}",
-                spooled.size, spooled.crc32, info.size, info.crc32
-            )));
-        }
-        let record = BlobRecord {
-            size: info.size,
-            crc32: info.crc32,
-            created: info.created,
-            source_node: info.source_node,
-            appender: info.appender,
-            blocks: spooled.blocks.clone(),
-            meta: sorted(meta),
-        };
+        let record = copy_record(&spooled, id, info, meta)?;
         self.log_before(BinlogOp::Create, origin, id, None)?;
         if let (true, Some(packs)) = (self.packs_it(&spooled, info.appender), self.packs_of(id)) {
             let content = spooled.bytes().unwrap_or_default();
@@ -900,7 +883,7 @@ impl Store {
     /// (`expect`): a write that landed meanwhile is newer than the copy.
     pub fn replace(
         &self,
-        spooled: Spooled,
+        mut spooled: Spooled,
         id: &FileId,
         info: &BlobInfo,
         meta: Metadata,
@@ -910,33 +893,88 @@ impl Store {
         if self.was_deleted(id) {
             return Err(Error::NotFound(format!("{id} was deleted")));
         }
-        {
-            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
-            let now = match self.load_record(sp, id) {
-                Ok(r) => Some((r.size, r.crc32)),
-                Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            let same = match expect {
-                Expect::Any => true,
-                Expect::Absent => now.is_none() || !sp.blob_path(id).exists(),
-                Expect::Is { size, crc32 } => now == Some((size, crc32)),
-            };
-            if !same {
-                return Err(Error::Exists(format!("{id} changed while a copy was fetched")));
+        let record = copy_record(&spooled, id, info, meta)?;
+        let packs = if self.packs_it(&spooled, info.appender) { self.packs_of(id) } else { None };
+        if packs.is_none() {
+            // The content's write and fsync, outside the lock.
+            spooled.write_to_disk(&sp.tmp_dir())?;
+        }
+        let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+        // Checked again under the lock a delete takes (see `create_as`).
+        if self.was_deleted(id) {
+            return Err(Error::NotFound(format!("{id} was deleted")));
+        }
+        let now = match self.load_record(sp, id) {
+            Ok(r) => Some((r.size, r.crc32)),
+            Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let same = match expect {
+            Expect::Any => true,
+            Expect::Absent => now.is_none() || !sp.blob_path(id).exists(),
+            Expect::Is { size, crc32 } => now == Some((size, crc32)),
+        };
+        if !same {
+            return Err(Error::Exists(format!("{id} changed while a copy was fetched")));
+        }
+        let was_packed = self.is_packed(id);
+        let was_loose = sp.record_path(id).exists() || sp.blob_path(id).exists();
+        // The good copy takes the bad one's place in one step each reader
+        // sees whole: a reader finds the old copy or the new, never
+        // neither (a read or a scrub beside a repair used to find the blob
+        // missing for the moment between a delete and a create).
+        match packs {
+            Some(packs) => {
+                // The index swaps to the new entry at once; a loose copy
+                // left from before packing was shadowed from that moment.
+                packs.put(&id.to_string(), &record, spooled.bytes().unwrap_or_default(), true)?;
+                if was_loose {
+                    self.remove_loose(sp, id)?;
+                }
             }
-            if let Some(packs) = self.packs_of(id) {
-                packs.delete(&id.to_string())?;
-            }
-            for path in [sp.record_path(id), sp.blob_path(id)] {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(&path)(e)),
+            None => {
+                // Readers of a loose blob take the lock held here, so the
+                // record's and the content's renames are seen together. A
+                // crash between them leaves the new record over the old
+                // content: damaged again if the content was, and mended
+                // again by the next scrub.
+                let dir = sp.dir_of(id);
+                std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+                record.save(&sp.record_path(id))?;
+                let blob = sp.blob_path(id);
+                std::fs::rename(spooled.path()?, &blob).map_err(Error::io(&blob))?;
+                let _ = spooled.consume();
+                fsync_dir(&dir)?;
+                if was_packed {
+                    if let Some(packs) = self.packs_of(id) {
+                        packs.delete(&id.to_string())?;
+                    }
                 }
             }
         }
-        self.create_as(spooled, id, info, meta, Origin::Replica)
+        match now {
+            Some((old, _)) => {
+                self.bytes.fetch_add(record.size, Ordering::Relaxed);
+                self.bytes.fetch_sub(old.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+            }
+            None => {
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(record.size, Ordering::Relaxed);
+            }
+        }
+        self.log_after(BinlogOp::Create, Origin::Replica, id, None)
+    }
+
+    /// Removes a blob's loose content and record files, when present.
+    fn remove_loose(&self, sp: &StorePath, id: &FileId) -> Result<()> {
+        for path in [sp.record_path(id), sp.blob_path(id)] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// A page of blob summaries, by ID, after `after`. Walks the disks (and
@@ -1094,4 +1132,27 @@ fn empty_record() -> BlobRecord {
 fn sorted(meta: Metadata) -> Metadata {
     let all: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
     all.into_iter().collect()
+}
+
+/// The record of a copy received from a peer, once the copy is checked
+/// against what the peer said it sent.
+fn copy_record(spooled: &Spooled, id: &FileId, info: &BlobInfo, meta: Metadata) -> Result<BlobRecord> {
+    if spooled.store_path != id.store_path() {
+        return Err(Error::InvalidArgument("spool is on another store path".into()));
+    }
+    if spooled.size != info.size || spooled.crc32 != info.crc32 {
+        return Err(Error::OutOfSync(format!(
+            "{id}: received {} bytes with CRC32 {:08x}, sender has {} bytes with CRC32 {:08x}",
+            spooled.size, spooled.crc32, info.size, info.crc32
+        )));
+    }
+    Ok(BlobRecord {
+        size: info.size,
+        crc32: info.crc32,
+        created: info.created,
+        source_node: info.source_node,
+        appender: info.appender,
+        blocks: spooled.blocks.clone(),
+        meta: sorted(meta),
+    })
 }

@@ -296,6 +296,55 @@ fn replace_mends_a_damaged_blob() {
 }
 
 #[test]
+fn a_blob_under_repair_never_goes_missing_for_a_reader() {
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open_with(dir.path(), pack_max));
+        let content = data(20_000, 5);
+        let (id, rec) = store.create(spooled(&store, &content), "", false, vec![]).unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (store, id, done, content) = (store.clone(), id.clone(), done.clone(), content.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    assert!(store.contains(&id), "the blob went missing during a repair");
+                    assert!(store.list().unwrap().contains(&id), "the listing lost the blob during a repair");
+                    assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for _ in 0..200 {
+            store.replace(spooled(&store, &content), &id, &rec.info(), vec![], Expect::Any).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(store.stats().files, 1, "a repair replaces a blob, it does not add one");
+        assert_eq!(store.stats().bytes, 20_000);
+    }
+}
+
+#[test]
+fn a_repair_moves_a_loose_blob_into_a_pack_and_a_restart_finds_one_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = data(30_000, 6);
+    let (id, rec) = {
+        let store = open_with(dir.path(), 0);
+        store.create(spooled(&store, &content), "", false, vec![]).unwrap()
+    };
+    let store = open_with(dir.path(), DEFAULT_PACK_MAX);
+    store.replace(spooled(&store, &content), &id, &rec.info(), vec![], Expect::Any).unwrap();
+    assert!(store.is_packed(&id));
+    assert!(!store.paths[0].blob_path(&id).exists() && !store.paths[0].record_path(&id).exists());
+    drop(store);
+    let store = open_with(dir.path(), DEFAULT_PACK_MAX);
+    assert_eq!(read_all(&store, &id, 0, None).unwrap(), content);
+    assert_eq!(store.stats().files, 1);
+}
+
+#[test]
 fn uploads_named_but_not_committed_are_found_at_open_and_discard_leaves_a_tombstone() {
     for pack_max in LAYOUTS {
         named_but_not_committed(pack_max);
