@@ -361,10 +361,14 @@ impl Fs {
             _ => {}
         }
         // A change whose answer was lost may still have been made: forget
-        // what it touched whatever the outcome.
-        let now = if change { self.attrs.forget(&stale, false) } else { asked };
+        // what it touched whatever the outcome. One that touches nothing a
+        // mount caches (the close of a file) forgets nothing, so the
+        // answers in flight beside it stay storable: a writer's next create
+        // runs beside the close of its last file.
+        let forgets = change && !stale.is_empty();
+        let now = if forgets { self.attrs.forget(&stale, false) } else { asked };
         // A change's own forget is the one expected in between.
-        let unchanged_since = now == if change { asked + 1 } else { asked };
+        let unchanged_since = now == if forgets { asked + 1 } else { asked };
         match &answer {
             Ok(MetaResponse::Attr(a)) if answers_attr && unchanged_since => {
                 self.attrs.put(a, entry.as_ref().map(|(p, n)| (*p, n.as_slice())), now);

@@ -41,6 +41,12 @@ pub trait Engine: Send + Sync + 'static {
     fn sync(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether a [`Engine::write_lazily`] begun now would finish without
+    /// waiting: no batch being committed, no sync or durable commit due.
+    /// A hint (another writer may arrive at once); `false` when unknown.
+    fn writes_lazily_without_waiting(&self) -> bool {
+        false
+    }
     /// Runs `f` on a consistent snapshot; readers do not block writers.
     fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T>;
 }

@@ -428,6 +428,12 @@ impl<E: Engine> Namespace<E> {
         self.engine.sync()
     }
 
+    /// Whether a change made lazily now would finish without waiting for
+    /// a sync or another batch (see [`Engine::writes_lazily_without_waiting`]).
+    pub fn changes_lazily_without_waiting(&self) -> bool {
+        self.engine.writes_lazily_without_waiting()
+    }
+
     /// Runs `f` (one change) tagged with `(session, seq)`: applied at most
     /// once, however often a client sends it.
     pub fn tagged<T>(&self, session: u64, seq: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -342,6 +342,11 @@ impl Engine for RedbEngine {
         self.lazy.sync_now()
     }
 
+    fn writes_lazily_without_waiting(&self) -> bool {
+        let idle = self.batch.try_lock().is_ok_and(|b| !b.committing);
+        idle && !self.lazy.failed() && self.redo.try_lock().is_ok_and(|r| !r.durable_due())
+    }
+
     fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read().map_err(engine_err)?;
         let table = txn.open_table(KV).map_err(engine_err)?;
@@ -431,6 +436,23 @@ impl RedbEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lazy_write_is_said_to_wait_while_a_durable_commit_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = RedbEngine::open(&dir.path().join("meta.redb")).unwrap();
+        assert!(e.writes_lazily_without_waiting());
+        {
+            let mut r = e.redo.lock().unwrap();
+            r.last_durable = Instant::now().checked_sub(CHECKPOINT_EVERY).unwrap();
+        }
+        assert!(!e.writes_lazily_without_waiting(), "a checkpoint is due: the next write commits durably");
+        e.write_lazily(|w| w.put(b"a", b"1")).unwrap();
+        assert!(e.writes_lazily_without_waiting(), "the write took the checkpoint");
+        let batch = e.batch.lock().unwrap();
+        assert!(!e.writes_lazily_without_waiting(), "a batch is open or committing");
+        drop(batch);
+    }
 
     #[test]
     fn a_failed_transaction_leaves_nothing() {

@@ -36,9 +36,9 @@ struct MetaService {
 /// to the log without a sync and commits without waiting for anyone, in
 /// less time than a blocking-pool thread takes to wake (one hand-off of
 /// two per change on a small machine; mkdir, rename and unlink through a
-/// mount 10–25% faster). With others in progress it goes to the blocking
-/// pool as before: it could wait there for a batch's fsync, and a runtime
-/// thread must not.
+/// mount 10–25% faster). With others in progress, or with the engine's
+/// periodic durable commit due, it goes to the blocking pool as before:
+/// it could wait there for an fsync, and a runtime thread must not.
 struct Changing<'a> {
     count: &'a AtomicUsize,
     alone: bool,
@@ -334,11 +334,12 @@ impl Service for MetaService {
                 let (ns, opts) = (self.ns.clone(), self.opts);
                 let (vol, stale) = req.touched();
                 let changing = Changing::begin(&self.changing);
-                let answer = if !req.durable_when_answered() && changing.alone() {
-                    Ok(dispatch_once(&ns, opts, session, seq, req))
-                } else {
-                    tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await
-                };
+                let answer =
+                    if !req.durable_when_answered() && changing.alone() && self.ns.changes_lazily_without_waiting() {
+                        Ok(dispatch_once(&ns, opts, session, seq, req))
+                    } else {
+                        tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await
+                    };
                 drop(changing);
                 let answer = answer_of(answer);
                 if !matches!(answer, MetaResponse::Err { .. }) {
