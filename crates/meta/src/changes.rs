@@ -202,6 +202,17 @@ mod tests {
         MetaRequest::Unlink { vol, parent, name: name.to_vec() }
     }
 
+    /// Session 7 of volume 1 waiting (up to `wait`) for changes after now:
+    /// where it started, and its wait.
+    async fn waiting_mount(
+        feed: &std::sync::Arc<ChangeFeed>,
+        wait: Duration,
+    ) -> (Since, tokio::task::JoinHandle<Since>) {
+        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
+        let (f, (epoch, next)) = (feed.clone(), (at.epoch, at.next));
+        (at, tokio::spawn(async move { f.since(1, 7, epoch, Some(next), wait).await }))
+    }
+
     #[tokio::test]
     async fn others_changes_are_reported_in_order_and_own_are_skipped() {
         let feed = ChangeFeed::new();
@@ -228,9 +239,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_mount_wakes_on_a_change_and_an_old_epoch_is_lost() {
         let feed = std::sync::Arc::new(ChangeFeed::new());
-        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
-        let f = feed.clone();
-        let waiter = tokio::spawn(async move { f.since(1, 7, at.epoch, Some(at.next), Duration::from_secs(10)).await });
+        let (at, waiter) = waiting_mount(&feed, Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         record(&feed, 9, unlink(1, 3, b"x"));
         let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
@@ -242,9 +251,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_mount_sleeps_through_its_own_changes() {
         let feed = std::sync::Arc::new(ChangeFeed::new());
-        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
-        let f = feed.clone();
-        let waiter = tokio::spawn(async move { f.since(1, 7, at.epoch, Some(at.next), Duration::from_secs(10)).await });
+        let (_, waiter) = waiting_mount(&feed, Duration::from_secs(10)).await;
         for i in 0..100u32 {
             tokio::time::sleep(Duration::from_millis(1)).await;
             record(&feed, 7, unlink(1, 1, format!("mine{i}").as_bytes()));
@@ -263,9 +270,7 @@ mod tests {
     #[tokio::test]
     async fn a_mount_asleep_through_more_of_its_own_changes_than_are_kept_loses_nothing() {
         let feed = std::sync::Arc::new(ChangeFeed::new());
-        let at = feed.since(1, 7, 0, None, Duration::ZERO).await;
-        let f = feed.clone();
-        let waiter = tokio::spawn(async move { f.since(1, 7, at.epoch, Some(at.next), Duration::from_secs(30)).await });
+        let (_, waiter) = waiting_mount(&feed, Duration::from_secs(30)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         for i in 0..KEEP + 1000 {
             record(&feed, 7, unlink(1, 1, format!("mine{i}").as_bytes()));
