@@ -508,13 +508,7 @@ impl Store {
 
     /// [`Store::link_spool`] for a caller that holds the blob's lock.
     fn link_spool_locked(&self, sp: &StorePath, id: &FileId, spool: &Path) -> Result<()> {
-        let dir = sp.dir_of(id);
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-            if let Some(parent) = dir.parent() {
-                fsync_dir(parent)?;
-            }
-        }
+        blob_dir(sp, id)?;
         let blob = sp.blob_path(id);
         match std::fs::hard_link(spool, &blob) {
             Ok(()) => Ok(()),
@@ -938,8 +932,7 @@ impl Store {
                 // crash between them leaves the new record over the old
                 // content: damaged again if the content was, and mended
                 // again by the next scrub.
-                let dir = sp.dir_of(id);
-                std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+                let dir = blob_dir(sp, id)?;
                 record.save(&sp.record_path(id))?;
                 let blob = sp.blob_path(id);
                 std::fs::rename(spooled.path()?, &blob).map_err(Error::io(&blob))?;
@@ -1155,4 +1148,17 @@ fn copy_record(spooled: &Spooled, id: &FileId, info: &BlobInfo, meta: Metadata) 
         blocks: spooled.blocks.clone(),
         meta: sorted(meta),
     })
+}
+
+/// The directory a blob's files go in, made (and its entry made durable)
+/// when it is not there yet.
+fn blob_dir(sp: &StorePath, id: &FileId) -> Result<PathBuf> {
+    let dir = sp.dir_of(id);
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+    }
+    Ok(dir)
 }
