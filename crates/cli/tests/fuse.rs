@@ -210,6 +210,37 @@ fn files_a_dead_mount_held_open_are_freed() {
     assert_consistent(&c, "v");
 }
 
+#[test]
+fn a_file_unlinked_while_open_is_freed_at_its_last_close() {
+    // A lease far longer than the test: only the mount's release of the
+    // file frees it in time. (A mount skips the release of files it knows
+    // to have a link; these it must not skip.)
+    let c = cluster_with_meta(&["--orphan-lease-secs", "3600"]);
+    let (a, b) = (Mount::new(&c, "v", "mnt-a"), Mount::new(&c, "v", "mnt-b"));
+    let meta = c.meta_client(0);
+    let garbage = || match rt_block(meta.call(MetaRequest::Garbage { before: i64::MAX, after: None, limit: 100 })) {
+        Ok(MetaResponse::Names(n)) => n.len(),
+        other => panic!("garbage: {other:?}"),
+    };
+    // Unlinked through the mount that has it open.
+    std::fs::write(a.path.join("own"), b"unlinked here").unwrap();
+    let open = std::fs::File::open(a.path.join("own")).unwrap();
+    std::fs::remove_file(a.path.join("own")).unwrap();
+    assert_eq!(garbage(), 0, "freed while open");
+    drop(open);
+    eventually("the file unlinked through its own mount freed at close", || garbage() == 1);
+    // Unlinked through another mount, once the holder's mount has heard.
+    std::fs::write(a.path.join("other"), b"unlinked elsewhere").unwrap();
+    let open = std::fs::File::open(a.path.join("other")).unwrap();
+    assert_eq!(std::fs::metadata(a.path.join("other")).unwrap().nlink(), 1);
+    std::fs::remove_file(b.path.join("other")).unwrap();
+    eventually("mount a hears of the unlink", || !a.path.join("other").exists());
+    assert_eq!(garbage(), 1, "freed while open");
+    drop(open);
+    eventually("the file unlinked through another mount freed at close", || garbage() == 2);
+    assert_consistent(&c, "v");
+}
+
 /// Runs a Python script; it must succeed.
 fn python(script: &str) {
     let out = Command::new("python3").arg("-c").arg(script).output().unwrap();

@@ -859,7 +859,13 @@ impl Fs {
             r?;
             h.ino
         };
-        if self.handles_of(ino).is_empty() {
+        // Only an unlinked file (an orphan) has anything to release. One
+        // this mount knows to have a link is skipped: a round trip per
+        // closed file saved. If another mount unlinked it a moment ago and
+        // the change feed has not said so yet, the orphan is freed when
+        // its lease runs out instead (no `KeepOpen` lists it any more).
+        let linked = self.attrs.get(ino).is_some_and(|a| a.nlink > 0);
+        if !linked && self.handles_of(ino).is_empty() {
             self.call(MetaRequest::Release { vol: self.vol.id, ino }).await?;
         }
         Ok(())
