@@ -14,11 +14,15 @@
 #     read/write with 1 and 4 jobs, and bench/files.py (4 KiB files created,
 #     stat'ed, read, renamed, deleted one at a time; `ls -l`; mkdir/rmdir);
 #   - the local disk, a plain directory next to the cluster's data: the
-#     same fio jobs and loops, plus create + write + fsync per file.
+#     same fio jobs and loops, plus create + write + fsync per file;
+#   - with GLUSTER=1, a GlusterFS replica 3 volume on this machine (three
+#     bricks on the same disk, its own FUSE client, default options): the
+#     same fio jobs and loops (bench/gluster.sh).
 #
 # Env: CAIRN_BIN, BENCH_DIR (default /var/tmp: the disk measured), RUNS
 # (default 3), FILES (default 10000), DIRS (default 2000), SIZE (fio
-# sequential size, default 1G), RAND_SECS (default 10).
+# sequential size, default 1G), RAND_SECS (default 10), GLUSTER (1: add
+# GlusterFS; needs root and glusterfs-server).
 set -euo pipefail
 NAME=all
 # shellcheck source=bench/lib.sh
@@ -28,6 +32,7 @@ FILES=${FILES:-10000}
 DIRS=${DIRS:-2000}
 SIZE=${SIZE:-1G}
 RAND_SECS=${RAND_SECS:-10}
+GLUSTER=${GLUSTER:-0}
 APPEND=0
 [ "${1:-}" = "--append" ] && APPEND=1
 command -v fio >/dev/null || { echo "bench/all.sh needs fio (apt-get install fio)" >&2; exit 1; }
@@ -58,6 +63,14 @@ mkdir -p "$MNT" "$WORK/local"
 for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
 grep -q " $MNT " /proc/mounts || { echo "the mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1; }
 trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+PLACES="mount local"
+if [ "$GLUSTER" = 1 ]; then
+    # shellcheck source=bench/gluster.sh
+    source "$(dirname "$0")/gluster.sh"
+    trap 'fusermount3 -u "$MNT" 2>/dev/null || true; stop_gluster; cleanup' EXIT
+    start_gluster
+    PLACES="mount local gluster"
+fi
 
 # ---- measurements: each appends one number to a named series ----
 declare -A SERIES
@@ -90,8 +103,8 @@ for run in $(seq 1 "$RUNS"); do
     native 64K 4000 8
     native 1M 200 1
     native 1M 800 8
-    for where in mount local; do
-        dir=$MNT; [ "$where" = local ] && dir="$WORK/local"
+    for where in $PLACES; do
+        case $where in mount) dir=$MNT ;; local) dir="$WORK/local" ;; gluster) dir=$GMNT ;; esac
         fio_run "$dir" "$where,seqw,seq" write 1M 1 --end_fsync=1
         cold
         fio_run "$dir" "$where,seqr,seq" read 1M 1
@@ -138,9 +151,20 @@ report() {
     echo
     echo "### FUSE mount of a volume on two groups of 2, and the local disk"
     echo
-    echo "| workload | mount | local disk |"
-    echo "|---|---|---|"
-    row() { echo "| $1 | $(med "mount,$2" "${3:-0}") | $(med "local,$2" "${3:-0}") |"; }
+    local gl_head="" gl_rule="" gl_none=""
+    if [ "$GLUSTER" = 1 ]; then
+        echo "GlusterFS: a replica 3 volume of three bricks on the same disk, its FUSE client, default"
+        echo "options (no sync at \`close\`: the durability Cairn's mount adds there is not in its figures)."
+        echo
+        gl_head=" GlusterFS replica 3 |" gl_rule="---|" gl_none=" – |"
+    fi
+    echo "| workload | mount | local disk |$gl_head"
+    echo "|---|---|---|$gl_rule"
+    row() {
+        local gl=""
+        [ "$GLUSTER" = 1 ] && gl=" $(med "gluster,$2" "${3:-0}") |"
+        echo "| $1 | $(med "mount,$2" "${3:-0}") | $(med "local,$2" "${3:-0}") |$gl"
+    }
     row "fio sequential write $SIZE, 1 MiB blocks, MiB/s" "seqw,seq"
     row "fio sequential read $SIZE, 1 MiB blocks (cold), MiB/s" "seqr,seq"
     row "fio 4 KiB random read, 1 job, IOPS" "randr1,rand"
@@ -156,7 +180,7 @@ report() {
     row "mkdir of $DIRS directories, /s" mkdir
     row "rmdir of those directories, /s" rmdir
     row "create of $FILES × 4 KiB by 8 threads, files/s" create8
-    echo "| create + write 4 KiB + fsync per file, files/s | – | $(med local,create_fsync) |"
+    echo "| create + write 4 KiB + fsync per file, files/s | – | $(med local,create_fsync) |$gl_none"
 }
 BENCH_DISK_NOTE=${BENCH_DISK_NOTE:-"BENCH_DIR=${BENCH_DIR:-/var/tmp}"}
 out=$(report)
