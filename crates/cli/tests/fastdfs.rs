@@ -443,6 +443,14 @@ fn http_downloads_with_ranges_head_etag_and_names() {
         let (_, h, _) = curl(&[&format!("{base}?filename=holiday.jpg")]);
         assert!(h.contains("content-disposition: attachment; filename=\"holiday.jpg\""), "{h}");
     }
+    // A file of several read chunks: its first comes with the opening, the
+    // rest stream after it.
+    let big = content((3 << 20) + 12_345, 8);
+    let big_id = upload(&fdfs(&c, 0), 11, "mp4", &big);
+    let (code, h, b) = curl(&[&format!("http://{}/{big_id}", c.nodes[1].1.http.as_ref().unwrap())]);
+    assert_eq!((code, b.len()), (200, big.len()));
+    assert!(b == big, "a multi-chunk download came back different");
+    assert!(h.contains(&format!("content-length: {}", big.len())), "{h}");
     let http = c.nodes[0].1.http.clone().unwrap();
     let (code, _, _) = curl(&[&format!("http://{http}/g1/M00/../../../../etc/passwd")]);
     assert!(code == 400 || code == 404, "traversal answered {code}");
@@ -485,6 +493,21 @@ fn http_redirects_to_a_member_that_holds_the_file() {
     // A file no member holds is not bounced around.
     let (code, _, _) = curl(&["-L", "--max-redirs", "3", &format!("http://{http0}/{}", id.replace(".bin", ".png"))]);
     assert_eq!(code, 404);
+    // A copy damaged behind node 0's back is not served: node 0 finds the
+    // bad block before it answers and sends the client to node 1.
+    let data = content(70_000, 7);
+    let id = upload(&fdfs(&c, 0), 11, "bin", &data);
+    let fid = FileId::parse(&id).unwrap();
+    let blob = c.dir.path().join(format!("node0/store0/data/{:02X}/{:02X}/{}", fid.dir1(), fid.dir2(), fid.name()));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[40_000] ^= 0x10;
+    std::fs::write(&blob, bytes).unwrap();
+    let (code, h, _) = curl(&[&format!("http://{http0}/{id}")]);
+    assert_eq!(code, 302, "{h}");
+    assert!(h.contains(&format!("location: http://{http1}/")), "{h}");
+    let (code, _, b) = curl(&["-L", &format!("http://{http0}/{id}")]);
+    assert_eq!(code, 200);
+    assert!(b == data, "the damaged copy's bytes were served");
 }
 
 #[test]
