@@ -68,7 +68,6 @@ if [ "$GLUSTER" = 1 ]; then
     # shellcheck source=bench/gluster.sh
     source "$(dirname "$0")/gluster.sh"
     trap 'fusermount3 -u "$MNT" 2>/dev/null || true; stop_gluster; cleanup' EXIT
-    start_gluster
     PLACES="mount local gluster"
 fi
 
@@ -104,7 +103,7 @@ for run in $(seq 1 "$RUNS"); do
     native 1M 200 1
     native 1M 800 8
     for where in $PLACES; do
-        case $where in mount) dir=$MNT ;; local) dir="$WORK/local" ;; gluster) dir=$GMNT ;; esac
+        case $where in mount) dir=$MNT ;; local) dir="$WORK/local" ;; gluster) start_gluster && dir=$GMNT ;; esac
         fio_run "$dir" "$where,seqw,seq" write 1M 1 --end_fsync=1
         cold
         fio_run "$dir" "$where,seqr,seq" read 1M 1
@@ -119,6 +118,7 @@ for run in $(seq 1 "$RUNS"); do
             v=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$j" "$k")
             [ -n "$v" ] && add "$where,$k" "$v"
         done
+        if [ "$where" = gluster ]; then stop_gluster; fi
     done
 done
 

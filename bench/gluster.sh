@@ -1,7 +1,9 @@
 # GlusterFS beside Cairn in bench/all.sh (GLUSTER=1): a replica 3 volume
 # of three bricks under $WORK, mounted with its own FUSE client, so the
 # same fio jobs and file loops run on it in the same run. Sourced by
-# all.sh after lib.sh; needs root and Debian's glusterfs-server.
+# all.sh after lib.sh; needs root and Debian's glusterfs-server. all.sh
+# starts a fresh volume for the GlusterFS part of each run and stops it
+# after, so its daemons take no CPU from Cairn's or the local disk's part.
 #
 # glusterd refuses loopback addresses for bricks, and its bricks find it
 # on its fixed port (24007) at the bricks' address. So the bricks and
@@ -29,6 +31,7 @@ start_gluster() {
         ip addr add "$GLUSTER_ADDR/32" dev lo
         GLUSTER_ADDED_ADDR=1
     fi
+    rm -rf "$GLUSTER_DIR"
     mkdir -p "$GLUSTER_DIR/wd" "$GLUSTER_DIR/b1" "$GLUSTER_DIR/b2" "$GLUSTER_DIR/b3" "$GMNT"
     local base
     base=$(python3 -c 'import random; print(random.randrange(40000, 50000, 100))')
@@ -65,5 +68,10 @@ stop_gluster() {
     # The bricks and the self-heal daemon, should the stop have missed one.
     pkill -f "glusterfsd.*$GLUSTER_DIR" 2>/dev/null || true
     pkill -f "glustershd.*cairnbench|shd/cairnbench" 2>/dev/null || true
-    [ "$GLUSTER_ADDED_ADDR" = 1 ] && ip addr del "$GLUSTER_ADDR/32" dev lo 2>/dev/null || true
+    # glusterd gone, so the next start finds its port free.
+    for _ in $(seq 1 100); do ss -tln | grep -q ":24007 " || break; sleep 0.1; done
+    if [ "$GLUSTER_ADDED_ADDR" = 1 ]; then
+        ip addr del "$GLUSTER_ADDR/32" dev lo 2>/dev/null || true
+        GLUSTER_ADDED_ADDR=0
+    fi
 }
