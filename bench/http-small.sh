@@ -17,13 +17,7 @@ FILES=${FILES:-500}
 SECS=${SECS:-10}
 RUNS=${RUNS:-3}
 command -v wrk >/dev/null || { echo "bench/http-small.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
-TRACKER="127.0.0.1:$(port)"
-HTTP="127.0.0.1:$(port)"
-"$BIN" server --data "$WORK/data" --listen "$TRACKER" --storage-listen "127.0.0.1:$(port)" \
-    --fastdfs-listen none --fastdfs-storage-listen none --http-listen "$HTTP" >"$WORK/server.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 200); do "$BIN" status --tracker "$TRACKER" >/dev/null 2>&1 && break; sleep 0.05; done
-sleep 1
+start_http_server
 # One request per wrk call picks a path at random from the list.
 cat >"$WORK/random.lua" <<'EOF'
 local paths = {}

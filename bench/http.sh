@@ -13,13 +13,7 @@ NAME=http
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 SIZE_MIB=${SIZE_MIB:-1024}
-TRACKER="127.0.0.1:$(port)"
-HTTP="127.0.0.1:$(port)"
-"$BIN" server --data "$WORK/data" --listen "$TRACKER" --storage-listen "127.0.0.1:$(port)" \
-    --fastdfs-listen none --fastdfs-storage-listen none --http-listen "$HTTP" >"$WORK/server.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 200); do "$BIN" status --tracker "$TRACKER" >/dev/null 2>&1 && break; sleep 0.05; done
-sleep 1
+start_http_server
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$WORK/big.bin"
 ID=$("$BIN" upload --tracker "$TRACKER" "$WORK/big.bin")
 rm -f "$WORK/big.bin"

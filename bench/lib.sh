@@ -32,3 +32,14 @@ start_mount() {
     for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
     trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
 }
+# `cairn server` (tracker and one storage node) with HTTP downloads on;
+# sets TRACKER and HTTP.
+start_http_server() {
+    TRACKER="127.0.0.1:$(port)"
+    HTTP="127.0.0.1:$(port)"
+    "$BIN" server --data "$WORK/data" --listen "$TRACKER" --storage-listen "127.0.0.1:$(port)" \
+        --fastdfs-listen none --fastdfs-storage-listen none --http-listen "$HTTP" >"$WORK/server.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 200); do "$BIN" status --tracker "$TRACKER" >/dev/null 2>&1 && break; sleep 0.05; done
+    sleep 1
+}

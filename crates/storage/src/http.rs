@@ -161,7 +161,7 @@ async fn download(
             return store.record(&rid).map(|rec| Opened { rec, read: None });
         }
         let mut reader = store.read(&rid, 0, None)?;
-        if if_none_match.is_some_and(|v| v == etag_of(reader.record()) || v == "*") {
+        if copy_is_current(if_none_match.as_deref(), &etag_of(reader.record())) {
             return Ok(Opened { rec: reader.record().clone(), read: None });
         }
         // The record as of opening: the range read is its size (an
@@ -193,7 +193,7 @@ async fn download(
         let safe: String = name.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
         set(&mut h, header::CONTENT_DISPOSITION, &format!("attachment; filename=\"{safe}\""));
     }
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag || v == "*") {
+    if copy_is_current(headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()), &etag) {
         return (StatusCode::NOT_MODIFIED, h).into_response();
     }
     if let Some((reader, first)) = read {
@@ -251,6 +251,11 @@ struct Opened {
     /// A whole-file read and its first verified chunk; `None` for a range,
     /// a HEAD, or a client whose copy is current.
     read: Option<(cairn_store::BlobReader, cairn_store::Result<Option<cairn_proto::ChunkBuf>>)>,
+}
+
+/// Whether the client's `If-None-Match` names the blob as it is (304).
+fn copy_is_current(if_none_match: Option<&str>, etag: &str) -> bool {
+    if_none_match.is_some_and(|v| v == etag || v == "*")
 }
 
 /// The entity tag of a blob: its CRC and size.
