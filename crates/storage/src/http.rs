@@ -156,12 +156,13 @@ async fn download(
     // no second hand-off and no streaming thread.
     let whole = method == Method::GET && !headers.contains_key(header::RANGE);
     let if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let asked = if_none_match.clone();
     let opened = tokio::task::spawn_blocking(move || -> cairn_store::Result<Opened> {
         if !whole {
             return store.record(&rid).map(|rec| Opened { rec, read: None });
         }
         let mut reader = store.read(&rid, 0, None)?;
-        if copy_is_current(if_none_match.as_deref(), &etag_of(reader.record())) {
+        if copy_is_current(asked.as_deref(), &etag_of(reader.record())) {
             return Ok(Opened { rec: reader.record().clone(), read: None });
         }
         // The record as of opening: the range read is its size (an
@@ -193,7 +194,7 @@ async fn download(
         let safe: String = name.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
         set(&mut h, header::CONTENT_DISPOSITION, &format!("attachment; filename=\"{safe}\""));
     }
-    if copy_is_current(headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()), &etag) {
+    if copy_is_current(if_none_match.as_deref(), &etag) {
         return (StatusCode::NOT_MODIFIED, h).into_response();
     }
     if let Some((reader, first)) = read {
