@@ -2,7 +2,7 @@
 //! fixed-width fields. Layouts follow FastDFS 6.x (`tracker_proto.h`,
 //! `tracker_types.h`); `docs/fastdfs.md` says how they were checked.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Header size: `pkg_len` u64 BE, `cmd` u8, `status` u8.
 pub const HEADER_LEN: usize = 10;
@@ -158,13 +158,6 @@ impl Header {
         b[9] = self.status;
         b
     }
-}
-
-/// Reads a header.
-pub async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Header> {
-    let mut b = [0u8; HEADER_LEN];
-    r.read_exact(&mut b).await?;
-    Ok(Header::decode(&b))
 }
 
 /// Writes a reply: header and body in one write.

@@ -1,5 +1,8 @@
 //! `cairn bench`: upload, download and delete N files of one size with C
 //! concurrent workers against a running cluster, and report each phase.
+//! With `--fastdfs`, the same phases go through the FastDFS protocol front
+//! end, spoken by a FastDFS client written by others (the `fastdfs`
+//! crate): what a FastDFS user's programs see, tracker query included.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +43,12 @@ pub struct BenchArgs {
     /// Leave the files in place (no delete phase), e.g. to measure a catch-up
     #[arg(long)]
     keep: bool,
+    /// Go through the FastDFS protocol: the address of a tracker's FastDFS
+    /// listener (`--fastdfs-listen`, e.g. 127.0.0.1:22122). Each operation
+    /// asks that tracker for a storage node, then the node, as FastDFS
+    /// clients do.
+    #[arg(long, value_name = "ADDR", conflicts_with = "group")]
+    fastdfs: Option<String>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -177,25 +186,89 @@ where
     }
 }
 
+/// What the phases talk to: the cluster's native protocol, or its FastDFS
+/// front end.
+enum Target {
+    Native { client: Box<cairn_client::Client>, opts: UploadOptions },
+    FastDfs(fastdfs::FdfsClient),
+}
+
+impl Target {
+    fn new(a: &BenchArgs) -> Result<Self> {
+        Ok(match &a.fastdfs {
+            Some(addr) => Target::FastDfs(
+                fastdfs::ClientOptions::new(vec![addr.as_str()])
+                    // One pooled connection per worker to the tracker and to
+                    // each storage node: no connect per operation.
+                    .max_connections(a.concurrency.max(1))
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("FastDFS client for {addr}: {e}"))?,
+            ),
+            None => Target::Native {
+                client: Box::new(client(&a.cluster)?),
+                opts: UploadOptions { group: a.group.clone(), appender: false, ext: "bin".into() },
+            },
+        })
+    }
+
+    /// Uploads `data`; the file ID as the protocol spells it.
+    async fn upload(&self, data: Bytes) -> Result<String, String> {
+        match self {
+            Target::Native { client, opts } => {
+                client.upload(opts, Body::Bytes(data)).await.map(|id| id.to_string()).map_err(|e| e.to_string())
+            }
+            Target::FastDfs(c) => {
+                c.upload_file_buf(&data, "bin", None, false).await.map(|id| id.to_string()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Downloads the whole file into `sink`.
+    async fn download(&self, id: &str, sink: &mut Compare<'_>) -> Result<(), String> {
+        match self {
+            Target::Native { client, .. } => {
+                let id = FileId::parse(id).map_err(|e| e.to_string())?;
+                client.download_to(&id, 0, None, sink).await.map(drop).map_err(|e| e.to_string())
+            }
+            Target::FastDfs(c) => {
+                let id: fastdfs::FileId = id.parse().map_err(|e: fastdfs::FastDFSError| e.to_string())?;
+                c.download_file(&id, sink, 0, 0).await.map(drop).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), String> {
+        match self {
+            Target::Native { client, .. } => {
+                let id = FileId::parse(id).map_err(|e| e.to_string())?;
+                client.delete(&id).await.map_err(|e| e.to_string())
+            }
+            Target::FastDfs(c) => {
+                let id: fastdfs::FileId = id.parse().map_err(|e: fastdfs::FastDFSError| e.to_string())?;
+                c.delete_file(&id).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 /// `cairn bench`
 pub async fn run(a: BenchArgs) -> Result<()> {
     if a.count == 0 {
         bail!("--count must be at least 1");
     }
-    let c = Arc::new(client(&a.cluster)?);
+    let t = Arc::new(Target::new(&a)?);
     let mut data = vec![0u8; a.size as usize];
     rand::thread_rng().fill_bytes(&mut data);
     let data = Bytes::from(data);
-    let ids: Arc<Vec<Mutex<Option<FileId>>>> = Arc::new((0..a.count).map(|_| Mutex::new(None)).collect());
-    let opts = Arc::new(UploadOptions { group: a.group.clone(), appender: false, ext: "bin".into() });
+    let ids: Arc<Vec<Mutex<Option<String>>>> = Arc::new((0..a.count).map(|_| Mutex::new(None)).collect());
     let quiet = a.json;
 
     let upload = {
-        let (c, ids, data, opts) = (c.clone(), ids.clone(), data.clone(), opts.clone());
+        let (t, ids, data) = (t.clone(), ids.clone(), data.clone());
         phase("upload", a.count, a.concurrency, a.size, quiet, move |i| {
-            let (c, ids, data, opts) = (c.clone(), ids.clone(), data.clone(), opts.clone());
+            let (t, ids, data) = (t.clone(), ids.clone(), data.clone());
             async move {
-                let id = c.upload(&opts, Body::Bytes(data)).await.map_err(|e| e.to_string())?;
+                let id = t.upload(data).await?;
                 *ids[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
                 Ok(())
             }
@@ -203,15 +276,15 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         .await
     };
     let id_of =
-        |ids: &Arc<Vec<Mutex<Option<FileId>>>>, i: usize| ids[i].lock().unwrap_or_else(|p| p.into_inner()).clone();
+        |ids: &Arc<Vec<Mutex<Option<String>>>>, i: usize| ids[i].lock().unwrap_or_else(|p| p.into_inner()).clone();
     let download = {
-        let (c, ids, data) = (c.clone(), ids.clone(), data.clone());
+        let (t, ids, data) = (t.clone(), ids.clone(), data.clone());
         phase("download", a.count, a.concurrency, a.size, quiet, move |i| {
-            let (c, id, data) = (c.clone(), id_of(&ids, i), data.clone());
+            let (t, id, data) = (t.clone(), id_of(&ids, i), data.clone());
             async move {
                 let id = id.ok_or("upload failed")?;
                 let mut check = Compare { expected: &data, pos: 0, differs: false };
-                c.download_to(&id, 0, None, &mut check).await.map_err(|e| e.to_string())?;
+                t.download(&id, &mut check).await?;
                 if check.differs || check.pos != data.len() {
                     return Err(format!("{id}: content differs from what was uploaded"));
                 }
@@ -221,13 +294,13 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         .await
     };
     let delete = {
-        let (c, ids) = (c.clone(), ids.clone());
+        let (t, ids) = (t.clone(), ids.clone());
         let count = if a.keep { 0 } else { a.count };
         phase("delete", count, a.concurrency, 0, quiet, move |i| {
-            let (c, id) = (c.clone(), id_of(&ids, i));
+            let (t, id) = (t.clone(), id_of(&ids, i));
             async move {
                 let id = id.ok_or("upload failed")?;
-                c.delete(&id).await.map_err(|e| e.to_string())
+                t.delete(&id).await
             }
         })
         .await
