@@ -510,6 +510,35 @@ fn http_redirects_to_a_member_that_holds_the_file() {
     assert!(b == data, "the damaged copy's bytes were served");
 }
 
+/// A FastDFS download is one round trip from the front end to a member,
+/// its reply header written once that member announces the length. A
+/// damaged copy found midway must not change the header nor add or lose
+/// bytes: the front end goes on from the other member.
+#[test]
+fn fastdfs_downloads_go_around_a_damaged_copy() {
+    let c = Cluster::start(1, &[("g1", 2)]);
+    let data = content(3 << 20, 5);
+    let id = upload(&fdfs(&c, 0), 11, "bin", &data);
+    let fid = FileId::parse(&id).unwrap();
+    let blob = c.dir.path().join(format!("node0/store0/data/{:02X}/{:02X}/{}", fid.dir1(), fid.dir2(), fid.name()));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[(3 << 20) / 2] ^= 0x10;
+    std::fs::write(&blob, bytes).unwrap();
+    // The front ends take members in turn: several tries reach the
+    // damaged copy first, whichever front end asks.
+    for i in 0..4 {
+        let front = fdfs(&c, i % 2);
+        let (st, b) = download(&front, &id, 0, 0);
+        assert_eq!(st, 0);
+        assert!(b == data, "whole download {i}: {} bytes, or wrong ones", b.len());
+        let (st, b) = download(&front, &id, 1 << 20, 1 << 20);
+        assert_eq!(st, 0);
+        assert!(b[..] == data[1 << 20..2 << 20], "ranged download {i}");
+        let (st, b) = download(&front, &id, (3 << 20) - 10, 0);
+        assert_eq!((st, &b[..]), (0, &data[(3 << 20) - 10..]), "the last bytes");
+    }
+}
+
 #[test]
 fn http_anti_steal_tokens() {
     let c = Cluster::start_with(1, &[("g1", 1)], &["--http-token-secret", "s3cret", "--http-token-ttl-secs", "60"]);

@@ -162,7 +162,7 @@ impl Client {
 
     /// Members to read `id` from, in order: from the cached map when it
     /// knows the group, else from a tracker.
-    async fn readers(&self, id: &FileId) -> Result<Vec<String>> {
+    pub async fn readers(&self, id: &FileId) -> Result<Vec<String>> {
         self.refresh_routes().await;
         match self.routes.readers(id.group()) {
             Some(m) => Ok(m),
@@ -339,6 +339,42 @@ impl Client {
         length: Option<u64>,
         sink: &mut W,
     ) -> Result<u64> {
+        self.download_inner(id, offset, length, sink, &mut Head::default()).await
+    }
+
+    /// Like [`Client::download_to`], for protocols whose reply announces
+    /// its length before the body (FastDFS): writes `head(n)` into `sink`
+    /// first, `n` being the number of bytes that follow, learnt from the
+    /// first member's answer, so the download costs one round trip and no
+    /// separate size query. The bytes after the head never exceed `n`; if
+    /// fewer arrive, the call fails. `head` is not called when the download
+    /// fails before its first byte.
+    pub async fn download_with_head<W: AsyncWrite + Unpin>(
+        &self,
+        id: &FileId,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut W,
+        head: impl FnOnce(u64) -> Vec<u8> + Send,
+    ) -> Result<u64> {
+        let mut h = Head { make: Some(Box::new(head)), end: None };
+        let n = self.download_inner(id, offset, length, sink, &mut h).await?;
+        match h.end {
+            Some(end) if offset + n != end => {
+                Err(Error::Remote(unavailable("the file ended before its announced length")))
+            }
+            _ => Ok(n),
+        }
+    }
+
+    async fn download_inner<W: AsyncWrite + Unpin>(
+        &self,
+        id: &FileId,
+        offset: u64,
+        length: Option<u64>,
+        sink: &mut W,
+        head: &mut Head<'_>,
+    ) -> Result<u64> {
         let mut written = 0u64;
         let mut last = None;
         // A cached map may name members that are gone: after they all
@@ -346,8 +382,7 @@ impl Client {
         for fresh in [false, true] {
             let members = if fresh { self.query_fetch(id).await? } else { self.readers(id).await? };
             for addr in members {
-                let len = length.map(|l| l - written);
-                match self.read_from(&addr, id, offset + written, len, sink, &mut written).await {
+                match self.read_from(&addr, id, offset, length, sink, &mut written, head).await {
                     Ok(()) => return Ok(written),
                     Err(e) if e.try_elsewhere() => {
                         debug!(node = %addr, error = %e, "download failed; trying another member");
@@ -371,7 +406,7 @@ impl Client {
         sink: &mut W,
     ) -> Result<u64> {
         let mut written = 0;
-        self.read_from(addr, id, offset, length, sink, &mut written).await?;
+        self.read_from(addr, id, offset, length, sink, &mut written, &mut Head::default()).await?;
         Ok(written)
     }
 
@@ -382,6 +417,9 @@ impl Client {
         Ok(out)
     }
 
+    /// Reads `[offset + written, offset + length)` from one member, adding
+    /// what it writes to `written`.
+    #[allow(clippy::too_many_arguments)]
     async fn read_from<W: AsyncWrite + Unpin>(
         &self,
         addr: &str,
@@ -390,22 +428,31 @@ impl Client {
         length: Option<u64>,
         sink: &mut W,
         written: &mut u64,
+        head: &mut Head<'_>,
     ) -> Result<()> {
-        if length.is_some_and(|l| l < BLOCKS_MIN_READ) {
-            return self.read_checked(addr, id, offset, length, sink, written).await;
-        }
-        let begin = *written;
         loop {
-            let done = *written - begin;
-            let at = offset + done;
-            let len = length.map(|l| l - done);
+            let at = offset + *written;
+            // Once a head announced the length, nothing goes past it.
+            let len = match head.end {
+                Some(end) => Some(end - at),
+                None => length.map(|l| l - *written),
+            };
+            if len.is_some_and(|l| l < BLOCKS_MIN_READ) {
+                return self.read_checked(addr, id, at, len, sink, written, head).await;
+            }
             let req = Request::DownloadBlocks { file_id: id.to_string(), offset: at, length: len };
             let (mut c, resp) = self.open_read(addr, &req).await?;
             let reply = match resp {
-                Response::Data { length: expected } => return self.take_body(c, addr, expected, sink, written).await,
+                Response::Data { length: expected } => {
+                    head.announce(sink, at, expected).await?;
+                    return self.take_body(c, addr, expected, sink, written).await;
+                }
                 Response::Blocks { start, length: sent, size, block_size, crcs } => {
-                    BlocksReply::check(at, len, start, sent, size, block_size, crcs)
-                        .map_err(|e| Error::node(addr, e))?
+                    let reply = BlocksReply::check(at, len, start, sent, size, block_size, crcs)
+                        .map_err(|e| Error::node(addr, e))?;
+                    let total = size.saturating_sub(at);
+                    head.announce(sink, at, len.map_or(total, |l| l.min(total))).await?;
+                    reply
                 }
                 other => return Err(unexpected("blocks", other)),
             };
@@ -419,17 +466,22 @@ impl Client {
                     // and the caller goes to another member. The
                     // connection is dropped mid-body.
                     warn!(node = %addr, file_id = %id, offset = bad, "a block failed its CRC here; reading it checked");
-                    let done = *written - begin;
-                    return self.read_checked(addr, id, offset + done, length.map(|l| l - done), sink, written).await;
+                    let at = offset + *written;
+                    let len = match head.end {
+                        Some(end) => Some(end - at),
+                        None => length.map(|l| l - *written),
+                    };
+                    return self.read_checked(addr, id, at, len, sink, written, head).await;
                 }
             }
-            if reply.reaches_end() {
+            if reply.reaches_end() || head.end == Some(offset + *written) {
                 return Ok(());
             }
         }
     }
 
     /// Reads a range the node checks before sending.
+    #[allow(clippy::too_many_arguments)]
     async fn read_checked<W: AsyncWrite + Unpin>(
         &self,
         addr: &str,
@@ -438,6 +490,7 @@ impl Client {
         length: Option<u64>,
         sink: &mut W,
         written: &mut u64,
+        head: &mut Head<'_>,
     ) -> Result<()> {
         let req = Request::Download { file_id: id.to_string(), offset, length };
         let (c, resp) = self.open_read(addr, &req).await?;
@@ -445,6 +498,7 @@ impl Client {
             Response::Data { length } => length,
             other => return Err(unexpected("data", other)),
         };
+        head.announce(sink, offset, expected).await?;
         self.take_body(c, addr, expected, sink, written).await
     }
 
@@ -667,6 +721,26 @@ fn unexpected(expected: &'static str, got: Response) -> Error {
     Error::Node { addr: String::new(), source: ProtoError::Unexpected { expected, got: got.name() } }
 }
 
+/// What a download writes before its body once the body's length is known
+/// (see [`Client::download_with_head`]).
+#[derive(Default)]
+struct Head<'a> {
+    /// Makes the bytes from the length; taken when they are written.
+    make: Option<Box<dyn FnOnce(u64) -> Vec<u8> + Send + 'a>>,
+    /// Where the announced body ends, once announced.
+    end: Option<u64>,
+}
+
+impl Head<'_> {
+    /// Writes the head for `len` bytes from `at`, the first time only.
+    async fn announce<W: AsyncWrite + Unpin>(&mut self, sink: &mut W, at: u64, len: u64) -> Result<()> {
+        if let Some(make) = self.make.take() {
+            sink.write_all(&make(len)).await.map_err(Error::Output)?;
+            self.end = Some(at + len);
+        }
+        Ok(())
+    }
+}
 fn unavailable(msg: &str) -> cairn_proto::WireError {
     cairn_proto::WireError::new(ErrorCode::Unavailable, msg)
 }

@@ -160,27 +160,28 @@ impl StorageService {
     }
 
     /// Sends the range's length in the header, then streams the bytes
-    /// from any member. A failure midway closes the connection: the
-    /// client sees a short body, never wrong bytes.
+    /// from any member, in one round trip to it: the header is written
+    /// when the member's answer tells the length. A failure before that is
+    /// answered with its status; a failure midway closes the connection, so
+    /// the client sees a short body, never wrong bytes.
     async fn download(&self, conn: &mut TcpStream, id: FileId, offset: u64, length: u64) -> std::io::Result<bool> {
-        let size = match self.client.info(&id).await {
-            Ok(i) => i.size,
-            Err(e) => return refuse(conn, Refusal::new(status_of(&e))).await,
+        let length = (length > 0).then_some(length);
+        let mut announced = false;
+        let head = |len: u64| {
+            announced = true;
+            Header { len, cmd: cmd::RESP, status: status::OK }.encode().to_vec()
         };
-        if offset > size {
-            return refuse(conn, Refusal::new(status::EINVAL)).await;
-        }
-        let len = if length == 0 { size - offset } else { length.min(size - offset) };
-        conn.write_all(&Header { len, cmd: cmd::RESP, status: status::OK }.encode()).await?;
-        if len > 0 {
-            let sent = self.client.download_to(&id, offset, Some(len), conn).await;
-            if !matches!(sent, Ok(n) if n == len) {
-                tracing::warn!(file_id = %id, "FastDFS download failed midway; closing the connection");
-                return Ok(false);
+        match self.client.download_with_head(&id, offset, length, conn, head).await {
+            Ok(_) => {
+                conn.flush().await?;
+                Ok(true)
+            }
+            Err(e) if !announced => refuse(conn, Refusal::new(status_of(&e))).await,
+            Err(e) => {
+                tracing::warn!(file_id = %id, error = %e, "FastDFS download failed midway; closing the connection");
+                Ok(false)
             }
         }
-        conn.flush().await?;
-        Ok(true)
     }
 }
 

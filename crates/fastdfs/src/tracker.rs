@@ -67,7 +67,10 @@ impl TrackerService {
                 Ok(reply::store_all(&name, &eps, ANY_STORE_PATH, self.ip))
             }
             TrackerRequest::QueryFetch { id, all } => {
-                let eps = self.endpoints(self.client.query_fetch(&id).await.map_err(fail)?).await;
+                // From the client's cached map (a second old at most), as
+                // the native client reads: asking the tracker here would
+                // add a round trip to every FastDFS download.
+                let eps = self.endpoints(self.client.readers(&id).await.map_err(fail)?).await;
                 let group = id.group().to_string();
                 match (all, eps.first()) {
                     (_, None) => Err(Refusal::new(status::ENOENT)),
