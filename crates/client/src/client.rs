@@ -432,11 +432,7 @@ impl Client {
     ) -> Result<()> {
         loop {
             let at = offset + *written;
-            // Once a head announced the length, nothing goes past it.
-            let len = match head.end {
-                Some(end) => Some(end - at),
-                None => length.map(|l| l - *written),
-            };
+            let len = head.left(at, length.map(|l| l - *written));
             if len.is_some_and(|l| l < BLOCKS_MIN_READ) {
                 return self.read_checked(addr, id, at, len, sink, written, head).await;
             }
@@ -467,10 +463,7 @@ impl Client {
                     // connection is dropped mid-body.
                     warn!(node = %addr, file_id = %id, offset = bad, "a block failed its CRC here; reading it checked");
                     let at = offset + *written;
-                    let len = match head.end {
-                        Some(end) => Some(end - at),
-                        None => length.map(|l| l - *written),
-                    };
+                    let len = head.left(at, length.map(|l| l - *written));
                     return self.read_checked(addr, id, at, len, sink, written, head).await;
                 }
             }
@@ -732,6 +725,16 @@ struct Head<'a> {
 }
 
 impl Head<'_> {
+    /// How much to ask for from `at`: what is `asked`, or, once a head
+    /// announced the length, exactly what is left of it, so nothing goes
+    /// past it.
+    fn left(&self, at: u64, asked: Option<u64>) -> Option<u64> {
+        match self.end {
+            Some(end) => Some(end.saturating_sub(at)),
+            None => asked,
+        }
+    }
+
     /// Writes the head for `len` bytes from `at`, the first time only.
     async fn announce<W: AsyncWrite + Unpin>(&mut self, sink: &mut W, at: u64, len: u64) -> Result<()> {
         if let Some(make) = self.make.take() {
