@@ -510,10 +510,11 @@ fn http_redirects_to_a_member_that_holds_the_file() {
     assert!(b == data, "the damaged copy's bytes were served");
 }
 
-/// A FastDFS download is one round trip from the front end to a member,
-/// its reply header written once that member announces the length. A
-/// damaged copy found midway must not change the header nor add or lose
-/// bytes: the front end goes on from the other member.
+/// A FastDFS download is read from the node's own store when it holds the
+/// file (else in one round trip to a member, the reply header written once
+/// that member announces the length). A damaged copy found midway must not
+/// change the header nor add or lose bytes: the front end goes on from
+/// the other member.
 #[test]
 fn fastdfs_downloads_go_around_a_damaged_copy() {
     let c = Cluster::start(1, &[("g1", 2)]);

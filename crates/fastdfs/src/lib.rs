@@ -1,10 +1,11 @@
 //! The FastDFS protocol front end: lets FastDFS clients (C, Java, PHP,
 //! Python, Go) use a Cairn cluster unchanged. A tracker-side listener
 //! answers placement and listing queries from the Cairn trackers; a
-//! storage-side listener beside each storage node carries out uploads,
-//! downloads and changes through the native client, so every write
-//! replicates and heals as native writes do. File IDs are the same in
-//! both protocols.
+//! storage-side listener beside each storage node carries out uploads and
+//! changes through the native client, so every write replicates and heals
+//! as native writes do, and serves downloads from the node's own store when
+//! the node holds the file ([`LocalBlobs`]), else through the native client.
+//! File IDs are the same in both protocols.
 //!
 //! The codec is written here (no maintained Rust crate serves the FastDFS
 //! server side): [`wire`] frames, [`request`] decodes, [`reply`] encodes.
@@ -19,7 +20,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
-pub use storage::StorageService;
+pub use storage::{LocalBlobs, StorageService};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 pub use tracker::TrackerService;

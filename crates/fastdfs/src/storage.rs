@@ -1,11 +1,16 @@
 //! The storage side: uploads, downloads and changes from FastDFS clients,
 //! carried out through this node (uploads) or the group's primary
-//! (changes), so they replicate and heal like any other write.
+//! (changes), so they replicate and heal like any other write. Downloads
+//! are read from this node's own store when it holds the file.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use cairn_client::{Client, UploadOptions};
 use cairn_proto::FileId;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -14,6 +19,26 @@ use crate::conn::{read_head, refuse, skip_rest, status_of, with_content, Refusal
 use crate::reply::{self, Endpoint};
 use crate::request::{decode_storage, encode_meta, file_id, has_content, StorageRequest};
 use crate::wire::{cmd, put_fixed, status, write_reply, Header, IpSize, GROUP_LEN};
+
+/// Blobs the storage node in the front end's own process holds, read
+/// without the network: the `cairn` binary plugs in the node's
+/// (`cairn_storage::LocalReads`); this crate does not depend on the node.
+pub trait LocalBlobs: Send + Sync + 'static {
+    /// The length of `[offset, offset + length)` of `id` (to its end
+    /// without a length) and its bytes, which end early with an error if a
+    /// block turns out damaged; `None` to go through the cluster.
+    #[allow(clippy::type_complexity)]
+    fn open<'a>(
+        &'a self,
+        id: &'a FileId,
+        offset: u64,
+        length: Option<u64>,
+    ) -> BoxFuture<'a, Option<(u64, BoxStream<'static, std::io::Result<Bytes>>)>>;
+}
+
+/// A first chunk up to this size leaves in the same write as the reply
+/// header: one segment for a small file instead of two.
+const WITH_HEADER: usize = 64 * 1024;
 
 /// The storage-side FastDFS service of one storage node.
 pub struct StorageService {
@@ -26,13 +51,22 @@ pub struct StorageService {
     /// The FastDFS endpoint of this node (its IP is the fallback source IP).
     me: Endpoint,
     ip: IpSize,
+    /// The node's own blobs, when it runs in this process.
+    local: Option<Arc<dyn LocalBlobs>>,
 }
 
 impl StorageService {
     /// A service for the node at native address `node_addr`, reached by
     /// FastDFS clients at `me`.
     pub fn new(client: Arc<Client>, node_addr: String, group: Option<String>, me: Endpoint, ip: IpSize) -> Self {
-        Self { map: MapCache::new(client.clone()), client, node_addr, group, me, ip }
+        Self { map: MapCache::new(client.clone()), client, node_addr, group, me, ip, local: None }
+    }
+
+    /// Serves downloads of what the node holds from its store, as FastDFS
+    /// storage servers do, instead of over the native protocol.
+    pub fn with_local(mut self, local: Arc<dyn LocalBlobs>) -> Self {
+        self.local = Some(local);
+        self
     }
 
     async fn group(&self) -> Result<String, Refusal> {
@@ -166,6 +200,11 @@ impl StorageService {
     /// the client sees a short body, never wrong bytes.
     async fn download(&self, conn: &mut TcpStream, id: FileId, offset: u64, length: u64) -> std::io::Result<bool> {
         let length = (length > 0).then_some(length);
+        if let Some(local) = &self.local {
+            if let Some((len, chunks)) = local.open(&id, offset, length).await {
+                return self.download_local(conn, &id, offset, len, chunks).await;
+            }
+        }
         let mut announced = false;
         let head = |len: u64| {
             announced = true;
@@ -182,6 +221,58 @@ impl StorageService {
                 Ok(false)
             }
         }
+    }
+}
+
+impl StorageService {
+    /// Sends `len` bytes read from the node's own store. If its copy turns
+    /// out damaged midway (its repair is then queued), the rest comes from
+    /// another member, so the client still gets the whole range.
+    async fn download_local(
+        &self,
+        conn: &mut TcpStream,
+        id: &FileId,
+        offset: u64,
+        len: u64,
+        mut chunks: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> std::io::Result<bool> {
+        let mut out = Header { len, cmd: cmd::RESP, status: status::OK }.encode().to_vec();
+        let mut sent = 0u64;
+        let mut broken = false;
+        while sent < len {
+            let chunk = match chunks.next().await {
+                Some(Ok(c)) => c,
+                _ => {
+                    broken = true;
+                    break;
+                }
+            };
+            let take = chunk.len().min((len - sent) as usize);
+            sent += take as u64;
+            if !out.is_empty() && take <= WITH_HEADER {
+                out.extend_from_slice(&chunk[..take]);
+                conn.write_all(&out).await?;
+            } else {
+                if !out.is_empty() {
+                    conn.write_all(&out).await?;
+                }
+                conn.write_all(&chunk[..take]).await?;
+            }
+            out.clear();
+        }
+        if !out.is_empty() {
+            conn.write_all(&out).await?;
+        }
+        if broken {
+            let rest = len - sent;
+            let got = self.client.download_to(id, offset + sent, Some(rest), conn).await;
+            if !matches!(got, Ok(n) if n == rest) {
+                tracing::warn!(file_id = %id, "FastDFS download failed midway; closing the connection");
+                return Ok(false);
+            }
+        }
+        conn.flush().await?;
+        Ok(true)
     }
 }
 

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+use crate::local::verified_chunks;
 use crate::node::{blocking, Node};
 
 /// The anti-steal token settings.
@@ -219,7 +220,7 @@ async fn download(
             return (StatusCode::OK, h, Body::from(first.into_bytes())).into_response();
         }
         let head = futures::stream::once(async move { Ok(first.into_bytes()) });
-        return (StatusCode::OK, h, Body::from_stream(head.chain(stream(node, id, reader)))).into_response();
+        return (StatusCode::OK, h, Body::from_stream(head.chain(verified_chunks(node, id, reader)))).into_response();
     }
     let (status, start, end) = match range(&headers, rec.size) {
         Ok(None) => (StatusCode::OK, 0, rec.size),
@@ -242,7 +243,7 @@ async fn download(
         Ok(r) => r,
         Err(e) => return plain(StatusCode::NOT_FOUND, &format!("cannot read the file: {e}")),
     };
-    (status, h, Body::from_stream(stream(node, id, reader))).into_response()
+    (status, h, Body::from_stream(verified_chunks(node, id, reader))).into_response()
 }
 
 /// What the download's first trip to the store brought back.
@@ -262,35 +263,6 @@ fn copy_is_current(if_none_match: Option<&str>, etag: &str) -> bool {
 /// The entity tag of a blob: its CRC and size.
 fn etag_of(rec: &cairn_store::BlobRecord) -> String {
     format!("\"{:08x}-{:x}\"", rec.crc32, rec.size)
-}
-
-/// Verified chunks, read ahead on a blocking thread. A bad block ends the
-/// body with an error (the client sees a cut transfer, never bad bytes)
-/// and queues a repair.
-fn stream(
-    node: Arc<Node>,
-    id: FileId,
-    mut reader: cairn_store::BlobReader,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::task::spawn_blocking(move || loop {
-        let item = reader.next_chunk();
-        let last = !matches!(item, Ok(Some(_)));
-        if tx.blocking_send(item).is_err() || last {
-            return;
-        }
-    });
-    futures::stream::unfold((rx, node, id), |(mut rx, node, id)| async move {
-        match rx.recv().await? {
-            Ok(Some(chunk)) => Some((Ok(chunk.into_bytes()), (rx, node, id))),
-            Ok(None) => None,
-            Err(e) => {
-                warn!(file_id = %id, error = %e, "HTTP download aborted");
-                crate::read::damaged(&node, &id, &e);
-                Some((Err(std::io::Error::other(e.to_string())), (rx, node, id)))
-            }
-        }
-    })
 }
 
 /// Sends the client to an active member that serves HTTP.

@@ -18,6 +18,7 @@ mod error;
 mod heartbeat;
 mod http;
 mod inflight;
+mod local;
 mod missed;
 mod mutate;
 mod node;
@@ -34,5 +35,6 @@ mod view;
 
 pub use config::StorageConfig;
 pub use http::{token_for, HttpToken};
+pub use local::{LocalRead, LocalReads};
 pub use node::run;
 pub use spare::wait_for_group;

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::config::StorageConfig;
 use crate::error::{refuse, remote};
 use crate::inflight::InFlight;
+use crate::local::LocalReads;
 use crate::rate::Rate;
 use crate::view::{Snapshot, View};
 use crate::{heartbeat, mutate, read, replica, scrub, upload};
@@ -277,13 +278,15 @@ impl Service for Node {
 }
 
 /// Runs a storage node on `listener` (and HTTP downloads on `http`) until
-/// `shutdown` turns true.
+/// `shutdown` turns true; `local` then reads its blobs for front ends in
+/// this process.
 pub async fn run(
     listener: TcpListener,
     http: Option<TcpListener>,
     secret: ClusterSecret,
     cfg: StorageConfig,
     store: Store,
+    local: LocalReads,
     shutdown: watch::Receiver<bool>,
 ) {
     let (heal_rate, scrub_rate) = (cfg.heal_rate_mib, cfg.scrub_rate_mib);
@@ -307,6 +310,7 @@ pub async fn run(
         scrub_rate: Rate::new(scrub_rate),
         me: me.clone(),
     });
+    local.bind(&node);
     info!(node = node.id(), group = node.store.group(), addr = %node.cfg.advertise, "storage node listening");
     let mut tasks = Vec::new();
     for t in node.cfg.trackers.clone() {

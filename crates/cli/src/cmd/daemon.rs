@@ -379,8 +379,9 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
         parts.store.group(),
         listener.local_addr()?
     );
-    front.start(&advertise, parts.store.group(), trackers, secret.clone(), shutdown.clone())?;
-    cairn_storage::run(listener, front.http.take(), secret, parts.cfg, parts.store, shutdown).await;
+    let local = cairn_storage::LocalReads::default();
+    front.start(&advertise, parts.store.group(), trackers, secret.clone(), local.clone(), shutdown.clone())?;
+    cairn_storage::run(listener, front.http.take(), secret, parts.cfg, parts.store, local, shutdown).await;
     Ok(())
 }
 
@@ -452,7 +453,8 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let shutdown = shutdown_on_signal();
     tfront.start(&tracker_addr, secret.clone(), shutdown.clone()).await?;
     let group = parts.store.group().to_string();
-    sfront.start(&storage_addr, &group, vec![tracker_addr.clone()], secret.clone(), shutdown.clone())?;
+    let local = cairn_storage::LocalReads::default();
+    sfront.start(&storage_addr, &group, vec![tracker_addr.clone()], secret.clone(), local.clone(), shutdown.clone())?;
     println!("try: cairn upload FILE --tracker {tracker_addr}");
     if let Some(ml) = meta_listener {
         println!("meta service on {}", ml.local_addr()?);
@@ -469,7 +471,7 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         });
     }
     let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, shutdown.clone()));
-    let s = tokio::spawn(cairn_storage::run(sl, sfront.http.take(), secret, parts.cfg, parts.store, shutdown));
+    let s = tokio::spawn(cairn_storage::run(sl, sfront.http.take(), secret, parts.cfg, parts.store, local, shutdown));
     let _ = tokio::join!(t, s);
     Ok(())
 }

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use cairn_client::{Client, ClientConfig};
 use cairn_fastdfs::reply::Endpoint;
-use cairn_fastdfs::{IpSize, StorageService, TrackerService};
-use cairn_proto::ClusterSecret;
-use cairn_storage::HttpToken;
+use cairn_fastdfs::{IpSize, LocalBlobs, StorageService, TrackerService};
+use cairn_proto::{ClusterSecret, FileId};
+use cairn_storage::{HttpToken, LocalReads};
 use clap::Args;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -223,6 +225,7 @@ impl StorageFront {
         group: &str,
         trackers: Vec<String>,
         secret: ClusterSecret,
+        local: LocalReads,
         stop: watch::Receiver<bool>,
     ) -> Result<()> {
         if let Some(a) = &self.http_addr {
@@ -232,9 +235,24 @@ impl StorageFront {
         println!("FastDFS storage protocol on {adv}");
         let me = Endpoint::parse(&adv).ok_or_else(|| anyhow!("bad address {adv:?}"))?;
         let client = Arc::new(Client::new(ClientConfig::new(trackers, secret)));
-        let service = StorageService::new(client, node_addr.to_string(), Some(group.to_string()), me, self.ip);
+        let service = StorageService::new(client, node_addr.to_string(), Some(group.to_string()), me, self.ip)
+            .with_local(Arc::new(NodeBlobs(local)));
         tokio::spawn(cairn_fastdfs::serve_storage(l, service, stop));
         Ok(())
+    }
+}
+
+/// The FastDFS listener's reads from the storage node in this process.
+struct NodeBlobs(LocalReads);
+
+impl LocalBlobs for NodeBlobs {
+    fn open<'a>(
+        &'a self,
+        id: &'a FileId,
+        offset: u64,
+        length: Option<u64>,
+    ) -> BoxFuture<'a, Option<(u64, BoxStream<'static, std::io::Result<bytes::Bytes>>)>> {
+        Box::pin(async move { self.0.open(id, offset, length).await.map(|r| (r.len, r.chunks)) })
     }
 }
 

@@ -1,0 +1,102 @@
+//! Reads of this node's own blobs by a front end that runs in the same
+//! process (the FastDFS storage listener), without a hop over loopback to
+//! the node and a copy through the front end: FastDFS serves a download
+//! from the disk of the node the client asked, and so does this. The bytes
+//! come from the verified reader, as HTTP downloads' do, so a damaged block
+//! is never sent, and its repair is queued.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use cairn_proto::FileId;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tracing::warn;
+
+use crate::node::Node;
+
+/// A handle on the node's store for front ends beside it; it answers
+/// once the node runs (`run` binds it), and sends callers to the cluster
+/// before that.
+#[derive(Clone, Default)]
+pub struct LocalReads {
+    node: Arc<OnceLock<Weak<Node>>>,
+}
+
+/// An opened local read: its length, then its verified bytes.
+pub struct LocalRead {
+    /// Bytes the read will yield, fixed at opening (an appender blob may
+    /// grow meanwhile; the read does not follow it).
+    pub len: u64,
+    /// The bytes, in chunks. An error ends it early: the caller has the
+    /// rest read from another member.
+    pub chunks: BoxStream<'static, std::io::Result<bytes::Bytes>>,
+}
+
+impl LocalReads {
+    pub(crate) fn bind(&self, node: &Arc<Node>) {
+        let _ = self.node.set(Arc::downgrade(node));
+    }
+
+    /// `[offset, offset + length)` of `id` (to its end without a length),
+    /// if this node is an active member of its group and holds the blob
+    /// whole and undamaged where the read starts. `None` sends the caller to
+    /// the cluster, which knows how to answer everything else (a missing
+    /// file, an offset past the end, a member that is catching up).
+    pub async fn open(&self, id: &FileId, offset: u64, length: Option<u64>) -> Option<LocalRead> {
+        let node = self.node.get()?.upgrade()?;
+        // A member that is catching up may hold an older appender blob.
+        node.ready().ok()?;
+        let store = node.store.clone();
+        let rid = id.clone();
+        // The open and the first chunk in one trip to a blocking thread: a
+        // small file is then sent from memory without a second one.
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut reader = store.read(&rid, offset, length)?;
+            let len = reader.remaining();
+            let first = reader.next_chunk()?;
+            Ok::<_, cairn_store::Error>((reader, len, first))
+        })
+        .await
+        .ok()?;
+        let (reader, len, first) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                crate::read::damaged(&node, id, &e);
+                return None;
+            }
+        };
+        let first = futures::stream::iter(first.map(|c| Ok(c.into_bytes())));
+        if reader.remaining() == 0 {
+            return Some(LocalRead { len, chunks: first.boxed() });
+        }
+        Some(LocalRead { len, chunks: first.chain(verified_chunks(node, id.clone(), reader)).boxed() })
+    }
+}
+
+/// Verified chunks, read ahead on a blocking thread. A bad block ends the
+/// stream with an error and queues a repair.
+pub(crate) fn verified_chunks(
+    node: Arc<Node>,
+    id: FileId,
+    mut reader: cairn_store::BlobReader,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || loop {
+        let item = reader.next_chunk();
+        let last = !matches!(item, Ok(Some(_)));
+        if tx.blocking_send(item).is_err() || last {
+            return;
+        }
+    });
+    futures::stream::unfold((rx, node, id), |(mut rx, node, id)| async move {
+        match rx.recv().await? {
+            Ok(Some(chunk)) => Some((Ok(chunk.into_bytes()), (rx, node, id))),
+            Ok(None) => None,
+            Err(e) => {
+                warn!(file_id = %id, error = %e, "a local read found a damaged block");
+                crate::read::damaged(&node, &id, &e);
+                Some((Err(std::io::Error::other(e.to_string())), (rx, node, id)))
+            }
+        }
+    })
+}
