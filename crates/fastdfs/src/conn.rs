@@ -70,7 +70,7 @@ pub(crate) async fn serve<S: Service>(listener: TcpListener, service: Arc<S>, mu
         tokio::spawn(async move {
             loop {
                 let mut b = [0u8; HEADER_LEN];
-                match tokio::time::timeout(IDLE, read_acking(&mut conn, &mut b)).await {
+                match tokio::time::timeout(IDLE, read_acking(&mut conn, &mut b, false)).await {
                     Ok(Ok(())) => {}
                     _ => return,
                 }
@@ -98,19 +98,36 @@ pub(crate) async fn serve<S: Service>(listener: TcpListener, service: Arc<S>, mu
 /// acknowledgement goes out now. Linux forgets the setting as it sees fit,
 /// so it is set each time; a client whose requests arrive whole never pays
 /// for the call.
-pub(crate) fn ack_now(conn: &TcpStream) {
+fn ack_now(conn: &TcpStream) {
     let _ = socket2::SockRef::from(conn).set_tcp_quickack(true);
 }
 
-/// Fills `b` from the connection, acknowledging at once each time it has
-/// to wait for more (see [`ack_now`]).
-async fn read_acking(conn: &mut TcpStream, b: &mut [u8]) -> std::io::Result<()> {
+/// Reads what the connection has into `b`; if it has nothing yet, first
+/// sends the pending acknowledgement when `ack` says a client may be
+/// waiting for it (see [`ack_now`]), then waits. A request that has arrived
+/// costs no extra call.
+async fn read_some(conn: &mut TcpStream, b: &mut [u8], ack: bool) -> std::io::Result<usize> {
+    loop {
+        match conn.try_read(b) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if ack {
+                    ack_now(conn);
+                }
+                conn.readable().await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Fills `b` from the connection. `mid_request`: the bytes before `b`
+/// belong to the same request, so a wait for `b`'s first byte may be a
+/// client's wait for their acknowledgement too.
+async fn read_acking(conn: &mut TcpStream, b: &mut [u8], mid_request: bool) -> std::io::Result<()> {
     let mut got = 0;
     while got < b.len() {
-        if got > 0 {
-            ack_now(conn);
-        }
-        match conn.read(&mut b[got..]).await? {
+        match read_some(conn, &mut b[got..], mid_request || got > 0).await? {
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             n => got += n,
         }
@@ -118,12 +135,11 @@ async fn read_acking(conn: &mut TcpStream, b: &mut [u8]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Reads `n` bytes, failing after [`STALL`] without progress.
+/// Reads `n` bytes of a request whose header was read, failing after
+/// [`STALL`] without progress.
 pub(crate) async fn read_n(conn: &mut TcpStream, n: usize) -> std::io::Result<Vec<u8>> {
     let mut b = vec![0u8; n];
-    // A part of a request is awaited: what came before it is acknowledged.
-    ack_now(conn);
-    tokio::time::timeout(STALL, read_acking(conn, &mut b))
+    tokio::time::timeout(STALL, read_acking(conn, &mut b, true))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client stalled"))??;
     Ok(b)
@@ -209,10 +225,7 @@ where
             // content's first read (the head was read just before), and
             // after a short read, the sign of a client writing in small
             // pieces. Whole segments are acknowledged promptly anyway.
-            if last < SHORT_READ {
-                ack_now(conn);
-            }
-            let got = match tokio::time::timeout(STALL, conn.read(&mut buf)).await {
+            let got = match tokio::time::timeout(STALL, read_some(conn, &mut buf, last < SHORT_READ)).await {
                 Ok(Ok(0)) | Err(_) => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
                 Ok(Ok(k)) => Ok(k),
                 Ok(Err(e)) => Err(e),

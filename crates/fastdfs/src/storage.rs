@@ -193,9 +193,10 @@ impl StorageService {
         }
     }
 
-    /// Sends the range's length in the header, then streams the bytes
-    /// from any member, in one round trip to it: the header is written
-    /// when the member's answer tells the length. A failure before that is
+    /// Sends the range's length in the header, then the bytes: from this
+    /// node's store when it holds the file, else from any member in one
+    /// round trip to it, the header written when the member's answer tells
+    /// the length. A failure before that is
     /// answered with its status; a failure midway closes the connection, so
     /// the client sees a short body, never wrong bytes.
     async fn download(&self, conn: &mut TcpStream, id: FileId, offset: u64, length: u64) -> std::io::Result<bool> {
@@ -222,9 +223,7 @@ impl StorageService {
             }
         }
     }
-}
 
-impl StorageService {
     /// Sends `len` bytes read from the node's own store. If its copy turns
     /// out damaged midway (its repair is then queued), the rest comes from
     /// another member, so the client still gets the whole range.
