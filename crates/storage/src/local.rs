@@ -73,8 +73,9 @@ impl LocalReads {
     }
 }
 
-/// Verified chunks, read ahead on a blocking thread. A bad block ends the
-/// stream with an error and queues a repair.
+/// Verified chunks, read ahead on a blocking thread, for HTTP downloads and
+/// local reads. A bad block ends the stream with an error (the reader sees
+/// a cut transfer, never bad bytes) and queues a repair.
 pub(crate) fn verified_chunks(
     node: Arc<Node>,
     id: FileId,
@@ -93,7 +94,7 @@ pub(crate) fn verified_chunks(
             Ok(Some(chunk)) => Some((Ok(chunk.into_bytes()), (rx, node, id))),
             Ok(None) => None,
             Err(e) => {
-                warn!(file_id = %id, error = %e, "a local read found a damaged block");
+                warn!(file_id = %id, error = %e, "a read of this node's copy found a damaged block");
                 crate::read::damaged(&node, &id, &e);
                 Some((Err(std::io::Error::other(e.to_string())), (rx, node, id)))
             }
