@@ -540,6 +540,44 @@ fn fastdfs_downloads_go_around_a_damaged_copy() {
     }
 }
 
+/// The storage listener stores an upload through the node in its own
+/// process: answered only once both members hold it, and a cut upload is
+/// kept by neither.
+#[test]
+fn fastdfs_uploads_are_on_every_member_when_answered() {
+    let c = Cluster::start(1, &[("g1", 2)]);
+    let client = c.client();
+    // Small (spooled in memory) and large (spooled to a file), plain and
+    // appender, through each node's listener.
+    for (i, (size, cmd)) in [(4096, 11), (3 << 20, 11), (70_000, 23), (5 << 20, 23)].into_iter().enumerate() {
+        let data = content(size, i as u64 + 20);
+        let id = upload(&fdfs(&c, i % 2), cmd, "bin", &data);
+        let name = FileId::parse(&id).unwrap().to_string();
+        for node in 0..2 {
+            let held = listing(&c, &client, node).get(&name).copied();
+            assert_eq!(held, Some((size as u64, crc32(&data))), "upload {i} ({size} bytes) on node {node}");
+        }
+        assert!(download(&fdfs(&c, 1 - i % 2), &id, 0, 0) == (0, data), "upload {i} read through the other node");
+    }
+    // An upload cut short by the client is kept by no member.
+    let before: Vec<_> = (0..2).map(|n| listing(&c, &client, n)).collect();
+    let mut s = connect(&fdfs(&c, 1));
+    let mut req = u64be(15 + 2_000_000);
+    req.extend([11, 0, 0xFF]);
+    req.extend(u64be(2_000_000));
+    req.extend(field("cut", 6));
+    req.extend(content(1_200_000, 7));
+    s.write_all(&req).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    for (n, was) in before.iter().enumerate() {
+        assert_eq!(&listing(&c, &client, n), was, "node {n} after a cut upload");
+    }
+    let id = upload(&fdfs(&c, 1), 11, "txt", b"still here");
+    assert_eq!(download(&fdfs(&c, 0), &id, 0, 0), (0, b"still here".to_vec()));
+}
+
 #[test]
 fn http_anti_steal_tokens() {
     let c = Cluster::start_with(1, &[("g1", 1)], &["--http-token-secret", "s3cret", "--http-token-ttl-secs", "60"]);

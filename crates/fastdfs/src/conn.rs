@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use cairn_client::{Body, Error as ClientError};
 use cairn_proto::ErrorCode;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -210,9 +212,23 @@ where
     F: FnOnce(Body) -> Fut,
     Fut: Future<Output = Result<T, ClientError>>,
 {
+    with_content_chunks(conn, n, |chunks| op(Body::Reader(Box::new(tokio_util::io::StreamReader::new(chunks))))).await
+}
+
+/// [`with_content`] with the content as a stream of chunks, as they
+/// arrive. What `op` leaves unread is still read off the connection (it
+/// stays usable); the second value says whether the whole content came.
+pub(crate) async fn with_content_chunks<T, F, Fut>(
+    conn: &mut TcpStream,
+    n: u64,
+    op: F,
+) -> (Result<T, ClientError>, bool)
+where
+    F: FnOnce(BoxStream<'static, std::io::Result<bytes::Bytes>>) -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
     let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
-    let stream = Box::pin(channel_stream(rx));
-    let body = Body::Reader(Box::new(tokio_util::io::StreamReader::new(stream)));
+    let body = channel_stream(rx).boxed();
     let pump = async {
         let mut left = n;
         let mut last = 0;

@@ -1,11 +1,13 @@
 //! The FastDFS protocol front end: lets FastDFS clients (C, Java, PHP,
 //! Python, Go) use a Cairn cluster unchanged. A tracker-side listener
-//! answers placement and listing queries from the Cairn trackers; a
-//! storage-side listener beside each storage node carries out uploads and
-//! changes through the native client, so every write replicates and heals
-//! as native writes do, and serves downloads from the node's own store when
-//! the node holds the file ([`LocalBlobs`]), else through the native client.
-//! File IDs are the same in both protocols.
+//! answers placement and listing queries from the Cairn trackers (placement
+//! from the tracker in its own process, [`LocalPlacement`], when there is
+//! one); a storage-side listener beside each storage node stores uploads
+//! through that node and carries out changes through the native client, so
+//! every write replicates and heals as native writes do, and serves
+//! downloads from the node's own store when the node holds the file
+//! ([`LocalBlobs`]), else through the native client. File IDs are the same
+//! in both protocols.
 //!
 //! The codec is written here (no maintained Rust crate serves the FastDFS
 //! server side): [`wire`] frames, [`request`] decodes, [`reply`] encodes.
@@ -23,7 +25,7 @@ use std::sync::Arc;
 pub use storage::{LocalBlobs, StorageService};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-pub use tracker::TrackerService;
+pub use tracker::{LocalPlacement, TrackerService};
 pub use wire::IpSize;
 
 /// Serves the tracker side on `listener` until `stop` turns true.

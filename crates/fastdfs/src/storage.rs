@@ -15,14 +15,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::cluster::MapCache;
-use crate::conn::{read_head, refuse, skip_rest, status_of, with_content, Refusal, Service};
+use crate::conn::{read_head, refuse, skip_rest, status_of, with_content, with_content_chunks, Refusal, Service};
 use crate::reply::{self, Endpoint};
 use crate::request::{decode_storage, encode_meta, file_id, has_content, StorageRequest};
 use crate::wire::{cmd, put_fixed, status, write_reply, Header, IpSize, GROUP_LEN};
 
-/// Blobs the storage node in the front end's own process holds, read
-/// without the network: the `cairn` binary plugs in the node's
-/// (`cairn_storage::LocalReads`); this crate does not depend on the node.
+/// The blobs of the storage node in the front end's own process, read and
+/// stored without the network: the `cairn` binary plugs in the node's
+/// (`cairn_storage::LocalNode`); this crate does not depend on the node.
 pub trait LocalBlobs: Send + Sync + 'static {
     /// The length of `[offset, offset + length)` of `id` (to its end
     /// without a length) and its bytes, which end early with an error if a
@@ -34,6 +34,20 @@ pub trait LocalBlobs: Send + Sync + 'static {
         offset: u64,
         length: Option<u64>,
     ) -> BoxFuture<'a, Option<(u64, BoxStream<'static, std::io::Result<Bytes>>)>>;
+
+    /// Whether [`LocalBlobs::upload`] takes an upload now; asked before
+    /// the content is read, so that a no still leaves the cluster's way.
+    fn takes_uploads(&self) -> bool;
+
+    /// Stores `content` as a new blob of the node's group, on every active
+    /// member's disk before the ID comes back. Content that ends in an
+    /// error is not stored.
+    fn upload(
+        &self,
+        appender: bool,
+        ext: String,
+        content: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> BoxFuture<'_, Result<FileId, cairn_client::Error>>;
 }
 
 /// A first chunk up to this size leaves in the same write as the reply
@@ -95,10 +109,19 @@ impl StorageService {
         let fail = |e: &cairn_client::Error| Refusal::new(status_of(e));
         match req {
             StorageRequest::Upload { appender, ext, content, .. } => {
-                let group = self.group().await.ok();
-                let opts = UploadOptions { group, appender, ext };
-                let (r, whole) =
-                    with_content(conn, content, |body| self.client.upload_at(&self.node_addr, &opts, body)).await;
+                let (r, whole) = match self.local.as_ref().filter(|l| l.takes_uploads()) {
+                    // Stored by the node in this process: the content goes
+                    // from the client's connection to the node's spool and
+                    // its peers, without a hop over loopback.
+                    Some(local) => {
+                        with_content_chunks(conn, content, |chunks| local.upload(appender, ext, chunks)).await
+                    }
+                    None => {
+                        let group = self.group().await.ok();
+                        let opts = UploadOptions { group, appender, ext };
+                        with_content(conn, content, |body| self.client.upload_at(&self.node_addr, &opts, body)).await
+                    }
+                };
                 match (r, whole) {
                     (Ok(id), true) => Self::file_id_reply(conn, &id).await,
                     (Err(e), true) => refuse(conn, fail(&e)).await,

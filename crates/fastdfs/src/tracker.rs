@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cairn_client::Client;
-use cairn_proto::{FileId, GroupStatus, MemberState};
+use cairn_proto::{FileId, GroupStatus, MemberState, StoreTarget};
 use tokio::net::TcpStream;
 
 use crate::cluster::MapCache;
@@ -19,18 +19,44 @@ use crate::wire::{status, write_reply, Header, IpSize};
 /// itself (FastDFS's -1, "storage decides"), whatever comes back.
 const ANY_STORE_PATH: u8 = 0;
 
+/// The placement of the Cairn tracker in the front end's own process,
+/// asked without the network: the `cairn` binary plugs in the tracker's
+/// (`cairn_tracker::LocalTracker`); this crate does not depend on it.
+pub trait LocalPlacement: Send + Sync + 'static {
+    /// Where to upload, as a `QueryStore` to the tracker answers; `None`
+    /// to ask the trackers over the network.
+    fn place(&self, group: Option<&str>, exclude: &[String]) -> Option<Result<StoreTarget, cairn_client::Error>>;
+}
+
 /// The tracker-side FastDFS service.
 pub struct TrackerService {
     client: Arc<Client>,
     map: MapCache,
     ip: IpSize,
+    /// The tracker's placement, when it runs in this process.
+    local: Option<Arc<dyn LocalPlacement>>,
 }
 
 impl TrackerService {
     /// A service answering from the cluster `client` reaches, with IP
     /// fields of `ip` size.
     pub fn new(client: Arc<Client>, ip: IpSize) -> Self {
-        Self { map: MapCache::new(client.clone()), client, ip }
+        Self { map: MapCache::new(client.clone()), client, ip, local: None }
+    }
+
+    /// Answers where to upload from the tracker in this process, as
+    /// FastDFS's tracker does, instead of asking it over loopback.
+    pub fn with_local(mut self, local: Arc<dyn LocalPlacement>) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// Where to upload: from the tracker in this process if there is one.
+    async fn place(&self, group: Option<&str>, exclude: &[String]) -> Result<StoreTarget, cairn_client::Error> {
+        match self.local.as_ref().and_then(|l| l.place(group, exclude)) {
+            Some(placed) => placed,
+            None => self.client.query_store(group, exclude).await,
+        }
     }
 
     async fn answer(&self, req: TrackerRequest) -> Result<Vec<u8>, Refusal> {
@@ -40,7 +66,7 @@ impl TrackerService {
                 let mut exclude = Vec::new();
                 // Members without a FastDFS listener cannot take this upload.
                 for _ in 0..8 {
-                    let t = self.client.query_store(group.as_deref(), &exclude).await.map_err(fail)?;
+                    let t = self.place(group.as_deref(), &exclude).await.map_err(fail)?;
                     if let Some(ep) = self.map.endpoint_of(&t.addr).await {
                         return Ok(reply::store_one(&t.group, &ep, ANY_STORE_PATH, self.ip));
                     }
@@ -51,7 +77,7 @@ impl TrackerService {
             TrackerRequest::QueryStore { group, all: true } => {
                 let name = match group {
                     Some(g) => g,
-                    None => self.client.query_store(None, &[]).await.map_err(fail)?.group,
+                    None => self.place(None, &[]).await.map_err(fail)?.group,
                 };
                 let map = self.map.get(false).await.map_err(fail)?;
                 let g = map.groups.iter().find(|g| g.name == name).ok_or(Refusal::new(status::ENOENT))?;

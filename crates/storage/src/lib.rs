@@ -35,6 +35,6 @@ mod view;
 
 pub use config::StorageConfig;
 pub use http::{token_for, HttpToken};
-pub use local::{LocalRead, LocalReads};
+pub use local::{LocalNode, LocalRead};
 pub use node::run;
 pub use spare::wait_for_group;

@@ -1,24 +1,30 @@
-//! Reads of this node's own blobs by a front end that runs in the same
-//! process (the FastDFS storage listener), without a hop over loopback to
-//! the node and a copy through the front end: FastDFS serves a download
-//! from the disk of the node the client asked, and so does this. The bytes
-//! come from the verified reader, as HTTP downloads' do, so a damaged block
-//! is never sent, and its repair is queued.
+//! The node as a front end that runs in the same process (the FastDFS
+//! storage listener) reaches it: without a hop over loopback to the node
+//! and a copy through the front end. FastDFS serves a download from the
+//! disk of the node the client asked, and stores an upload there, and so
+//! does this.
+//!
+//! - Reads come from the verified reader, as HTTP downloads' do, so a
+//!   damaged block is never sent, and its repair is queued.
+//! - Uploads take the path a native upload to this node takes: spooled
+//!   here while streamed to the group's other active members, answered
+//!   once every one of them has the blob on disk.
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use cairn_proto::FileId;
+use cairn_proto::{ErrorCode, FileId, ProtoError};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use tracing::warn;
 
 use crate::node::Node;
+use crate::upload::StreamBody;
 
-/// A handle on the node's store for front ends beside it; it answers
-/// once the node runs (`run` binds it), and sends callers to the cluster
-/// before that.
+/// A handle on the node for front ends beside it; it answers once the
+/// node runs (`run` binds it), and sends callers to the cluster before
+/// that.
 #[derive(Clone, Default)]
-pub struct LocalReads {
+pub struct LocalNode {
     node: Arc<OnceLock<Weak<Node>>>,
 }
 
@@ -32,7 +38,7 @@ pub struct LocalRead {
     pub chunks: BoxStream<'static, std::io::Result<bytes::Bytes>>,
 }
 
-impl LocalReads {
+impl LocalNode {
     pub(crate) fn bind(&self, node: &Arc<Node>) {
         let _ = self.node.set(Arc::downgrade(node));
     }
@@ -70,6 +76,31 @@ impl LocalReads {
             return Some(LocalRead { len, chunks: first.boxed() });
         }
         Some(LocalRead { len, chunks: first.chain(verified_chunks(node, id.clone(), reader)).boxed() })
+    }
+
+    /// Whether [`LocalNode::upload`] would take an upload now: the node
+    /// runs here and is an active member of its group. Asked before the
+    /// body is read, so that a caller told no can still send it through
+    /// the cluster.
+    pub fn takes_uploads(&self) -> bool {
+        self.node.get().and_then(Weak::upgrade).is_some_and(|n| n.ready().is_ok())
+    }
+
+    /// Stores `body` as a new blob (an appender blob if `appender`) with
+    /// extension `ext`, here and on every other active member of the
+    /// group, as a native upload to this node does; its ID once all have
+    /// it on disk. A body that ends in an error is not stored.
+    pub async fn upload(
+        &self,
+        appender: bool,
+        ext: String,
+        body: BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    ) -> Result<FileId, ProtoError> {
+        let Some(node) = self.node.get().and_then(Weak::upgrade) else {
+            return Err(crate::error::refuse(ErrorCode::NotReady, "the storage node is not running"));
+        };
+        let _load = node.busy();
+        crate::upload::upload_from(&node, &mut StreamBody(body), appender, ext, None).await
     }
 }
 

@@ -7,7 +7,7 @@ use cairn_store::Origin;
 use crate::error::refuse;
 use crate::node::{blocking, parse_id, Node};
 use crate::replicate::replicate_op;
-use crate::upload::{receive, refuse_body};
+use crate::upload::{receive, refuse_body, ConnBody};
 
 /// Delete, discard, truncate and set-metadata: apply here, then on every
 /// member of the write set, holding the blob's order lock throughout.
@@ -110,7 +110,7 @@ async fn body_op(node: &Node, conn: &mut Conn, file_id: &str, modify_at: Option<
         Ok(p) => p,
         Err(e) => return Err(refuse_body(conn, e).await),
     };
-    let (spooled, replicas) = receive(node, conn, &view, id.store_path()).await?;
+    let (spooled, replicas) = receive(node, &mut ConnBody::new(conn), &view, id.store_path()).await?;
     let _order = node.order(&id).await;
     let store = node.store.clone();
     let local_id = id.clone();

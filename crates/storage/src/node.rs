@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::config::StorageConfig;
 use crate::error::{refuse, remote};
 use crate::inflight::InFlight;
-use crate::local::LocalReads;
+use crate::local::LocalNode;
 use crate::rate::Rate;
 use crate::view::{Snapshot, View};
 use crate::{heartbeat, mutate, read, replica, scrub, upload};
@@ -79,6 +79,12 @@ impl Node {
 
     pub(crate) fn load(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in the load the node reports until the guard goes.
+    pub(crate) fn busy(&self) -> LoadGuard<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        LoadGuard(&self.in_flight)
     }
 
     /// The group, provided this node is active in it and not removed.
@@ -152,7 +158,8 @@ fn removed() -> ProtoError {
     refuse(ErrorCode::NotReady, "this storage node was removed from its group; it serves nothing")
 }
 
-struct LoadGuard<'a>(&'a AtomicU32);
+/// Counts a request as running on the node until dropped.
+pub(crate) struct LoadGuard<'a>(&'a AtomicU32);
 
 impl Drop for LoadGuard<'_> {
     fn drop(&mut self) {
@@ -162,8 +169,7 @@ impl Drop for LoadGuard<'_> {
 
 impl Service for Node {
     async fn handle(&self, req: Request, conn: &mut Conn) -> Result<(), ProtoError> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _load = LoadGuard(&self.in_flight);
+        let _load = self.busy();
         let admin = matches!(req, Request::Ping | Request::HealStatus | Request::Scrub { start: false });
         if !admin && self.store.is_removed() {
             if matches!(
@@ -286,7 +292,7 @@ pub async fn run(
     secret: ClusterSecret,
     cfg: StorageConfig,
     store: Store,
-    local: LocalReads,
+    local: LocalNode,
     shutdown: watch::Receiver<bool>,
 ) {
     let (heal_rate, scrub_rate) = (cfg.heal_rate_mib, cfg.scrub_rate_mib);

@@ -1,10 +1,15 @@
 //! Uploads on the member a client chose, and the body intake shared with
 //! appends and modifications.
 
+use std::future::Future;
+
+use bytes::Bytes;
 use cairn_proto::file_id::validate_ext;
 use cairn_proto::frame::write_frame;
-use cairn_proto::{BodyReader, Conn, ErrorCode, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
+use cairn_proto::{BodyReader, Conn, ErrorCode, FileId, ProtoError, ReplicaCommit, ReplicaOp, Request, Response};
 use cairn_store::{Origin, Spool, Spooled};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use crate::error::refuse;
 use crate::node::{blocking, joined, parse_id, Node};
@@ -14,9 +19,61 @@ use crate::view::Snapshot;
 /// Reads what is left of a request's body so the connection stays usable,
 /// then returns the error that refused the request.
 pub(crate) async fn refuse_body(conn: &mut Conn, err: ProtoError) -> ProtoError {
-    match BodyReader::new().drain(conn).await {
-        Ok(()) => err,
-        Err(broken) => broken,
+    ConnBody::new(conn).refuse(err).await
+}
+
+/// Where a body's bytes come from: a native connection's chunked body, or
+/// a stream of chunks from a front end in this process.
+pub(crate) trait BodySource: Send {
+    /// The next chunk, or `None` once the body has ended.
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, ProtoError>> + Send;
+    /// Takes what is left of the body, so that its sender can go on, then
+    /// gives back `err`, the reason it was refused.
+    fn refuse(&mut self, err: ProtoError) -> impl Future<Output = ProtoError> + Send;
+}
+
+/// The body that follows a request on a native connection.
+pub(crate) struct ConnBody<'c> {
+    conn: &'c mut Conn,
+    reader: BodyReader,
+}
+
+impl<'c> ConnBody<'c> {
+    pub(crate) fn new(conn: &'c mut Conn) -> Self {
+        Self { conn, reader: BodyReader::new() }
+    }
+}
+
+impl BodySource for ConnBody<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ProtoError> {
+        self.reader.next(self.conn).await
+    }
+
+    async fn refuse(&mut self, err: ProtoError) -> ProtoError {
+        match self.reader.drain(self.conn).await {
+            Ok(()) => err,
+            Err(broken) => broken,
+        }
+    }
+}
+
+/// A body handed over in chunks by a front end in this process. Its error
+/// means the front end's own client stopped sending: the upload is
+/// abandoned, as a native client's abort is. What is left of it is the
+/// front end's to skip.
+pub(crate) struct StreamBody(pub(crate) BoxStream<'static, std::io::Result<Bytes>>);
+
+impl BodySource for StreamBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ProtoError> {
+        match self.0.next().await {
+            Some(Ok(chunk)) => Ok(Some(chunk)),
+            Some(Err(_)) => Err(ProtoError::BodyAborted),
+            None => Ok(None),
+        }
+    }
+
+    async fn refuse(&mut self, err: ProtoError) -> ProtoError {
+        err
     }
 }
 
@@ -24,7 +81,7 @@ pub(crate) async fn refuse_body(conn: &mut Conn, err: ProtoError) -> ProtoError 
 /// streaming it to the group's other active members.
 pub(crate) async fn receive<'a>(
     node: &'a Node,
-    conn: &mut Conn,
+    body: &mut impl BodySource,
     view: &Snapshot,
     store_path: u8,
 ) -> Result<(Spooled, ReplicaSet<'a>), ProtoError> {
@@ -32,14 +89,13 @@ pub(crate) async fn receive<'a>(
     // outgrows memory).
     let spool = match node.store.spool(store_path) {
         Ok(s) => s,
-        Err(e) => return Err(refuse_body(conn, crate::error::remote(e)).await),
+        Err(e) => return Err(body.refuse(crate::error::remote(e)).await),
     };
     let mut replicas = ReplicaSet::open(node, view, Request::ReplicaBody { epoch: view.epoch, store_path }).await;
     let mut spool: Option<Spool> = Some(spool);
     let mut failure: Option<ProtoError> = None;
-    let mut body = BodyReader::new();
     loop {
-        let chunk = match body.next(conn).await {
+        let chunk = match body.next_chunk().await {
             Ok(Some(c)) => c,
             Ok(None) => break,
             Err(ProtoError::BodyAborted) => {
@@ -90,7 +146,7 @@ pub(crate) async fn receive<'a>(
     }
 }
 
-/// A new blob with a fresh name.
+/// A new blob with a fresh name, answered with its ID.
 pub async fn upload(
     node: &Node,
     conn: &mut Conn,
@@ -98,6 +154,19 @@ pub async fn upload(
     ext: String,
     store_path: Option<u8>,
 ) -> Result<(), ProtoError> {
+    let id = upload_from(node, &mut ConnBody::new(conn), appender, ext, store_path).await?;
+    write_frame(conn, &Response::FileId(id.to_string())).await
+}
+
+/// A new blob with a fresh name, from any body: its ID once every active
+/// member of the group has it on disk.
+pub(crate) async fn upload_from(
+    node: &Node,
+    body: &mut impl BodySource,
+    appender: bool,
+    ext: String,
+    store_path: Option<u8>,
+) -> Result<FileId, ProtoError> {
     let prep = node.begin_write().and_then(|(view, guard)| {
         validate_ext(&ext).map_err(|r| refuse(ErrorCode::InvalidArgument, r))?;
         let sp = node.store.choose_path(store_path).map_err(crate::error::remote)?;
@@ -105,9 +174,9 @@ pub async fn upload(
     });
     let (view, _write, sp) = match prep {
         Ok(p) => p,
-        Err(e) => return Err(refuse_body(conn, e).await),
+        Err(e) => return Err(body.refuse(e).await),
     };
-    let (spooled, replicas) = receive(node, conn, &view, sp).await?;
+    let (spooled, replicas) = receive(node, body, &view, sp).await?;
     // Naming and writing are one task on a blocking thread, which hands the
     // name back as soon as it is taken: the peers commit while this node
     // does, and a small upload pays one hand-off to the blocking pool, not
@@ -133,7 +202,7 @@ pub async fn upload(
     match local {
         Ok(_) => {
             outcome.settle(node).await?;
-            write_frame(conn, &Response::FileId(id.to_string())).await
+            Ok(id)
         }
         Err(e) => {
             // Peers may hold a blob this node could not keep: take it back.
@@ -168,7 +237,7 @@ pub async fn upload_slave(
     if node.store.contains(&slave) {
         return Err(refuse_body(conn, refuse(ErrorCode::Exists, format!("slave file {slave} already exists"))).await);
     }
-    let (spooled, replicas) = receive(node, conn, &view, slave.store_path()).await?;
+    let (spooled, replicas) = receive(node, &mut ConnBody::new(conn), &view, slave.store_path()).await?;
     let info = cairn_proto::BlobInfo {
         size: spooled.size,
         crc32: spooled.crc32,

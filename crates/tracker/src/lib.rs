@@ -4,7 +4,8 @@
 //! - [`ClusterState`] (in `map.rs`) is the map and every decision on it:
 //!   membership, offline detection, primaries and epochs, placement. It is
 //!   plain data with no I/O, so its rules are unit-tested directly.
-//! - [`run`] serves the map over the native protocol.
+//! - [`run`] serves the map over the native protocol; [`LocalTracker`]
+//!   reaches it from front ends in the same process.
 //!
 //! A tracker keeps nothing on disk that matters: a restarted tracker learns
 //! groups, members and epochs again from the next round of heartbeats.
@@ -15,4 +16,4 @@ mod server;
 
 pub use config::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
 pub use map::ClusterState;
-pub use server::run;
+pub use server::{run, LocalTracker};

@@ -1,11 +1,11 @@
 //! Serving the map.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use cairn_proto::frame::write_frame;
 use cairn_proto::{
-    ClusterSecret, Conn, ErrorCode, FileId, ProtoError, Request, Response, ServeLimits, Service, WireError,
+    ClusterSecret, Conn, ErrorCode, FileId, ProtoError, Request, Response, ServeLimits, Service, StoreTarget, WireError,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -70,11 +70,38 @@ impl Service for Tracker {
     }
 }
 
-/// Runs a tracker on `listener` until `shutdown` turns true.
-pub async fn run(listener: TcpListener, secret: ClusterSecret, cfg: TrackerConfig, shutdown: watch::Receiver<bool>) {
+/// A handle on the tracker for front ends in its process (the FastDFS
+/// tracker listener): its placement without a round trip over loopback.
+/// It answers once the tracker runs (`run` binds it).
+#[derive(Clone, Default)]
+pub struct LocalTracker {
+    tracker: Arc<OnceLock<Weak<Tracker>>>,
+}
+
+impl LocalTracker {
+    /// Where to upload (a group, `group` if given, and a member not in
+    /// `exclude`), as a `QueryStore` to this tracker answers; `None` while
+    /// the tracker does not run here.
+    pub fn place(&self, group: Option<&str>, exclude: &[String]) -> Option<Result<StoreTarget, WireError>> {
+        let tracker = self.tracker.get()?.upgrade()?;
+        let placed = tracker.state().place(group, exclude);
+        Some(placed)
+    }
+}
+
+/// Runs a tracker on `listener` until `shutdown` turns true; `local` then
+/// reaches it from front ends in this process.
+pub async fn run(
+    listener: TcpListener,
+    secret: ClusterSecret,
+    cfg: TrackerConfig,
+    local: LocalTracker,
+    shutdown: watch::Receiver<bool>,
+) {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%addr, "tracker listening");
     let tracker = Arc::new(Tracker { state: Mutex::new(ClusterState::new(cfg)), addr });
+    let _ = local.tracker.set(Arc::downgrade(&tracker));
     let sweeper = {
         let tracker = tracker.clone();
         let mut shutdown = shutdown.clone();

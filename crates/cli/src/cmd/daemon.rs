@@ -337,8 +337,9 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let local = listener.local_addr()?;
     println!("tracker listening on {local}");
     let shutdown = shutdown_on_signal();
-    front.start(&local.to_string(), secret.clone(), shutdown.clone()).await?;
-    cairn_tracker::run(listener, secret, cfg, shutdown).await;
+    let local_tracker = cairn_tracker::LocalTracker::default();
+    front.start(&local.to_string(), secret.clone(), local_tracker.clone(), shutdown.clone()).await?;
+    cairn_tracker::run(listener, secret, cfg, local_tracker, shutdown).await;
     Ok(())
 }
 
@@ -379,7 +380,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
         parts.store.group(),
         listener.local_addr()?
     );
-    let local = cairn_storage::LocalReads::default();
+    let local = cairn_storage::LocalNode::default();
     front.start(&advertise, parts.store.group(), trackers, secret.clone(), local.clone(), shutdown.clone())?;
     cairn_storage::run(listener, front.http.take(), secret, parts.cfg, parts.store, local, shutdown).await;
     Ok(())
@@ -451,9 +452,10 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         (None, _) => println!("  secret   from CAIRN_SECRET"),
     }
     let shutdown = shutdown_on_signal();
-    tfront.start(&tracker_addr, secret.clone(), shutdown.clone()).await?;
+    let local_tracker = cairn_tracker::LocalTracker::default();
+    tfront.start(&tracker_addr, secret.clone(), local_tracker.clone(), shutdown.clone()).await?;
     let group = parts.store.group().to_string();
-    let local = cairn_storage::LocalReads::default();
+    let local = cairn_storage::LocalNode::default();
     sfront.start(&storage_addr, &group, vec![tracker_addr.clone()], secret.clone(), local.clone(), shutdown.clone())?;
     println!("try: cairn upload FILE --tracker {tracker_addr}");
     if let Some(ml) = meta_listener {
@@ -470,7 +472,7 @@ pub async fn server(a: ServerArgs) -> Result<()> {
             }
         });
     }
-    let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, shutdown.clone()));
+    let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, local_tracker, shutdown.clone()));
     let s = tokio::spawn(cairn_storage::run(sl, sfront.http.take(), secret, parts.cfg, parts.store, local, shutdown));
     let _ = tokio::join!(t, s);
     Ok(())

@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use cairn_client::{Client, ClientConfig};
 use cairn_fastdfs::reply::Endpoint;
-use cairn_fastdfs::{IpSize, LocalBlobs, StorageService, TrackerService};
-use cairn_proto::{ClusterSecret, FileId};
-use cairn_storage::{HttpToken, LocalReads};
+use cairn_fastdfs::{IpSize, LocalBlobs, LocalPlacement, StorageService, TrackerService};
+use cairn_proto::{ClusterSecret, FileId, ProtoError, StoreTarget};
+use cairn_storage::{HttpToken, LocalNode};
+use cairn_tracker::LocalTracker;
 use clap::Args;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -124,14 +125,30 @@ impl TrackerFront {
     }
 
     /// Binds and starts the listener (if on), answering from the tracker
-    /// at `tracker_addr`.
-    pub async fn start(&self, tracker_addr: &str, secret: ClusterSecret, stop: watch::Receiver<bool>) -> Result<()> {
+    /// at `tracker_addr`, which runs in this process (`local`).
+    pub async fn start(
+        &self,
+        tracker_addr: &str,
+        secret: ClusterSecret,
+        local: LocalTracker,
+        stop: watch::Receiver<bool>,
+    ) -> Result<()> {
         let Some(listen) = &self.listen else { return Ok(()) };
         let l = bind(listen, "FastDFS tracker listener").await?;
         println!("FastDFS tracker protocol on {}", l.local_addr()?);
         let client = Arc::new(Client::new(ClientConfig::new(vec![tracker_addr.to_string()], secret)));
-        tokio::spawn(cairn_fastdfs::serve_tracker(l, TrackerService::new(client, self.ip), stop));
+        let service = TrackerService::new(client, self.ip).with_local(Arc::new(TrackerPlacement(local)));
+        tokio::spawn(cairn_fastdfs::serve_tracker(l, service, stop));
         Ok(())
+    }
+}
+
+/// The FastDFS tracker listener's placement by the tracker in this process.
+struct TrackerPlacement(LocalTracker);
+
+impl LocalPlacement for TrackerPlacement {
+    fn place(&self, group: Option<&str>, exclude: &[String]) -> Option<Result<StoreTarget, cairn_client::Error>> {
+        self.0.place(group, exclude).map(|placed| placed.map_err(cairn_client::Error::Remote))
     }
 }
 
@@ -225,7 +242,7 @@ impl StorageFront {
         group: &str,
         trackers: Vec<String>,
         secret: ClusterSecret,
-        local: LocalReads,
+        local: LocalNode,
         stop: watch::Receiver<bool>,
     ) -> Result<()> {
         if let Some(a) = &self.http_addr {
@@ -242,8 +259,9 @@ impl StorageFront {
     }
 }
 
-/// The FastDFS listener's reads from the storage node in this process.
-struct NodeBlobs(LocalReads);
+/// The FastDFS listener's reads and uploads through the storage node in
+/// this process.
+struct NodeBlobs(LocalNode);
 
 impl LocalBlobs for NodeBlobs {
     fn open<'a>(
@@ -253,6 +271,24 @@ impl LocalBlobs for NodeBlobs {
         length: Option<u64>,
     ) -> BoxFuture<'a, Option<(u64, BoxStream<'static, std::io::Result<bytes::Bytes>>)>> {
         Box::pin(async move { self.0.open(id, offset, length).await.map(|r| (r.len, r.chunks)) })
+    }
+
+    fn takes_uploads(&self) -> bool {
+        self.0.takes_uploads()
+    }
+
+    fn upload(
+        &self,
+        appender: bool,
+        ext: String,
+        content: BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    ) -> BoxFuture<'_, Result<FileId, cairn_client::Error>> {
+        Box::pin(async move {
+            self.0.upload(appender, ext, content).await.map_err(|e| match e {
+                ProtoError::Remote(refused) => cairn_client::Error::Remote(refused),
+                other => cairn_client::Error::Node { addr: "this node".into(), source: other },
+            })
+        })
     }
 }
 
