@@ -76,6 +76,19 @@ fn upload(storage: &str, cmd: u8, ext: &str, data: &[u8]) -> String {
     id_of(&body)
 }
 
+/// Sends an upload that announces `len` bytes of content and the first
+/// of them; the rest is the caller's to send or not (hang up to cut it).
+fn start_upload(storage: &str, ext: &str, len: u64, first: &[u8]) -> TcpStream {
+    let mut s = connect(storage);
+    let mut req = u64be(15 + len);
+    req.extend([11, 0, 0xFF]);
+    req.extend(u64be(len));
+    req.extend(field(ext, 6));
+    req.extend_from_slice(first);
+    s.write_all(&req).unwrap();
+    s
+}
+
 fn group_name(id: &str) -> Vec<u8> {
     let (g, name) = id.split_once('/').unwrap();
     let mut b = field(g, 16);
@@ -297,14 +310,7 @@ fn bad_fastdfs_requests_get_errors_and_the_daemons_keep_serving() {
     b.extend_from_slice(b"M00/../../../etc/passwd");
     assert_eq!(call(&mut s, 12, &b).0, 22);
     // An upload cut short by the client stores nothing.
-    let mut s = connect(&storage);
-    let mut req = u64be(15 + 1_000_000);
-    req.extend([11, 0, 0xFF]);
-    req.extend(u64be(1_000_000));
-    req.extend(field("bin", 6));
-    req.extend(content(300_000, 1));
-    s.write_all(&req).unwrap();
-    drop(s);
+    drop(start_upload(&storage, "bin", 1_000_000, &content(300_000, 1)));
     std::thread::sleep(Duration::from_millis(300));
     let stored = listing(&c, &c.client(), 0);
     assert!(stored.keys().all(|k| !k.ends_with(".bin")), "a cut upload was stored: {stored:?}");
@@ -561,13 +567,7 @@ fn fastdfs_uploads_are_on_every_member_when_answered() {
     }
     // An upload cut short by the client is kept by no member.
     let before: Vec<_> = (0..2).map(|n| listing(&c, &client, n)).collect();
-    let mut s = connect(&fdfs(&c, 1));
-    let mut req = u64be(15 + 2_000_000);
-    req.extend([11, 0, 0xFF]);
-    req.extend(u64be(2_000_000));
-    req.extend(field("cut", 6));
-    req.extend(content(1_200_000, 7));
-    s.write_all(&req).unwrap();
+    let s = start_upload(&fdfs(&c, 1), "cut", 2_000_000, &content(1_200_000, 7));
     std::thread::sleep(Duration::from_millis(200));
     drop(s);
     std::thread::sleep(Duration::from_millis(300));
