@@ -832,6 +832,20 @@ impl Fs {
         self.write_out(&mut h).await
     }
 
+    /// [`Fs::flush`] when it needs no waiting: the handle is free and holds
+    /// nothing, buffered or on its way (a file opened to be read). `None`
+    /// means the caller must go through [`Fs::flush`]. Every `close` is a
+    /// flush the kernel waits for; answered in the FUSE thread, a reader's
+    /// `close` skips two thread hand-offs.
+    pub fn flush_now(&self, fh: u64) -> Option<Result<()>> {
+        let h = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        let h = h.try_lock().ok()?;
+        (h.uploading.is_none() && h.is_empty()).then_some(Ok(()))
+    }
+
     /// Puts every namespace change answered so far on the meta service's
     /// disk (`fsync`, `fsyncdir`): names and attributes are answered
     /// before they are (see `MetaRequest::durable_when_answered`).
@@ -846,6 +860,24 @@ impl Fs {
             self.write_out(&mut *h.lock().await).await?;
         }
         Ok(())
+    }
+
+    /// [`Fs::release`] when it needs no waiting: the handle is free and
+    /// holds nothing, and the file is known to keep a link, so there is no
+    /// orphan to release. `None` means the caller must go through
+    /// [`Fs::release`].
+    pub fn release_now(&self, fh: u64) -> Option<Result<()>> {
+        let shared = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        let h = shared.try_lock().ok()?;
+        let linked = self.attrs.get(h.ino).is_some_and(|a| a.nlink > 0);
+        if h.uploading.is_some() || !h.is_empty() || !linked {
+            return None;
+        }
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        Some(Ok(()))
     }
 
     /// Closes a handle: writes out its buffer; a file whose last link went

@@ -495,6 +495,11 @@ impl Filesystem for CairnFuse {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        match self.fs.flush_now(fh.0) {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.flush(fh.0).await {
@@ -514,6 +519,11 @@ impl Filesystem for CairnFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        match self.fs.release_now(fh.0) {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.release(fh.0).await {
