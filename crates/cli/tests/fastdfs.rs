@@ -76,6 +76,18 @@ fn upload(storage: &str, cmd: u8, ext: &str, data: &[u8]) -> String {
     id_of(&body)
 }
 
+/// A slave file of `master` (a full ID): the status and the reply.
+fn upload_slave(storage: &str, master: &str, prefix: &str, ext: &str, data: &[u8]) -> (u8, Vec<u8>) {
+    let master = name_of(master);
+    let mut b = u64be(master.len() as u64);
+    b.extend(u64be(data.len() as u64));
+    b.extend(field(prefix, 16));
+    b.extend(field(ext, 6));
+    b.extend_from_slice(master.as_bytes());
+    b.extend_from_slice(data);
+    call(&mut connect(storage), 21, &b)
+}
+
 /// Sends an upload that announces `len` bytes of content and the first
 /// of them; the rest is the caller's to send or not (hang up to cut it).
 fn start_upload(storage: &str, ext: &str, len: u64, first: &[u8]) -> TcpStream {
@@ -191,14 +203,7 @@ fn fastdfs_commands_answer_with_fastdfs_layouts() {
 
     // Slave file: master name minus its extension, the prefix, the new extension.
     let thumb = content(5000, 8);
-    let master = name_of(&id);
-    let mut b = u64be(master.len() as u64);
-    b.extend(u64be(thumb.len() as u64));
-    b.extend(field("_150x150", 16));
-    b.extend(field("png", 6));
-    b.extend_from_slice(master.as_bytes());
-    b.extend_from_slice(&thumb);
-    let (st, body) = call(&mut connect(&storage), 21, &b);
+    let (st, body) = upload_slave(&storage, &id, "_150x150", "png", &thumb);
     assert_eq!(st, 0);
     let slave = id_of(&body);
     assert_eq!(slave, format!("{}_150x150.png", id.rsplit_once('.').unwrap().0));
@@ -224,6 +229,7 @@ fn fastdfs_commands_answer_with_fastdfs_layouts() {
     assert_eq!(call(&mut connect(&storage), 36, &b).0, 0, "truncate");
     assert_eq!(download(&ports[1], &aid, 0, 0), (0, b"HELLO".to_vec()));
     // Appending to a normal file is refused.
+    let master = name_of(&id);
     let mut b = u64be(master.len() as u64);
     b.extend(u64be(1));
     b.extend_from_slice(master.as_bytes());
@@ -564,7 +570,23 @@ fn fastdfs_uploads_are_on_every_member_when_answered() {
             assert_eq!(held, Some((size as u64, crc32(&data))), "upload {i} ({size} bytes) on node {node}");
         }
         assert!(download(&fdfs(&c, 1 - i % 2), &id, 0, 0) == (0, data), "upload {i} read through the other node");
+        // Its slave (a thumbnail, or a large derived file), through the
+        // other node's listener: on both members too, and named once.
+        let thumb = content(size / 3, i as u64 + 40);
+        let (st, body) = upload_slave(&fdfs(&c, 1 - i % 2), &id, "_t", "png", &thumb);
+        assert_eq!(st, 0, "slave of upload {i}");
+        let slave = id_of(&body);
+        assert_eq!(slave, format!("{}_t.png", id.rsplit_once('.').unwrap().0));
+        let name = FileId::parse(&slave).unwrap().to_string();
+        for node in 0..2 {
+            let held = listing(&c, &client, node).get(&name).copied();
+            assert_eq!(held, Some((thumb.len() as u64, crc32(&thumb))), "slave of upload {i} on node {node}");
+        }
+        assert_eq!(upload_slave(&fdfs(&c, i % 2), &id, "_t", "png", b"again").0, 17, "a slave name taken (EEXIST)");
     }
+    let gone = upload(&fdfs(&c, 0), 11, "bin", b"deleted next");
+    assert_eq!(call(&mut connect(&fdfs(&c, 1)), 12, &group_name(&gone)).0, 0);
+    assert_eq!(upload_slave(&fdfs(&c, 0), &gone, "_t", "png", b"orphan").0, 2, "a slave of no master (ENOENT)");
     // An upload cut short by the client is kept by no member.
     let before: Vec<_> = (0..2).map(|n| listing(&c, &client, n)).collect();
     let s = start_upload(&fdfs(&c, 1), "cut", 2_000_000, &content(1_200_000, 7));

@@ -48,6 +48,18 @@ pub trait LocalBlobs: Send + Sync + 'static {
         ext: String,
         content: BoxStream<'static, std::io::Result<Bytes>>,
     ) -> BoxFuture<'_, Result<FileId, cairn_client::Error>>;
+
+    /// Stores `content` as the slave file of `master` (a file of the
+    /// node's group) named with `prefix` and `ext`, on every active
+    /// member's disk before the ID comes back; asked only when
+    /// [`LocalBlobs::takes_uploads`] said yes.
+    fn upload_slave<'a>(
+        &'a self,
+        master: &'a FileId,
+        prefix: &'a str,
+        ext: &'a str,
+        content: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> BoxFuture<'a, Result<FileId, cairn_client::Error>>;
 }
 
 /// A first chunk up to this size leaves in the same write as the reply
@@ -133,8 +145,16 @@ impl StorageService {
                     Ok(m) => m,
                     Err(r) => return self.refuse_content(conn, content, r).await,
                 };
-                let (r, whole) =
-                    with_content(conn, content, |body| self.client.upload_slave(&master, &prefix, &ext, body)).await;
+                let (r, whole) = match self.local.as_ref().filter(|l| l.takes_uploads()) {
+                    // As a plain upload: stored by the node in this process.
+                    Some(local) => {
+                        with_content_chunks(conn, content, |chunks| local.upload_slave(&master, &prefix, &ext, chunks))
+                            .await
+                    }
+                    None => {
+                        with_content(conn, content, |body| self.client.upload_slave(&master, &prefix, &ext, body)).await
+                    }
+                };
                 match (r, whole) {
                     (Ok(id), true) => Self::file_id_reply(conn, &id).await,
                     (Err(e), true) => refuse(conn, fail(&e)).await,

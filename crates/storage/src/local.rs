@@ -6,9 +6,9 @@
 //!
 //! - Reads come from the verified reader, as HTTP downloads' do, so a
 //!   damaged block is never sent, and its repair is queued.
-//! - Uploads take the path a native upload to this node takes: spooled
-//!   here while streamed to the group's other active members, answered
-//!   once every one of them has the blob on disk.
+//! - Uploads and slave uploads take the path a native one to this node
+//!   takes: spooled here while streamed to the group's other active
+//!   members, answered once every one of them has the blob on disk.
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -96,11 +96,32 @@ impl LocalNode {
         ext: String,
         body: BoxStream<'static, std::io::Result<bytes::Bytes>>,
     ) -> Result<FileId, ProtoError> {
-        let Some(node) = self.node.get().and_then(Weak::upgrade) else {
-            return Err(crate::error::refuse(ErrorCode::NotReady, "the storage node is not running"));
-        };
+        let node = self.running()?;
         let _load = node.busy();
         crate::upload::upload_from(&node, &mut StreamBody(body), appender, ext, None).await
+    }
+
+    /// Stores `body` as the slave file of `master` named with `prefix` and
+    /// `ext` (a thumbnail beside its photo), here and on every other active
+    /// member, as a native slave upload to this node does; its ID once all
+    /// have it on disk. The master must be on this node.
+    pub async fn upload_slave(
+        &self,
+        master: &FileId,
+        prefix: &str,
+        ext: &str,
+        body: BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    ) -> Result<FileId, ProtoError> {
+        let node = self.running()?;
+        let _load = node.busy();
+        crate::upload::upload_slave_from(&node, &mut StreamBody(body), &master.to_string(), prefix, ext).await
+    }
+
+    fn running(&self) -> Result<Arc<Node>, ProtoError> {
+        self.node
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| crate::error::refuse(ErrorCode::NotReady, "the storage node is not running"))
     }
 }
 

@@ -221,23 +221,38 @@ pub async fn upload_slave(
     prefix: String,
     ext: String,
 ) -> Result<(), ProtoError> {
+    let slave = upload_slave_from(node, &mut ConnBody::new(conn), &master, &prefix, &ext).await?;
+    write_frame(conn, &Response::FileId(slave.to_string())).await
+}
+
+/// A slave file of `master` (this group's; it must exist here) from any
+/// body: its ID, the master's name with `prefix` and `ext`, once every
+/// active member of the group has it on disk. A name already taken is
+/// refused before the body is read.
+pub(crate) async fn upload_slave_from(
+    node: &Node,
+    body: &mut impl BodySource,
+    master: &str,
+    prefix: &str,
+    ext: &str,
+) -> Result<FileId, ProtoError> {
     let prep = node.begin_write().and_then(|(view, guard)| {
-        let master = parse_id(&master)?;
-        let slave = master.slave(&prefix, &ext).map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
+        let master = parse_id(master)?;
+        let slave = master.slave(prefix, ext).map_err(|e| refuse(ErrorCode::InvalidArgument, e.to_string()))?;
         Ok((view, guard, master, slave))
     });
     let (view, _write, master, slave) = match prep {
         Ok(p) => p,
-        Err(e) => return Err(refuse_body(conn, e).await),
+        Err(e) => return Err(body.refuse(e).await),
     };
     let store = node.store.clone();
     if let Err(e) = blocking(move || store.record(&master).map(|_| ())).await {
-        return Err(refuse_body(conn, e).await);
+        return Err(body.refuse(e).await);
     }
     if node.store.contains(&slave) {
-        return Err(refuse_body(conn, refuse(ErrorCode::Exists, format!("slave file {slave} already exists"))).await);
+        return Err(body.refuse(refuse(ErrorCode::Exists, format!("slave file {slave} already exists"))).await);
     }
-    let (spooled, replicas) = receive(node, &mut ConnBody::new(conn), &view, slave.store_path()).await?;
+    let (spooled, replicas) = receive(node, body, &view, slave.store_path()).await?;
     let info = cairn_proto::BlobInfo {
         size: spooled.size,
         crc32: spooled.crc32,
@@ -254,7 +269,7 @@ pub async fn upload_slave(
                 .await
                 .settle(node)
                 .await?;
-            write_frame(conn, &Response::FileId(slave.to_string())).await
+            Ok(slave)
         }
         Err(e) => {
             replicas.abort();

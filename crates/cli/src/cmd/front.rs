@@ -283,12 +283,26 @@ impl LocalBlobs for NodeBlobs {
         ext: String,
         content: BoxStream<'static, std::io::Result<bytes::Bytes>>,
     ) -> BoxFuture<'_, Result<FileId, cairn_client::Error>> {
-        Box::pin(async move {
-            self.0.upload(appender, ext, content).await.map_err(|e| match e {
-                ProtoError::Remote(refused) => cairn_client::Error::Remote(refused),
-                other => cairn_client::Error::Node { addr: "this node".into(), source: other },
-            })
-        })
+        Box::pin(async move { self.0.upload(appender, ext, content).await.map_err(node_error) })
+    }
+
+    fn upload_slave<'a>(
+        &'a self,
+        master: &'a FileId,
+        prefix: &'a str,
+        ext: &'a str,
+        content: BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    ) -> BoxFuture<'a, Result<FileId, cairn_client::Error>> {
+        Box::pin(async move { self.0.upload_slave(master, prefix, ext, content).await.map_err(node_error) })
+    }
+}
+
+/// The node's refusal as the client would have reported it over the wire,
+/// so the listener answers a FastDFS client with the same status.
+fn node_error(e: ProtoError) -> cairn_client::Error {
+    match e {
+        ProtoError::Remote(refused) => cairn_client::Error::Remote(refused),
+        other => cairn_client::Error::Node { addr: "this node".into(), source: other },
     }
 }
 
