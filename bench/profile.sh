@@ -3,7 +3,9 @@
 # `perf record -a -g` over the whole machine while the workload runs, then
 # the share of CPU time per process and the hottest symbols. Prints text.
 #
-#   cargo build --release && bench/profile.sh create|stat|seqwrite|upload4k|randread4
+#   cargo build --release && bench/profile.sh create|create8|stat|seqwrite|upload4k|randread4
+#
+# create8: the same creates by 8 threads, each in a directory of its own.
 #
 # randread4: fio 4 KiB random reads by 4 jobs over a 1 GiB file that 10 s
 # of random writes have just cut into many slices (as bench/all.sh runs
@@ -12,7 +14,7 @@
 # Env: CAIRN_BIN, BENCH_DIR (default /var/tmp), FILES (default 3000).
 set -euo pipefail
 NAME=profile
-WORKLOAD=${1:?usage: bench/profile.sh create|stat|seqwrite|upload4k|randread4}
+WORKLOAD=${1:?usage: bench/profile.sh create|create8|stat|seqwrite|upload4k|randread4}
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 FILES=${FILES:-3000}
@@ -24,6 +26,12 @@ prepare=""
 case $WORKLOAD in
     create) run="import os; d=os.urandom(4096)
 for i in range($FILES): open('$D/f%d' % i, 'wb').write(d)" ;;
+    create8) run="import os, threading; d=os.urandom(4096)
+def one(w):
+    os.mkdir('$D/w%d' % w)
+    for i in range($FILES // 8): open('$D/w%d/f%d' % (w, i), 'wb').write(d)
+ts = [threading.Thread(target=one, args=(w,)) for w in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]" ;;
     stat) prepare="import os; d=os.urandom(4096)
 for i in range($FILES): open('$D/f%d' % i, 'wb').write(d)"
         run="import os
