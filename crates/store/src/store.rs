@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -121,6 +121,11 @@ pub struct Store {
     /// them, so the storage node discards them group-wide.
     unfinished: std::sync::Mutex<Vec<FileId>>,
     data_dir: std::path::PathBuf,
+    /// An operator removed this node from its group: the mark file, read
+    /// once at open and set by [`Store::mark_removed`], kept here because
+    /// every request asks (a `stat` per request on the hot path, twice per
+    /// upload, otherwise).
+    removed: AtomicBool,
 }
 
 /// What a copy from a peer expects to replace (see [`Store::replace`]).
@@ -200,6 +205,7 @@ impl Store {
             deleted,
             unfinished: std::sync::Mutex::new(Vec::new()),
             data_dir: data_dir.to_path_buf(),
+            removed: AtomicBool::new(data_dir.join(REMOVED_MARK).exists()),
         };
         let (files, bytes, reserved) = store.count()?;
         store.files.store(files + packed_files, Ordering::Relaxed);
@@ -262,12 +268,15 @@ impl Store {
 
     /// Whether an operator removed this node from its group.
     pub fn is_removed(&self) -> bool {
-        self.data_dir.join(REMOVED_MARK).exists()
+        self.removed.load(Ordering::Acquire)
     }
 
-    /// Remembers (durably) that this node was removed from its group.
+    /// Remembers (durably) that this node was removed from its group. Once
+    /// removed, a node stays so: nothing takes the mark away while it runs.
     pub fn mark_removed(&self) -> Result<()> {
-        crate::layout::write_durably(&self.data_dir.join(REMOVED_MARK), b"removed by an operator\n")
+        crate::layout::write_durably(&self.data_dir.join(REMOVED_MARK), b"removed by an operator\n")?;
+        self.removed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Counters and capacity.
@@ -289,6 +298,8 @@ impl Store {
             return Err(Error::InvalidArgument(format!("this node has no store path {i}")));
         }
         let i = match self.policy {
+            // One path: nothing to choose, and no `statvfs` per upload.
+            _ if self.paths.len() == 1 => 0,
             PathPolicy::RoundRobin => self.next_path.fetch_add(1, Ordering::Relaxed) % self.paths.len(),
             PathPolicy::MostFree => {
                 let usage: Vec<u64> = self.paths.iter().map(|p| p.usage().1).collect();

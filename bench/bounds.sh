@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# What bounds the issue 6 targets that bench/all.sh shows missed, measured
+# rather than argued: on one tracker, a group of two storage nodes, the
+# meta service and a mount of a volume on that group, each workload runs
+# while the disk's counters (/proc/diskstats of the device under
+# BENCH_DIR) and, for the sequential read, `perf record -a` watch it.
+# Prints Markdown.
+#
+#   - 1 MiB uploads at concurrency 8 (`cairn bench`) and fio's sequential
+#     write through the mount: bytes the device wrote per byte stored, and
+#     how busy it was, beside fio's sequential write on a plain directory;
+#   - 4 KiB creates one at a time through the mount: each call's median
+#     time, the device's flushes per file and their time, beside the same
+#     loop with an fsync per file on a plain directory;
+#   - fio's sequential read of 1 GiB through the mount (cold): the share of
+#     CPU time per process and the hottest symbols.
+#
+#   cargo build --release && bench/bounds.sh > /tmp/bounds.md
+#
+# Env: CAIRN_BIN, BENCH_DIR (default /var/tmp), FILES (default 2000).
+set -euo pipefail
+NAME=bounds
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+FILES=${FILES:-2000}
+command -v fio >/dev/null || { echo "bench/bounds.sh needs fio (apt-get install fio)" >&2; exit 1; }
+command -v perf >/dev/null || { echo "bench/bounds.sh needs perf (apt-get install linux-perf)" >&2; exit 1; }
+
+# The whole disk under the work directory (its partition's parent, if any).
+src=$(df --output=source "$WORK" | tail -1)
+DEV=$(lsblk -no pkname "$src" 2>/dev/null | head -1)
+[ -n "$DEV" ] || DEV=$(basename "$src")
+grep -q " $DEV " /proc/diskstats || { echo "bench/bounds.sh: no counters for $DEV" >&2; exit 1; }
+
+TRACKER="127.0.0.1:$(port)"
+META="127.0.0.1:$(port)"
+export CAIRN_TRACKER="$TRACKER" CAIRN_META="$META"
+"$BIN" tracker --listen "$TRACKER" --data "$WORK/t" >"$WORK/t.log" 2>&1 & PIDS+=($!)
+for i in 1 2; do
+    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$WORK/g1-$i" \
+        --fastdfs-listen none --heartbeat-ms 500 >"$WORK/g1-$i.log" 2>&1 & PIDS+=($!)
+done
+"$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)
+ready() {
+    "$BIN" status --json 2>/dev/null |
+        python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"] and m["state"] == "active"))' 2>/dev/null || echo 0
+}
+for _ in $(seq 1 150); do [ "$(ready)" = 2 ] && break; sleep 0.2; done
+[ "$(ready)" = 2 ] || { echo "bench/bounds.sh: the cluster did not come up" >&2; exit 1; }
+for _ in $(seq 1 100); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN" volume create bench --groups g1 >/dev/null
+MNT="$WORK/mnt"
+mkdir -p "$MNT" "$WORK/local"
+"$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
+grep -q " $MNT " /proc/mounts || { echo "bench/bounds.sh: the mount did not come up" >&2; exit 1; }
+trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# The device's counters: sectors written, ms busy, flushes, ms flushing.
+disk() { awk -v d="$DEV" '$3 == d { print $10, $13, ($19 == "" ? 0 : $19), ($20 == "" ? 0 : $20) }' /proc/diskstats; }
+# watched STORED_MIB CMD...: runs CMD; prints "device MiB written, its ratio
+# to STORED_MIB, % of the wall time the device was busy, seconds".
+watched() {
+    local stored=$1 a b t0 t1
+    shift
+    sync
+    a=$(disk); t0=$(date +%s.%N)
+    "$@" >"$WORK/cmd.out"
+    sync
+    b=$(disk); t1=$(date +%s.%N)
+    python3 - "$stored" "$t0" "$t1" $a $b <<'PY'
+import sys
+stored, t0, t1 = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+a = [float(x) for x in sys.argv[4:8]]; b = [float(x) for x in sys.argv[8:12]]
+mib = (b[0] - a[0]) * 512 / 2**20
+wall = t1 - t0
+print(f"{mib:,.0f} MiB written ({mib / stored:.2f} per byte stored), device busy {100 * (b[1] - a[1]) / 1000 / wall:.0f}% of {wall:.1f} s")
+PY
+}
+
+echo "## What bounds the missed targets (bench/bounds.sh, $(date -u +%F), commit $(git rev-parse --short HEAD))"
+echo
+echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); device $DEV under ${BENCH_DIR:-/var/tmp}; a tracker, a group of two storage nodes, the meta service and a mount of a volume on that group."
+echo
+echo "### Bytes to the disk: 1 MiB uploads and sequential writes"
+echo
+echo "| workload | rate | the device |"
+echo "|---|---|---|"
+r=$(watched 800 "$BIN" bench --group g1 --size 1M --count 800 --concurrency 8 --json)
+rate=$(python3 -c 'import json,sys; print("%.0f MiB/s" % json.load(open(sys.argv[1]))["upload"]["mib_per_s"])' "$WORK/cmd.out")
+echo "| 1 MiB uploads, group of two, c=8 (800 MiB; the bench's downloads and deletes follow in the same window) | $rate | $r |"
+fio_seqw() {
+    fio --name=w --filename="$1/fio.dat" --size=1G --rw=write --bs=1M --ioengine=psync --end_fsync=1 --output-format=json 2>/dev/null |
+        python3 -c 'import json,sys; t=sys.stdin.read(); print("%.0f MiB/s" % (json.loads(t[t.index("{"):])["jobs"][0]["write"]["bw"] / 1024))'
+}
+r=$(watched 1024 fio_seqw "$MNT"); echo "| fio sequential write, 1 GiB through the mount | $(cat "$WORK/cmd.out") | $r |"
+r=$(watched 1024 fio_seqw "$WORK/local"); echo "| fio sequential write, 1 GiB, plain directory | $(cat "$WORK/cmd.out") | $r |"
+
+echo
+echo "### Creates of 4 KiB files one at a time: where a file's time goes"
+echo
+cat >"$WORK/create.py" <<'PY'
+import os, statistics, sys, time
+d, n, sync = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fsync"
+os.makedirs(d, exist_ok=True)
+data = os.urandom(4096)
+t = {"open": [], "write": [], "fsync": [], "close": []}
+t0 = time.perf_counter()
+for i in range(n):
+    a = time.perf_counter(); fd = os.open(f"{d}/f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    b = time.perf_counter(); os.write(fd, data)
+    c = time.perf_counter()
+    if sync:
+        os.fsync(fd)
+    e = time.perf_counter(); os.close(fd); f = time.perf_counter()
+    t["open"].append(b - a); t["write"].append(c - b); t["fsync"].append(e - c); t["close"].append(f - e)
+wall = time.perf_counter() - t0
+med = {k: statistics.median(v) * 1e6 for k, v in t.items()}
+print(f"{n / wall:,.0f}/s | {med['open']:.0f} | {med['write']:.0f} | {med['fsync']:.0f} | {med['close']:.0f}")
+PY
+echo "| loop | files/s | open µs | write µs | fsync µs | close µs | device flushes per file | µs per flush |"
+echo "|---|---|---|---|---|---|---|---|"
+flushes() { # LABEL DIR MODE
+    local a b
+    sync; a=$(disk)
+    local line; line=$(python3 "$WORK/create.py" "$2" "$FILES" "$3")
+    b=$(disk)
+    python3 - "$1" "$line" "$FILES" $a $b <<'PY'
+import sys
+label, line, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+a = [float(x) for x in sys.argv[4:8]]; b = [float(x) for x in sys.argv[8:12]]
+f = b[2] - a[2]
+print(f"| {label} | {line} | {f / n:.1f} | {((b[3] - a[3]) * 1000 / f) if f else 0:.0f} |")
+PY
+}
+flushes "mount: open, write, close" "$MNT/c1" plain
+flushes "plain directory: open, write, close" "$WORK/local/c1" plain
+flushes "plain directory: open, write, fsync, close" "$WORK/local/c2" fsync
+
+echo
+echo "### Sequential read of 1 GiB through the mount (cold): CPU by process and the hottest symbols"
+echo
+dd if=/dev/urandom of="$MNT/big" bs=1M count=1024 conv=fsync status=none
+cold
+perf record -a -g -F 499 -o "$WORK/perf.data" -- \
+    fio --name=r --filename="$MNT/big" --rw=read --bs=1M --ioengine=psync --output-format=json >"$WORK/fio.json" 2>"$WORK/perf.err"
+python3 -c 'import json,sys; t=open(sys.argv[1]).read(); print("fio: %.0f MiB/s" % (json.loads(t[t.index("{"):])["jobs"][0]["read"]["bw"] / 1024))' "$WORK/fio.json"
+echo
+echo '```'
+perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -10
+echo
+perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -20
+echo '```'
