@@ -57,10 +57,14 @@ grep -q " $MNT " /proc/mounts || { echo "bench/bounds.sh: the mount did not come
 trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
 cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-# The device's counters: sectors written, ms busy, flushes, ms flushing.
-disk() { awk -v d="$DEV" '$3 == d { print $10, $13, ($19 == "" ? 0 : $19), ($20 == "" ? 0 : $20) }' /proc/diskstats; }
+# The device's counters (sectors written, ms busy, flushes, ms flushing),
+# then the CPUs' (busy and all jiffies, from /proc/stat).
+disk() {
+    awk -v d="$DEV" '$3 == d { print $10, $13, ($19 == "" ? 0 : $19), ($20 == "" ? 0 : $20) }' /proc/diskstats
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
 # watched STORED_MIB CMD...: runs CMD; prints "device MiB written, its ratio
-# to STORED_MIB, % of the wall time the device was busy, seconds".
+# to STORED_MIB, % of the wall time the device was busy, the CPUs' busy share".
 watched() {
     local stored=$1 a b t0 t1
     shift
@@ -69,13 +73,15 @@ watched() {
     "$@" >"$WORK/cmd.out"
     sync
     b=$(disk); t1=$(date +%s.%N)
+    # shellcheck disable=SC2086
     python3 - "$stored" "$t0" "$t1" $a $b <<'PY'
 import sys
 stored, t0, t1 = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-a = [float(x) for x in sys.argv[4:8]]; b = [float(x) for x in sys.argv[8:12]]
+a = [float(x) for x in sys.argv[4:10]]; b = [float(x) for x in sys.argv[10:16]]
 mib = (b[0] - a[0]) * 512 / 2**20
 wall = t1 - t0
-print(f"{mib:,.0f} MiB written ({mib / stored:.2f} per byte stored), device busy {100 * (b[1] - a[1]) / 1000 / wall:.0f}% of {wall:.1f} s")
+cpu = 100 * (b[4] - a[4]) / (b[5] - a[5])
+print(f"{mib:,.0f} MiB written ({mib / stored:.2f} per byte stored), device busy {100 * (b[1] - a[1]) / 1000 / wall:.0f}% of {wall:.1f} s, CPUs busy {cpu:.0f}%")
 PY
 }
 
@@ -119,19 +125,20 @@ wall = time.perf_counter() - t0
 med = {k: statistics.median(v) * 1e6 for k, v in t.items()}
 print(f"{n / wall:,.0f}/s | {med['open']:.0f} | {med['write']:.0f} | {med['fsync']:.0f} | {med['close']:.0f}")
 PY
-echo "| loop | files/s | open µs | write µs | fsync µs | close µs | device flushes per file | µs per flush |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| loop | files/s | open µs | write µs | fsync µs | close µs | device flushes per file | µs per flush | CPUs busy |"
+echo "|---|---|---|---|---|---|---|---|---|"
 flushes() { # LABEL DIR MODE
     local a b
     sync; a=$(disk)
     local line; line=$(python3 "$WORK/create.py" "$2" "$FILES" "$3")
     b=$(disk)
+    # shellcheck disable=SC2086
     python3 - "$1" "$line" "$FILES" $a $b <<'PY'
 import sys
 label, line, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-a = [float(x) for x in sys.argv[4:8]]; b = [float(x) for x in sys.argv[8:12]]
+a = [float(x) for x in sys.argv[4:10]]; b = [float(x) for x in sys.argv[10:16]]
 f = b[2] - a[2]
-print(f"| {label} | {line} | {f / n:.1f} | {((b[3] - a[3]) * 1000 / f) if f else 0:.0f} |")
+print(f"| {label} | {line} | {f / n:.1f} | {((b[3] - a[3]) * 1000 / f) if f else 0:.0f} | {100 * (b[4] - a[4]) / (b[5] - a[5]):.0f}% |")
 PY
 }
 flushes "mount: open, write, close" "$MNT/c1" plain
