@@ -24,16 +24,9 @@ start_cluster() {
     "$BIN" tracker --listen "$TRACKER" --data "$dir/t" >"$dir/t.log" 2>&1 & PIDS+=($!)
     for i in $(seq 1 "$n"); do
         "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$dir/s$i" \
-            --heartbeat-ms 500 >"$dir/s$i.log" 2>&1 & PIDS+=($!)
+            --fastdfs-listen none --heartbeat-ms 500 >"$dir/s$i.log" 2>&1 & PIDS+=($!)
     done
-    for _ in $(seq 1 100); do
-        local ready
-        ready=$("$BIN" status --json --tracker "$TRACKER" 2>/dev/null |
-            python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"]))' 2>/dev/null || echo 0)
-        [ "$ready" = "$n" ] && return 0
-        sleep 0.2
-    done
-    echo "cluster of $n did not come up" >&2; exit 1
+    wait_active "$n"
 }
 
 # median/min/max of a list of numbers

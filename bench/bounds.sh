@@ -41,12 +41,7 @@ for i in 1 2; do
         --fastdfs-listen none --heartbeat-ms 500 >"$WORK/g1-$i.log" 2>&1 & PIDS+=($!)
 done
 "$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)
-ready() {
-    "$BIN" status --json 2>/dev/null |
-        python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"] and m["state"] == "active"))' 2>/dev/null || echo 0
-}
-for _ in $(seq 1 150); do [ "$(ready)" = 2 ] && break; sleep 0.2; done
-[ "$(ready)" = 2 ] || { echo "bench/bounds.sh: the cluster did not come up" >&2; exit 1; }
+wait_active 2
 for _ in $(seq 1 100); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN" volume create bench --groups g1 >/dev/null
 MNT="$WORK/mnt"

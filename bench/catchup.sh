@@ -16,10 +16,6 @@ source "$(dirname "$0")/lib.sh"
 SMALL=${SMALL:-10000}
 BIG=${BIG:-32}
 LIMIT_MIB=${LIMIT_MIB:-50}
-active() { "$BIN" status --json --tracker "$TRACKER" 2>/dev/null |
-    python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["state"]=="active" and m["ready"]))' 2>/dev/null || echo 0; }
-wait_active() { for _ in $(seq 1 6000); do [ "$(active)" = "$1" ] && return 0; sleep 0.05; done; echo "never active" >&2; exit 1; }
-
 # run NAME COUNT SIZE [HEAL_RATE]: prints one table row.
 run() {
     local name=$1 count=$2 size=$3 rate=${4:-0} dir="$WORK/$1"
@@ -28,18 +24,18 @@ run() {
     TRACKER="127.0.0.1:$(port)"
     local s2="127.0.0.1:$(port)"
     "$BIN" tracker --listen "$TRACKER" --data "$dir/t" >"$dir/t.log" 2>&1 & PIDS+=($!)
-    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$dir/s1" \
+    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$dir/s1" --fastdfs-listen none \
         --heartbeat-ms 500 >"$dir/s1.log" 2>&1 & PIDS+=($!)
-    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "$s2" --data "$dir/s2" \
+    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "$s2" --data "$dir/s2" --fastdfs-listen none \
         --heartbeat-ms 500 --heal-rate-mib "$rate" >"$dir/s2.log" 2>&1 & local p2=$!; PIDS+=($p2)
     wait_active 2
     "$BIN" bench --tracker "$TRACKER" --size 4096 --count 20 >/dev/null   # a first catch-up point
     kill -9 "$p2"; sleep 4
     "$BIN" bench --tracker "$TRACKER" --size "$size" --count "$count" --concurrency 8 --keep >/dev/null
     local t0; t0=$(date +%s.%N)
-    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "$s2" --data "$dir/s2" \
+    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "$s2" --data "$dir/s2" --fastdfs-listen none \
         --heartbeat-ms 500 --heal-rate-mib "$rate" >>"$dir/s2.log" 2>&1 & PIDS+=($!)
-    wait_active 2
+    wait_active 2 300
     local t1; t1=$(date +%s.%N)
     local secs; secs=$(python3 -c "print(f'{$t1-$t0:.1f}')")
     local mib; mib=$(python3 -c "print(f'{$count*$size/1048576/($t1-$t0):.0f}')")

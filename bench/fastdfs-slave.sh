@@ -19,9 +19,7 @@ TRACKER="127.0.0.1:$(port)"
 F1=$(port)
 "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$WORK/s1" --fastdfs-listen "127.0.0.1:$F1" --heartbeat-ms 500 >"$WORK/s1.log" 2>&1 & PIDS+=($!)
 "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$WORK/s2" --fastdfs-listen "127.0.0.1:$(port)" --heartbeat-ms 500 >"$WORK/s2.log" 2>&1 & PIDS+=($!)
-ready() { "$BIN" status --json --tracker "$TRACKER" 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"] and m["state"] == "active"))' 2>/dev/null || echo 0; }
-for _ in $(seq 1 150); do [ "$(ready)" = 2 ] && break; sleep 0.2; done
-[ "$(ready)" = 2 ] || { echo "bench/fastdfs-slave.sh: the cluster did not come up" >&2; exit 1; }
+wait_active 2
 # The node's listener learns its group from the cluster map.
 sleep 1
 python3 - "$F1" <<'PY'

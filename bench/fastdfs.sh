@@ -24,12 +24,7 @@ for i in 1 2; do
     "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$WORK/s$i" \
         --fastdfs-listen "127.0.0.1:$(port)" --heartbeat-ms 500 >"$WORK/s$i.log" 2>&1 & PIDS+=($!)
 done
-ready() {
-    "$BIN" status --json --tracker "$TRACKER" 2>/dev/null |
-        python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"] and m["state"] == "active"))' 2>/dev/null || echo 0
-}
-for _ in $(seq 1 150); do [ "$(ready)" = 2 ] && break; sleep 0.2; done
-[ "$(ready)" = 2 ] || { echo "bench/fastdfs.sh: the cluster did not come up" >&2; exit 1; }
+wait_active 2
 # The tracker learns the nodes' FastDFS addresses from their heartbeats.
 sleep 1
 

@@ -11,6 +11,20 @@ cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; 
 trap cleanup EXIT
 export CAIRN_SECRET=bench-secret
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_active N [SECONDS]: waits (default 30 s) until the tracker at
+# $TRACKER lists N members active and ready to take uploads, looking every
+# 50 ms (catch-up times are measured by it); fails the script otherwise.
+wait_active() {
+    local n=$1 have=0 deadline=$((SECONDS + ${2:-30}))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        have=$("$BIN" status --json --tracker "$TRACKER" 2>/dev/null |
+            python3 -c 'import json,sys; print(sum(1 for g in json.load(sys.stdin)["groups"] for m in g["members"] if m["ready"] and m["state"] == "active"))' 2>/dev/null || echo 0)
+        [ "$have" = "$n" ] && return 0
+        sleep 0.05
+    done
+    echo "bench/$NAME.sh: $have of $n storage nodes active (logs in $WORK)" >&2
+    exit 1
+}
 # `cairn server` (tracker, one storage node, meta service) and a volume
 # `bench` mounted on $MNT; sets MOUNT_PID and unmounts on exit.
 start_mount() {
