@@ -434,3 +434,14 @@ fn a_change_made_here_is_logged_before_it_is_applied() {
     std::mem::forget(reserved);
     assert_eq!(lines(&store, &named), vec![true]);
 }
+
+#[test]
+fn a_removed_mark_holds_at_once_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(!store.is_removed());
+    store.mark_removed().unwrap();
+    assert!(store.is_removed(), "kept in memory once written");
+    drop(store);
+    assert!(open(dir.path()).is_removed(), "read back from the data directory at open");
+}
