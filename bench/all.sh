@@ -38,26 +38,8 @@ APPEND=0
 command -v fio >/dev/null || { echo "bench/all.sh needs fio (apt-get install fio)" >&2; exit 1; }
 
 # ---- the cluster ----
-TRACKER="127.0.0.1:$(port)"
-META="127.0.0.1:$(port)"
-export CAIRN_TRACKER="$TRACKER" CAIRN_META="$META"
-"$BIN" tracker --listen "$TRACKER" --data "$WORK/t" >"$WORK/t.log" 2>&1 & PIDS+=($!)
-for g in g1 g2; do
-    for i in 1 2; do
-        "$BIN" storage --tracker "$TRACKER" --group "$g" --listen "127.0.0.1:$(port)" --data "$WORK/$g-$i" \
-            --fastdfs-listen none --heartbeat-ms 500 >"$WORK/$g-$i.log" 2>&1 & PIDS+=($!)
-    done
-done
-"$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)
-wait_active 4
-for _ in $(seq 1 100); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.1; done
-"$BIN" volume create bench --groups g1,g2 >/dev/null
-MNT="$WORK/mnt"
-mkdir -p "$MNT" "$WORK/local"
-"$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
-grep -q " $MNT " /proc/mounts || { echo "the mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1; }
-trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+start_volume_cluster g1 g2
+mkdir -p "$WORK/local"
 PLACES="mount local"
 if [ "$GLUSTER" = 1 ]; then
     # shellcheck source=bench/gluster.sh
@@ -69,7 +51,6 @@ fi
 # ---- measurements: each appends one number to a named series ----
 declare -A SERIES
 add() { SERIES[$1]="${SERIES[$1]:-} $2"; }
-cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 # fio_run DIR KEY RW BS JOBS [extra]: adds MiB/s (sequential) or IOPS (random)
 fio_run() {
     local out

@@ -32,25 +32,8 @@ DEV=$(lsblk -no pkname "$src" 2>/dev/null | head -1)
 [ -n "$DEV" ] || DEV=$(basename "$src")
 grep -q " $DEV " /proc/diskstats || { echo "bench/bounds.sh: no counters for $DEV" >&2; exit 1; }
 
-TRACKER="127.0.0.1:$(port)"
-META="127.0.0.1:$(port)"
-export CAIRN_TRACKER="$TRACKER" CAIRN_META="$META"
-"$BIN" tracker --listen "$TRACKER" --data "$WORK/t" >"$WORK/t.log" 2>&1 & PIDS+=($!)
-for i in 1 2; do
-    "$BIN" storage --tracker "$TRACKER" --group g1 --listen "127.0.0.1:$(port)" --data "$WORK/g1-$i" \
-        --fastdfs-listen none --heartbeat-ms 500 >"$WORK/g1-$i.log" 2>&1 & PIDS+=($!)
-done
-"$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)
-wait_active 2
-for _ in $(seq 1 100); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.1; done
-"$BIN" volume create bench --groups g1 >/dev/null
-MNT="$WORK/mnt"
-mkdir -p "$MNT" "$WORK/local"
-"$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
-grep -q " $MNT " /proc/mounts || { echo "bench/bounds.sh: the mount did not come up" >&2; exit 1; }
-trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
-cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+start_volume_cluster g1
+mkdir -p "$WORK/local"
 
 # The device's counters (sectors written, ms busy, flushes, ms flushing),
 # then the CPUs' (busy and all jiffies, from /proc/stat).
@@ -58,26 +41,34 @@ disk() {
     awk -v d="$DEV" '$3 == d { print $10, $13, ($19 == "" ? 0 : $19), ($20 == "" ? 0 : $20) }' /proc/diskstats
     awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
-# watched STORED_MIB CMD...: runs CMD; prints "device MiB written, its ratio
-# to STORED_MIB, % of the wall time the device was busy, the CPUs' busy share".
-watched() {
-    local stored=$1 a b t0 t1
-    shift
+# counted CMD...: runs CMD (its output to $WORK/cmd.out) between two
+# readings of the counters; sets MIB (device MiB written), BUSY (% of the
+# wall time the device was busy), FLUSHES, FLUSH_US (µs per flush), CPU
+# (% of the CPUs' time busy) and WALL (seconds).
+counted() {
+    local a b t0 t1
     sync
     a=$(disk); t0=$(date +%s.%N)
     "$@" >"$WORK/cmd.out"
     sync
     b=$(disk); t1=$(date +%s.%N)
     # shellcheck disable=SC2086
-    python3 - "$stored" "$t0" "$t1" $a $b <<'PY'
+    read -r MIB BUSY FLUSHES FLUSH_US CPU WALL < <(python3 - "$t0" "$t1" $a $b <<'PY'
 import sys
-stored, t0, t1 = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-a = [float(x) for x in sys.argv[4:10]]; b = [float(x) for x in sys.argv[10:16]]
-mib = (b[0] - a[0]) * 512 / 2**20
-wall = t1 - t0
-cpu = 100 * (b[4] - a[4]) / (b[5] - a[5])
-print(f"{mib:,.0f} MiB written ({mib / stored:.2f} per byte stored), device busy {100 * (b[1] - a[1]) / 1000 / wall:.0f}% of {wall:.1f} s, CPUs busy {cpu:.0f}%")
+wall = float(sys.argv[2]) - float(sys.argv[1])
+a = [float(x) for x in sys.argv[3:9]]; b = [float(x) for x in sys.argv[9:15]]
+d = [y - x for x, y in zip(a, b)]
+print(f"{d[0] * 512 / 2**20:.0f} {100 * d[1] / 1000 / wall:.0f} {d[2]:.0f} {d[3] * 1000 / d[2] if d[2] else 0:.0f} {100 * d[4] / d[5]:.0f} {wall:.1f}")
 PY
+    )
+}
+# watched STORED_MIB CMD...: what the device wrote per byte stored, how
+# busy it and the CPUs were, as one table cell.
+watched() {
+    local stored=$1
+    shift
+    counted "$@"
+    python3 -c 'import sys; m, s = float(sys.argv[1]), float(sys.argv[2]); print(f"{m:,.0f} MiB written ({m / s:.2f} per byte stored), device busy {sys.argv[3]}% of {sys.argv[5]} s, CPUs busy {sys.argv[4]}%")' "$MIB" "$stored" "$BUSY" "$CPU" "$WALL"
 }
 
 echo "## What bounds the missed targets (bench/bounds.sh, $(date -u +%F), commit $(git rev-parse --short HEAD))"
@@ -123,18 +114,9 @@ PY
 echo "| loop | files/s | open µs | write µs | fsync µs | close µs | device flushes per file | µs per flush | CPUs busy |"
 echo "|---|---|---|---|---|---|---|---|---|"
 flushes() { # LABEL DIR MODE
-    local a b
-    sync; a=$(disk)
-    local line; line=$(python3 "$WORK/create.py" "$2" "$FILES" "$3")
-    b=$(disk)
-    # shellcheck disable=SC2086
-    python3 - "$1" "$line" "$FILES" $a $b <<'PY'
-import sys
-label, line, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-a = [float(x) for x in sys.argv[4:10]]; b = [float(x) for x in sys.argv[10:16]]
-f = b[2] - a[2]
-print(f"| {label} | {line} | {f / n:.1f} | {((b[3] - a[3]) * 1000 / f) if f else 0:.0f} | {100 * (b[4] - a[4]) / (b[5] - a[5]):.0f}% |")
-PY
+    counted python3 "$WORK/create.py" "$2" "$FILES" "$3"
+    python3 -c 'import sys; print(f"| {sys.argv[1]} | {sys.argv[2]} | {int(sys.argv[3]) / int(sys.argv[4]):.1f} | {sys.argv[5]} | {sys.argv[6]}% |")' \
+        "$1" "$(cat "$WORK/cmd.out")" "$FLUSHES" "$FILES" "$FLUSH_US" "$CPU"
 }
 flushes "mount: open, write, close" "$MNT/c1" plain
 flushes "plain directory: open, write, close" "$WORK/local/c1" plain

@@ -15,7 +15,6 @@ source "$(dirname "$0")/lib.sh"
 FILES=${FILES:-10000}
 SIZE=${SIZE:-1G}
 start_mount
-cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 LOCAL="$WORK/local"
 mkdir -p "$LOCAL"
 fio_bw() { # dir name rw bs [extra]: prints "MiB/s, IOPS"

@@ -19,7 +19,6 @@ ID=$("$BIN" upload --tracker "$TRACKER" "$WORK/big.bin")
 rm -f "$WORK/big.bin"
 BLOB=$(find "$WORK/data" -type f -name "$(basename "$ID")" | head -1)
 mibs() { python3 -c "import sys; print(f'{$1 / (1 << 20) / float(sys.argv[1]):.0f}')" "$2"; }
-cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 echo "| what | run | MiB/s |"
 echo "|---|---|---|"
 for run in 1 2 3; do

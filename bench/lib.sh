@@ -25,6 +25,34 @@ wait_active() {
     echo "bench/$NAME.sh: $have of $n storage nodes active (logs in $WORK)" >&2
     exit 1
 }
+# Drops the page cache (needs root), so the next read goes to the device.
+cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+# start_volume_cluster GROUP...: a tracker, two storage nodes per group,
+# the meta service, and a volume `bench` over those groups mounted on
+# $MNT; sets TRACKER and META (exported for the CLI) and unmounts on exit.
+start_volume_cluster() {
+    TRACKER="127.0.0.1:$(port)"
+    META="127.0.0.1:$(port)"
+    export CAIRN_TRACKER="$TRACKER" CAIRN_META="$META"
+    "$BIN" tracker --listen "$TRACKER" --data "$WORK/t" >"$WORK/t.log" 2>&1 & PIDS+=($!)
+    local g i
+    for g in "$@"; do
+        for i in 1 2; do
+            "$BIN" storage --tracker "$TRACKER" --group "$g" --listen "127.0.0.1:$(port)" --data "$WORK/$g-$i" \
+                --fastdfs-listen none --heartbeat-ms 500 >"$WORK/$g-$i.log" 2>&1 & PIDS+=($!)
+        done
+    done
+    "$BIN" meta --listen "$META" --data "$WORK/meta" >"$WORK/meta.log" 2>&1 & PIDS+=($!)
+    wait_active $((2 * $#))
+    for _ in $(seq 1 100); do "$BIN" volume list >/dev/null 2>&1 && break; sleep 0.1; done
+    "$BIN" volume create bench --groups "$(IFS=,; echo "$*")" >/dev/null
+    MNT="$WORK/mnt"
+    mkdir -p "$MNT"
+    "$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 & PIDS+=($!)
+    for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
+    grep -q " $MNT " /proc/mounts || { echo "bench/$NAME.sh: the mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1; }
+    trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+}
 # `cairn server` (tracker, one storage node, meta service) and a volume
 # `bench` mounted on $MNT; sets MOUNT_PID and unmounts on exit.
 start_mount() {
