@@ -12,8 +12,15 @@
 #   - 4 KiB creates one at a time through the mount: each call's median
 #     time, the device's flushes per file and their time, beside the same
 #     loop with an fsync per file on a plain directory;
-#   - fio's sequential read of 1 GiB through the mount (cold): the share of
-#     CPU time per process and the hottest symbols.
+#   - fio's sequential read of 1 GiB through the mount (cold), the 1 MiB
+#     uploads, fio's sequential write through the mount and a stat loop
+#     over files just written: the share of CPU time per process and the
+#     hottest symbols (`perf record -a -g`);
+#   - where the guest reports its free pages to the host (a balloon with
+#     free page reporting: /sys/module/page_reporting), the 1 MiB uploads
+#     again with the reporting off, so the cost of faulting memory back in
+#     from the host is measured, not guessed. The setting is put back on
+#     exit.
 #
 #   cargo build --release && bench/bounds.sh > /tmp/bounds.md
 #
@@ -75,21 +82,89 @@ echo "## What bounds the missed targets (bench/bounds.sh, $(date -u +%F), commit
 echo
 echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); device $DEV under ${BENCH_DIR:-/var/tmp}; a tracker, a group of two storage nodes, the meta service and a mount of a volume on that group."
 echo
+# profiled TITLE CMD...: runs CMD (its output to $WORK/cmd.out) under
+# `perf record -a -g` and prints TITLE, then the share of CPU samples per
+# process and the hottest symbols, as a Markdown code block.
+profiled() {
+    local title=$1
+    shift
+    # The whole machine while CMD (which may be a shell function) runs.
+    perf record -a -g -F 499 -o "$WORK/perf.data" 2>"$WORK/perf.err" &
+    local perf=$!
+    sleep 0.5
+    "$@" >"$WORK/cmd.out"
+    kill -INT "$perf"
+    # perf ends with the signal's status (130) when all went well.
+    local rc=0
+    wait "$perf" || rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 130 ] || { cat "$WORK/perf.err" >&2; exit 1; }
+    echo "$title"
+    echo
+    echo '```'
+    # sed, not head: head would end the pipe early and fail it (pipefail).
+    perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | sed -n 1,10p
+    echo
+    perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | sed -n 1,20p
+    echo '```'
+    echo
+}
+upload_rate() { python3 -c 'import json,sys; print("%.0f MiB/s" % json.load(open(sys.argv[1]))["upload"]["mib_per_s"])' "$WORK/cmd.out"; }
+fio_rate() { # the first job's bandwidth, from fio's JSON in $WORK/cmd.out
+    python3 -c 'import json,sys; t=open(sys.argv[1]).read(); j=json.loads(t[t.index("{"):])["jobs"][0]; print("%.0f MiB/s" % ((j["read"]["bw"] + j["write"]["bw"]) / 1024))' "$WORK/cmd.out"
+}
+upload_1m() { "$BIN" bench --group g1 --size 1M --count 800 --concurrency 8 --json; }
+fio_seq() { # DIR write|read
+    fio --name=s --filename="$1/fio.dat" --size=1G --rw="$2" --bs=1M --ioengine=psync --end_fsync=1 --output-format=json 2>/dev/null
+}
+
 echo "### Bytes to the disk: 1 MiB uploads and sequential writes"
 echo
 echo "| workload | rate | the device |"
 echo "|---|---|---|"
-r=$(watched 800 "$BIN" bench --group g1 --size 1M --count 800 --concurrency 8 --json)
-rate=$(python3 -c 'import json,sys; print("%.0f MiB/s" % json.load(open(sys.argv[1]))["upload"]["mib_per_s"])' "$WORK/cmd.out")
-echo "| 1 MiB uploads, group of two, c=8 (800 MiB; the bench's downloads and deletes follow in the same window) | $rate | $r |"
-fio_seqw() {
-    fio --name=w --filename="$1/fio.dat" --size=1G --rw=write --bs=1M --ioengine=psync --end_fsync=1 --output-format=json 2>/dev/null |
-        python3 -c 'import json,sys; t=sys.stdin.read(); print("%.0f MiB/s" % (json.loads(t[t.index("{"):])["jobs"][0]["write"]["bw"] / 1024))'
-}
-r=$(watched 1024 fio_seqw "$MNT"); echo "| fio sequential write, 1 GiB through the mount | $(cat "$WORK/cmd.out") | $r |"
-r=$(watched 1024 fio_seqw "$WORK/local"); echo "| fio sequential write, 1 GiB, plain directory | $(cat "$WORK/cmd.out") | $r |"
-
+r=$(watched 800 upload_1m)
+echo "| 1 MiB uploads, group of two, c=8 (800 MiB; the bench's downloads and deletes follow in the same window) | $(upload_rate) | $r |"
+r=$(watched 1024 fio_seq "$MNT" write); echo "| fio sequential write, 1 GiB through the mount | $(fio_rate) | $r |"
+rm -f "$MNT/fio.dat"
+r=$(watched 1024 fio_seq "$WORK/local" write); echo "| fio sequential write, 1 GiB, plain directory | $(fio_rate) | $r |"
+rm -f "$WORK/local/fio.dat"
 echo
+profiled "#### 1 MiB uploads, group of two, c=8" upload_1m
+echo "($(upload_rate) in this run.)"
+echo
+profiled "#### fio sequential write of 1 GiB through the mount" fio_seq "$MNT" write
+echo "($(fio_rate) in this run.)"
+rm -f "$MNT/fio.dat"
+echo
+
+# The guest's free page reporting: what the 1 MiB uploads do with it off.
+ORDER=/sys/module/page_reporting/parameters/page_reporting_order
+if [ -w "$ORDER" ]; then
+    was=$(cat "$ORDER")
+    trap 'echo "$was" >"$ORDER"; fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+    echo "#### 1 MiB uploads with the guest's free page reporting on (as found: order $was) and off"
+    echo
+    echo "| round | reporting on | reporting off |"
+    echo "|---|---|---|"
+    for round in 1 2 3; do
+        # Reporting runs in passes a few seconds apart: the pages the last
+        # round held must have gone back to the host before this one.
+        echo "$was" >"$ORDER"
+        cold
+        sleep 10
+        upload_1m >"$WORK/cmd.out"; on=$(upload_rate)
+        # An order above the largest free block: nothing is reported. A
+        # write of 4 GiB through the page cache, then dropped, makes the
+        # guest hold the memory the uploads will take.
+        echo 11 >"$ORDER"
+        dd if=/dev/zero of="$WORK/hold" bs=1M count=4096 status=none; rm -f "$WORK/hold"
+        cold
+        upload_1m >"$WORK/cmd.out"; off=$(upload_rate)
+        echo "| $round | $on | $off |"
+    done
+    echo "$was" >"$ORDER"
+    echo
+fi
+
 echo "### Creates of 4 KiB files one at a time: where a file's time goes"
 echo
 cat >"$WORK/create.py" <<'PY'
@@ -123,16 +198,9 @@ flushes "plain directory: open, write, close" "$WORK/local/c1" plain
 flushes "plain directory: open, write, fsync, close" "$WORK/local/c2" fsync
 
 echo
-echo "### Sequential read of 1 GiB through the mount (cold): CPU by process and the hottest symbols"
 echo
 dd if=/dev/urandom of="$MNT/big" bs=1M count=1024 conv=fsync status=none
 cold
-perf record -a -g -F 499 -o "$WORK/perf.data" -- \
-    fio --name=r --filename="$MNT/big" --rw=read --bs=1M --ioengine=psync --output-format=json >"$WORK/fio.json" 2>"$WORK/perf.err"
-python3 -c 'import json,sys; t=open(sys.argv[1]).read(); print("fio: %.0f MiB/s" % (json.loads(t[t.index("{"):])["jobs"][0]["read"]["bw"] / 1024))' "$WORK/fio.json"
-echo
-echo '```'
-perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -10
-echo
-perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -20
-echo '```'
+profiled "### Sequential read of 1 GiB through the mount (cold): CPU by process and the hottest symbols" \
+    fio --name=r --filename="$MNT/big" --rw=read --bs=1M --ioengine=psync --output-format=json
+echo "(fio: $(fio_rate).)"
