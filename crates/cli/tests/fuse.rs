@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::meta::{MetaRequest, MetaResponse};
 
-use crate::common::{content, Cluster, Proc};
+use crate::common::{content, count_files, Cluster, Proc};
 
 /// A mount process; unmounted (then killed) when dropped.
 struct Mount {
@@ -151,18 +151,28 @@ fn a_meta_service_killed_during_cp_is_a_pause() {
     let m = Mount::new(&c, "v", "mnt");
     let src = c.dir.path().join("src");
     make_tree(&src);
-    for d in 0..4 {
+    for d in 0..8 {
         let dir = src.join(format!("a/more{d}"));
         std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..100 {
+        for i in 0..125 {
             std::fs::write(dir.join(format!("g{i:03}")), content(1000 + i * 131, (d * 1000 + i) as u64)).unwrap();
         }
     }
+    let total = count_files(&src.join("a"));
     let mut cp = Command::new("cp").arg("-a").arg(src.join("a")).arg(m.path.join("a")).spawn().unwrap();
-    // SIGKILL the meta service twice mid-copy; the mount retries until it is back.
-    for pause in [800, 1500] {
-        std::thread::sleep(Duration::from_millis(pause));
-        assert!(cp.try_wait().unwrap().is_none(), "cp finished before the meta service was killed");
+    // SIGKILL the meta service twice mid-copy; the mount retries until it is
+    // back. Each kill waits for the copy to make progress rather than for a
+    // clock, which a fast run outran: 100 more files, of over 1,000.
+    let mut copied = 0;
+    for _ in 0..2 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count_files(&m.path.join("a")) < copied + 100 {
+            assert!(cp.try_wait().unwrap().is_none(), "cp finished before the meta service was killed");
+            assert!(Instant::now() < deadline, "cp made no progress for 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        copied = count_files(&m.path.join("a"));
+        assert!(copied < total, "cp copied everything before the meta service was killed");
         c.metas[0].kill();
         std::thread::sleep(Duration::from_millis(700));
         c.metas[0].start();

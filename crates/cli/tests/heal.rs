@@ -6,7 +6,7 @@ use std::time::Duration;
 use cairn_client::{Body, Client, UploadOptions};
 use cairn_proto::FileId;
 
-use crate::common::{content, listing, read_from, rt, Cluster};
+use crate::common::{content, count_files, listing, read_from, rt, Cluster};
 
 fn upload_many(client: &Client, n: u64, seed: u64) -> Vec<(FileId, Vec<u8>)> {
     rt().block_on(async {
@@ -204,7 +204,7 @@ fn bit_rot_inside_pack_files_is_repaired_and_packed_blobs_survive_sigkill() {
     pack_files.sort();
     assert!(!pack_files.is_empty(), "small uploads are packed");
     let blob_dir = c.dir.path().join("node1/store0/data");
-    let loose = walkdir_count(&blob_dir);
+    let loose = count_files(&blob_dir);
     assert_eq!(loose, 0, "no file of its own for a small blob");
     // Flip a bit in the middle of three blobs' content, found in the pack
     // by their bytes.
@@ -250,11 +250,6 @@ fn bit_rot_inside_pack_files_is_repaired_and_packed_blobs_survive_sigkill() {
         }
     }
     assert_eq!(listing(&c, &client, 1), listing(&c, &client, 0));
-}
-
-fn walkdir_count(dir: &std::path::Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten().map(|e| if e.path().is_dir() { walkdir_count(&e.path()) } else { 1 }).sum()
 }
 
 #[test]

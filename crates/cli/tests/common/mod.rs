@@ -387,6 +387,13 @@ impl Drop for Cluster {
     }
 }
 
+/// How many files are under `dir`, counting through subdirectories; a
+/// directory that cannot be read (not there yet) counts none.
+pub fn count_files(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()
+}
+
 /// Deterministic pseudo-random content.
 pub fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
