@@ -13,9 +13,8 @@
 #     time, the device's flushes per file and their time, beside the same
 #     loop with an fsync per file on a plain directory;
 #   - fio's sequential read of 1 GiB through the mount (cold), the 1 MiB
-#     uploads, fio's sequential write through the mount and a stat loop
-#     over files just written: the share of CPU time per process and the
-#     hottest symbols (`perf record -a -g`);
+#     uploads and fio's sequential write through the mount: the share of
+#     CPU time per process and the hottest symbols (`perf record -a -g`);
 #   - where the guest reports its free pages to the host (a balloon with
 #     free page reporting: /sys/module/page_reporting), the 1 MiB uploads
 #     again with the reporting off, so the cost of faulting memory back in
@@ -196,8 +195,6 @@ flushes() { # LABEL DIR MODE
 flushes "mount: open, write, close" "$MNT/c1" plain
 flushes "plain directory: open, write, close" "$WORK/local/c1" plain
 flushes "plain directory: open, write, fsync, close" "$WORK/local/c2" fsync
-
-echo
 echo
 dd if=/dev/urandom of="$MNT/big" bs=1M count=1024 conv=fsync status=none
 cold
