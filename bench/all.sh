@@ -44,7 +44,7 @@ PLACES="mount local"
 if [ "$GLUSTER" = 1 ]; then
     # shellcheck source=bench/gluster.sh
     source "$(dirname "$0")/gluster.sh"
-    trap 'fusermount3 -u "$MNT" 2>/dev/null || true; stop_gluster; cleanup' EXIT
+    trap 'stop_gluster; unmount_and_clean' EXIT
     PLACES="mount local gluster"
 fi
 
@@ -56,11 +56,9 @@ fio_run() {
     local out
     out=$(fio --name="$2" --directory="$1" --filename=fio.dat --size="$SIZE" --rw="$3" --bs="$4" --numjobs="$5" \
         --ioengine=psync --group_reporting --output-format=json "${@:6}" 2>/dev/null)
-    add "$2" "$(python3 -c '
-import json, sys
-t = sys.stdin.read(); j = json.loads(t[t.index("{"):])["jobs"][0]
-d = j["read"] if j["read"]["io_bytes"] else j["write"]
-print(d["bw"] / 1024 if sys.argv[1] == "seq" else d["iops"])' "${2##*,}" <<<"$out")"
+    local bw iops
+    read -r bw iops < <(fio_result <<<"$out")
+    if [ "${2##*,}" = seq ]; then add "$2" "$bw"; else add "$2" "$iops"; fi
 }
 native() { # SIZE COUNT CONCURRENCY
     local j

@@ -81,36 +81,8 @@ echo "## What bounds the missed targets (bench/bounds.sh, $(date -u +%F), commit
 echo
 echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); device $DEV under ${BENCH_DIR:-/var/tmp}; a tracker, a group of two storage nodes, the meta service and a mount of a volume on that group."
 echo
-# profiled TITLE CMD...: runs CMD (its output to $WORK/cmd.out) under
-# `perf record -a -g` and prints TITLE, then the share of CPU samples per
-# process and the hottest symbols, as a Markdown code block.
-profiled() {
-    local title=$1
-    shift
-    # The whole machine while CMD (which may be a shell function) runs.
-    perf record -a -g -F 499 -o "$WORK/perf.data" 2>"$WORK/perf.err" &
-    local perf=$!
-    sleep 0.5
-    "$@" >"$WORK/cmd.out"
-    kill -INT "$perf"
-    # perf ends with the signal's status (130) when all went well.
-    local rc=0
-    wait "$perf" || rc=$?
-    [ "$rc" = 0 ] || [ "$rc" = 130 ] || { cat "$WORK/perf.err" >&2; exit 1; }
-    echo "$title"
-    echo
-    echo '```'
-    # sed, not head: head would end the pipe early and fail it (pipefail).
-    perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | sed -n 1,10p
-    echo
-    perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | sed -n 1,20p
-    echo '```'
-    echo
-}
 upload_rate() { python3 -c 'import json,sys; print("%.0f MiB/s" % json.load(open(sys.argv[1]))["upload"]["mib_per_s"])' "$WORK/cmd.out"; }
-fio_rate() { # the first job's bandwidth, from fio's JSON in $WORK/cmd.out
-    python3 -c 'import json,sys; t=open(sys.argv[1]).read(); j=json.loads(t[t.index("{"):])["jobs"][0]; print("%.0f MiB/s" % ((j["read"]["bw"] + j["write"]["bw"]) / 1024))' "$WORK/cmd.out"
-}
+fio_rate() { fio_result <"$WORK/cmd.out" | awk '{ printf "%.0f MiB/s\n", $1 }'; } # of fio's JSON in $WORK/cmd.out
 upload_1m() { "$BIN" bench --group g1 --size 1M --count 800 --concurrency 8 --json; }
 fio_seq() { # DIR write|read
     fio --name=s --filename="$1/fio.dat" --size=1G --rw="$2" --bs=1M --ioengine=psync --end_fsync=1 --output-format=json 2>/dev/null
@@ -139,7 +111,7 @@ echo
 ORDER=/sys/module/page_reporting/parameters/page_reporting_order
 if [ -w "$ORDER" ]; then
     was=$(cat "$ORDER")
-    trap 'echo "$was" >"$ORDER"; fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+    trap 'echo "$was" >"$ORDER"; unmount_and_clean' EXIT
     echo "#### 1 MiB uploads with the guest's free page reporting on (as found: order $was) and off"
     echo
     echo "| round | reporting on | reporting off |"

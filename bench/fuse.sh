@@ -19,8 +19,7 @@ LOCAL="$WORK/local"
 mkdir -p "$LOCAL"
 fio_bw() { # dir name rw bs [extra]: prints "MiB/s, IOPS"
     fio --name="$2" --filename="$1/fio.dat" --size="$SIZE" --rw="$3" --bs="$4" --ioengine=psync \
-        --output-format=json "${@:5}" 2>/dev/null |
-        python3 -c 'import json,sys; t=sys.stdin.read(); j=json.loads(t[t.index("{"):])["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f MiB/s, %.0f IOPS" % (d["bw"] / 1024, d["iops"]))'
+        --output-format=json "${@:5}" 2>/dev/null | fio_result | awk '{ printf "%.0f MiB/s, %.0f IOPS\n", $1, $2 }'
 }
 rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / float(sys.argv[2]):.0f}/s')" "$FILES" "$1"; }
 since() { echo "$(date +%s.%N) - $1" | bc; }

@@ -27,6 +27,45 @@ wait_active() {
 }
 # Drops the page cache (needs root), so the next read goes to the device.
 cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+# The exit of a script that mounted $MNT: unmount, then stop and remove the rest.
+unmount_and_clean() { fusermount3 -u "$MNT" 2>/dev/null || true; cleanup; }
+# fio's JSON report on stdin: "MiB/s IOPS" of its first job, in the
+# direction that moved bytes.
+fio_result() {
+    python3 -c '
+import json, sys
+t = sys.stdin.read(); j = json.loads(t[t.index("{"):])["jobs"][0]
+d = j["read"] if j["read"]["io_bytes"] else j["write"]
+print(d["bw"] / 1024, d["iops"])'
+}
+# profiled TITLE CMD...: runs CMD (its output to $WORK/cmd.out) while
+# `perf record -a -g` watches the whole machine, then prints TITLE, the
+# share of CPU samples per process and the hottest symbols, as a Markdown
+# code block.
+profiled() {
+    local title=$1
+    shift
+    # Started apart from CMD, which may be a shell function.
+    perf record -a -g -F 499 -o "$WORK/perf.data" 2>"$WORK/perf.err" &
+    local perf=$!
+    PIDS+=("$perf")
+    sleep 0.5
+    "$@" >"$WORK/cmd.out"
+    kill -INT "$perf"
+    # perf ends with the signal's status (130) when all went well.
+    local rc=0
+    wait "$perf" || rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 130 ] || { cat "$WORK/perf.err" >&2; exit 1; }
+    echo "$title"
+    echo
+    echo '```'
+    # sed, not head: head would end the pipe early and fail it (pipefail).
+    perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | sed -n 1,10p
+    echo
+    perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | sed -n 1,20p
+    echo '```'
+    echo
+}
 # start_volume_cluster GROUP...: a tracker, two storage nodes per group,
 # the meta service, and a volume `bench` over those groups mounted on
 # $MNT; sets TRACKER and META (exported for the CLI) and unmounts on exit.
@@ -51,7 +90,7 @@ start_volume_cluster() {
     "$BIN" mount bench "$MNT" >"$WORK/mount.log" 2>&1 & PIDS+=($!)
     for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
     grep -q " $MNT " /proc/mounts || { echo "bench/$NAME.sh: the mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1; }
-    trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+    trap unmount_and_clean EXIT
 }
 # `cairn server` (tracker, one storage node, meta service) and a volume
 # `bench` mounted on $MNT; sets MOUNT_PID and unmounts on exit.
@@ -72,7 +111,7 @@ start_mount() {
     MOUNT_PID=$!
     PIDS+=("$MOUNT_PID")
     for _ in $(seq 1 200); do grep -q " $MNT " /proc/mounts && break; sleep 0.05; done
-    trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+    trap unmount_and_clean EXIT
 }
 # `cairn server` (tracker and one storage node) with HTTP downloads on;
 # sets TRACKER and HTTP.

@@ -52,10 +52,5 @@ subprocess.run($fio_cmd, '--rw=randread', '--bs=4k', '--numjobs=4', '--runtime=1
     *) echo "unknown workload $WORKLOAD" >&2; exit 1 ;;
 esac
 [ -n "$prepare" ] && python3 -c "$prepare"
-perf record -a -g -F 499 -o "$WORK/perf.data" -- python3 -c "$run" >"$WORK/run.out" 2>"$WORK/perf.err" || { cat "$WORK/perf.err" >&2; exit 1; }
-grep -E "IOPS|BW=" "$WORK/run.out" || true
-echo "## $WORKLOAD: CPU samples by process"
-perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -12
-echo
-echo "## $WORKLOAD: hottest symbols (self time)"
-perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -25
+profiled "## $WORKLOAD: CPU samples by process, then the hottest symbols (self time)" python3 -c "$run"
+grep -E "IOPS|BW=" "$WORK/cmd.out" || true

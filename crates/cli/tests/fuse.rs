@@ -166,12 +166,15 @@ fn a_meta_service_killed_during_cp_is_a_pause() {
     let mut copied = 0;
     for _ in 0..2 {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while count_files(&m.path.join("a")) < copied + 100 {
+        copied = loop {
+            let now = count_files(&m.path.join("a"));
+            if now >= copied + 100 {
+                break now;
+            }
             assert!(cp.try_wait().unwrap().is_none(), "cp finished before the meta service was killed");
             assert!(Instant::now() < deadline, "cp made no progress for 60 s");
             std::thread::sleep(Duration::from_millis(50));
-        }
-        copied = count_files(&m.path.join("a"));
+        };
         assert!(copied < total, "cp copied everything before the meta service was killed");
         c.metas[0].kill();
         std::thread::sleep(Duration::from_millis(700));
