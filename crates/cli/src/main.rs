@@ -6,6 +6,8 @@
 
 mod cmd;
 mod config;
+mod output;
+mod progress;
 mod secret;
 mod units;
 

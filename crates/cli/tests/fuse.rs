@@ -11,17 +11,17 @@ use cairn_proto::meta::{MetaRequest, MetaResponse};
 use crate::common::{content, count_files, Cluster, Proc};
 
 /// A mount process; unmounted (then killed) when dropped.
-struct Mount {
-    proc: Proc,
-    path: PathBuf,
+pub(crate) struct Mount {
+    pub(crate) proc: Proc,
+    pub(crate) path: PathBuf,
 }
 
 impl Mount {
-    fn new(c: &Cluster, volume: &str, name: &str) -> Mount {
+    pub(crate) fn new(c: &Cluster, volume: &str, name: &str) -> Mount {
         Self::with_flags(c, volume, name, &[])
     }
 
-    fn with_flags(c: &Cluster, volume: &str, name: &str, flags: &[&str]) -> Mount {
+    pub(crate) fn with_flags(c: &Cluster, volume: &str, name: &str, flags: &[&str]) -> Mount {
         assert!(
             Command::new("fusermount3").arg("-V").output().is_ok_and(|o| o.status.success()),
             "fusermount3 is missing: scripts/test installs fuse3"
@@ -61,7 +61,7 @@ impl Drop for Mount {
     }
 }
 
-fn mounted(path: &Path) -> bool {
+pub(crate) fn mounted(path: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(&path.display().to_string()))
 }

@@ -11,3 +11,4 @@ mod fuse;
 mod heal;
 mod hostile;
 mod meta;
+mod mistakes;

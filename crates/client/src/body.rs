@@ -1,6 +1,8 @@
 //! What an upload, append or modify sends.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_proto::frame::{copy_body, write_body_end, write_chunk};
@@ -14,6 +16,10 @@ pub enum Body {
     Bytes(Bytes),
     /// A local file, streamed from disk.
     File(PathBuf),
+    /// A local file, streamed from disk, its bytes sent so far counted in
+    /// the counter (set back to 0 when a retry starts over): what a
+    /// progress bar shows.
+    CountedFile(PathBuf, Arc<AtomicU64>),
     /// Any stream, e.g. standard input.
     Reader(Box<dyn AsyncRead + Send + Unpin>),
 }
@@ -41,7 +47,7 @@ impl Body {
     pub(crate) async fn len(&mut self) -> Option<u64> {
         match self {
             Body::Bytes(b) => Some(b.len() as u64),
-            Body::File(p) => tokio::fs::metadata(p).await.ok().map(|m| m.len()),
+            Body::File(p) | Body::CountedFile(p, _) => tokio::fs::metadata(p).await.ok().map(|m| m.len()),
             Body::Reader(_) => None,
         }
     }
@@ -64,6 +70,11 @@ impl Body {
                 let mut f = tokio::fs::File::open(&*path).await.map_err(SendError::Input)?;
                 copy(&mut f, conn).await
             }
+            Body::CountedFile(path, sent) => {
+                sent.store(0, Ordering::Relaxed);
+                let f = tokio::fs::File::open(&*path).await.map_err(SendError::Input)?;
+                copy(&mut Counted { inner: f, sent: sent.clone() }, conn).await
+            }
             Body::Reader(r) => {
                 let mut r = std::mem::replace(r, Box::new(tokio::io::empty()));
                 copy(&mut r, conn).await
@@ -82,6 +93,26 @@ async fn copy<R: AsyncRead + Unpin + ?Sized>(src: &mut R, conn: &mut Conn) -> Re
             Some(input) => Err(SendError::Input(input)),
             None => Err(SendError::Conn(e)),
         },
+    }
+}
+
+/// Adds what is read through it to a counter.
+struct Counted<R> {
+    inner: R,
+    sent: Arc<AtomicU64>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.sent.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        r
     }
 }
 

@@ -114,9 +114,10 @@ impl MetaClient {
         }
     }
 
-    /// Deletes a volume.
-    pub async fn delete_volume(&self, name: &str) -> Result<()> {
-        match self.call(MetaRequest::DeleteVolume { name: name.into() }).await? {
+    /// Deletes a volume; refused while mounts or gateways use it, unless
+    /// `force`.
+    pub async fn delete_volume(&self, name: &str, force: bool) -> Result<()> {
+        match self.call(MetaRequest::DeleteVolume { name: name.into(), force }).await? {
             MetaResponse::Ok => Ok(()),
             other => Err(self.unexpected("ok", other)),
         }

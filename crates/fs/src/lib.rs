@@ -77,6 +77,17 @@ const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// that asked for them.
 const CACHE_FILLS: usize = 2;
 
+/// A volume's space, for `statfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Bytes in the volume's files.
+    pub used: u64,
+    /// Free bytes in its groups.
+    pub free: u64,
+    /// Inodes allocated.
+    pub inodes: u64,
+}
+
 /// One mounted volume.
 pub struct Fs {
     meta: MetaClient,
@@ -264,10 +275,15 @@ impl Fs {
         self
     }
 
-    /// Tells the meta service, every few seconds while `fs` lives, which
-    /// files this mount has open: files unlinked while open are kept for
-    /// as long as it says so, and freed once it stops (it went away).
-    pub fn keep_open_files(fs: &Arc<Self>) {
+    /// Attaches this mount (or gateway), described by `what`, to its
+    /// volume: the meta service then refuses to delete the volume under
+    /// it. Then, every few seconds while `fs` lives, says again that it is
+    /// attached and which files it has open: files unlinked while open are
+    /// kept for as long as it says so, and freed once it stops (it went
+    /// away).
+    pub async fn attach(fs: &Arc<Self>, what: String) -> Result<()> {
+        let attach = move |fs: &Self| MetaRequest::Attach { vol: fs.vol.id, session: fs.meta.session(), what: what.clone() };
+        fs.call(attach(fs)).await?;
         let weak = Arc::downgrade(fs);
         tokio::spawn(async move {
             let mut every = KEEP_OPEN_FIRST;
@@ -285,8 +301,24 @@ impl Fs {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not tell the meta service which files are open"),
                 }
+                if let Err(e) = fs.call(attach(&fs)).await {
+                    tracing::warn!(error = %e, "could not tell the meta service this mount is still attached");
+                }
             }
         });
+        Ok(())
+    }
+
+    /// Detaches from the volume (an unmount): it may be deleted now.
+    pub async fn detach(&self) -> Result<()> {
+        self.call(MetaRequest::Detach { vol: self.vol.id, session: self.meta.session() }).await.map(drop)
+    }
+
+    /// The volume's groups that the cluster does not have (a group removed
+    /// since the volume was made): writes to them fail.
+    pub async fn missing_groups(&self) -> Result<Vec<String>> {
+        let map = self.blobs.status().await?;
+        Ok(self.vol.groups.iter().filter(|g| !map.groups.iter().any(|m| &m.name == *g)).cloned().collect())
     }
 
     /// The volume.
@@ -742,8 +774,16 @@ impl Fs {
             return Ok(());
         }
         self.forget_ahead(h.ino);
-        let slices = self.upload_runs(runs).await.inspect_err(|_| self.pages.drop(h.ino))?;
+        let slices = self.upload_runs(runs).await.inspect_err(|_| self.forget_unstored(h.ino))?;
         self.commit(h.ino, slices).await
+    }
+
+    /// After a write that could not be stored: the file shows what was
+    /// committed, not the lost bytes (as zeros) nor pages the kernel kept
+    /// of them.
+    fn forget_unstored(&self, ino: u64) {
+        self.pages.drop(ino);
+        self.pending_end.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
     }
 
     /// Waits for a background upload and commits its slices.
@@ -752,7 +792,7 @@ impl Fs {
             .await
             .map_err(|e| FsError { errno: 5, message: format!("upload task failed: {e}") })
             .and_then(|r| r)
-            .inspect_err(|_| self.pages.drop(ino))?;
+            .inspect_err(|_| self.forget_unstored(ino))?;
         self.commit(ino, slices).await
     }
 
@@ -812,9 +852,20 @@ impl Fs {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(1));
                 }
-                other => return Ok(other?),
+                other => return other.map_err(|e| self.not_stored(opts, data.len(), e)),
             }
         }
+    }
+
+    /// A write that could not be stored fails with EIO (ENOSPC when the
+    /// groups are full), never with what the blob layer answered (a
+    /// missing group is ENOENT there, which `close` must not say), and the
+    /// mount's log says why.
+    fn not_stored(&self, opts: &UploadOptions, len: usize, e: cairn_client::Error) -> FsError {
+        let group = opts.group.as_deref().unwrap_or("(any)");
+        let errno = if e.code() == Some(cairn_proto::ErrorCode::NoSpace) { 28 } else { 5 };
+        tracing::error!(volume = %self.vol.name, group, bytes = len, error = %e, "a write could not be stored; the application is answered an error");
+        FsError { errno, message: format!("cannot store {len} bytes in group {group}: {e}") }
     }
 
     fn pick_group(&self) -> Option<String> {
@@ -1264,16 +1315,18 @@ impl Fs {
         self.call(MetaRequest::RemoveXattr { vol: self.vol.id, ino, name: name.to_vec() }).await.map(|_| ())
     }
 
-    /// Space of the cluster's groups (those of the volume, or all), and
-    /// inodes allocated: (total bytes, free bytes, inodes).
-    pub async fn statfs(&self) -> Result<(u64, u64, u64)> {
+    /// What `df` shows of the volume: the bytes in its files, the free
+    /// space of its groups (those of the volume, or all), inodes
+    /// allocated. The size is the two together (as JuiceFS shows it): the
+    /// groups' disks hold other volumes' and FastDFS files too.
+    pub async fn statfs(&self) -> Result<FsStats> {
         let map = self.blobs.status().await?;
         let groups = map.groups.iter().filter(|g| self.vol.groups.is_empty() || self.vol.groups.contains(&g.name));
-        let (total, free) = groups.fold((0, 0), |(t, f), g| (t + g.total, f + g.free));
-        let inodes = match self.call(MetaRequest::Stats { vol: self.vol.id }).await? {
-            MetaResponse::Stats(s) => s.inodes,
-            _ => 0,
+        let free = groups.map(|g| g.free).sum();
+        let (inodes, used) = match self.call(MetaRequest::Stats { vol: self.vol.id }).await? {
+            MetaResponse::Stats(s) => (s.inodes, s.bytes),
+            _ => (0, 0),
         };
-        Ok((total, free, inodes))
+        Ok(FsStats { used, free, inodes })
     }
 }

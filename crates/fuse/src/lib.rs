@@ -625,10 +625,10 @@ impl Filesystem for CairnFuse {
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.statfs().await {
-                Ok((total, free, inodes)) => {
+                Ok(cairn_fs::FsStats { used, free, inodes }) => {
                     let bs = 4096u64;
                     reply.statfs(
-                        total / bs,
+                        used.div_ceil(bs) + free / bs,
                         free / bs,
                         free / bs,
                         inodes + 1_000_000,

@@ -33,6 +33,9 @@ pub enum MetaError {
     /// The engine failed.
     #[error("meta engine: {0}")]
     Engine(String),
+    /// In use (a volume with mounts attached).
+    #[error("busy: {0}")]
+    Busy(String),
     /// A tagged change was applied before (its client is retrying): the
     /// service answers from the namespace as it is.
     #[error("change already applied")]
@@ -52,6 +55,7 @@ impl MetaError {
             MetaError::NoAttr => 61,                               // ENODATA
             MetaError::Invalid(_) => 22,                           // EINVAL
             MetaError::TooManyLinks => 31,                         // EMLINK
+            MetaError::Busy(_) => 16,                              // EBUSY
             MetaError::Engine(_) | MetaError::AlreadyApplied => 5, // EIO
         }
     }

@@ -9,9 +9,12 @@
 //! - `model.rs`: what is stored, under which keys.
 //! - `namespace.rs`: the operations.
 //! - `slices.rs`: which blob ranges make up a range of a file.
+//! - `usage.rs`: bytes used per volume; `clients.rs`: mounts and gateways
+//!   attached to a volume.
 //! - `server.rs`: the daemon (`cairn meta`).
 
 pub mod changes;
+mod clients;
 mod engine;
 mod error;
 mod lazy_sync;
@@ -21,6 +24,7 @@ mod redb_engine;
 mod redo_log;
 pub mod server;
 pub mod slices;
+mod usage;
 
 pub use engine::{Engine, KvRead, KvWrite};
 pub use error::{MetaError, Result};

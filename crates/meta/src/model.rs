@@ -13,10 +13,12 @@
 //! | `r` session seq | when the tagged change was applied (i64 Unix seconds) |
 //! | `g` blob ID | (empty): a blob no file refers to any more, for the collector |
 //! | `k` vol ino | (empty): a file with many slices, for the compactor |
+//! | `u` vol | bytes in the volume's files (u64) |
+//! | `m` vol session | [`VolumeClient`]: a mount or gateway attached to the volume |
 
 use std::collections::BTreeMap;
 
-pub use cairn_proto::meta::{Attr, Dirent, Kind, Slice, Time, Volume, ROOT};
+pub use cairn_proto::meta::{Attr, Dirent, Kind, Slice, Time, Volume, VolumeClient, ROOT};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
@@ -139,6 +141,16 @@ pub mod key {
     pub fn garbage(blob: &str) -> Vec<u8> {
         let mut k = vec![b'g'];
         k.extend_from_slice(blob.as_bytes());
+        k
+    }
+    /// The bytes counter of a volume.
+    pub fn usage(vol: u32) -> Vec<u8> {
+        prefix(b'u', vol)
+    }
+    /// A client attached to a volume.
+    pub fn client(vol: u32, session: u64) -> Vec<u8> {
+        let mut k = prefix(b'm', vol);
+        k.extend_from_slice(&session.to_be_bytes());
         k
     }
     /// Every key of a volume with this tag lies in `[prefix(tag, vol), prefix(tag, vol + 1))`.

@@ -13,6 +13,7 @@ use crate::engine::{Engine, KvRead, KvWrite};
 use crate::error::{MetaError, Result};
 use crate::model::{decode, encode, key, Attr, Dirent, Holders, Inode, Kind, Slice, Time, Volume, ROOT};
 use crate::slices::{self, Piece};
+use crate::usage;
 
 pub use cairn_proto::meta::NAME_MAX;
 /// Most hard links to one inode.
@@ -78,6 +79,10 @@ fn load(r: &dyn KvRead, vol: u32, ino: u64) -> Result<Inode> {
 }
 
 fn save(w: &mut dyn KvWrite, vol: u32, inode: &Inode) -> Result<()> {
+    if inode.attr.kind == Kind::File {
+        let old = usage::saved_size(w, vol, inode.attr.ino)?.unwrap_or(0);
+        usage::track(w, vol, old, inode.attr.size)?;
+    }
     put(w, &key::inode(vol, inode.attr.ino), inode)
 }
 
@@ -292,6 +297,7 @@ fn free_orphan(w: &mut dyn KvWrite, vol: u32, ino: u64) -> Result<()> {
             return w.delete(&key::orphan(vol, ino));
         }
         drop_slices(w, vol, &mut inode)?;
+        usage::track(w, vol, inode.attr.size, 0)?;
         w.delete(&key::inode(vol, ino))?;
     }
     w.delete(&key::orphan(vol, ino))
@@ -388,12 +394,17 @@ impl<E: Engine> Namespace<E> {
         Self { engine }
     }
 
+    /// The engine (for the operations kept in files of their own).
+    pub(crate) fn engine(&self) -> &E {
+        &self.engine
+    }
+
     /// Every change goes through here: one engine transaction, which also
     /// records the change's tag when it has one. A tagged change whose tag
     /// is already recorded fails with [`MetaError::AlreadyApplied`] and
     /// changes nothing; checking inside the transaction makes a retry
     /// that races its original safe.
-    fn change<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+    pub(crate) fn change<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         let tag = REQUEST_TAG.with(Cell::get);
         let txn = |w: &mut dyn KvWrite| match tag {
             None => f(w),
@@ -481,11 +492,27 @@ impl<E: Engine> Namespace<E> {
 
     /// Deletes a volume and its whole namespace; its blobs go to the
     /// collector.
-    pub fn delete_volume(&self, name: &str) -> Result<()> {
+    /// Refused while clients heard from within `lease_secs` are attached,
+    /// unless `force`.
+    pub fn delete_volume(&self, name: &str, force: bool, lease_secs: u64) -> Result<()> {
+        if !force {
+            let v = self.volume(name)?;
+            let clients = self.clients(v.id, lease_secs)?;
+            if let Some(first) = clients.first() {
+                let more = match clients.len() {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                return Err(MetaError::Busy(format!(
+                    "volume {name} is in use by {}{more}; unmount it first, or delete with --force",
+                    first.what
+                )));
+            }
+        }
         self.change(|w| {
             let v: Volume = get(w, &key::volume(name))?.ok_or_else(|| MetaError::NotFound(format!("volume {name}")))?;
             w.delete(&key::volume(name))?;
-            for tag in [b'i', b's', b'c', b'd', b'o'] {
+            for tag in [b'i', b's', b'c', b'd', b'o', b'u', b'm'] {
                 let (start, end) = (key::prefix(tag, v.id), key::prefix(tag, v.id + 1));
                 loop {
                     let batch = w.scan(&start, &end, 1000)?;
@@ -512,7 +539,8 @@ impl<E: Engine> Namespace<E> {
     pub fn stats(&self, vol: u32) -> Result<VolumeStats> {
         self.engine.read(|r| {
             let next: u64 = get(r, &key::next_ino(vol))?.unwrap_or(ROOT + 1);
-            Ok(VolumeStats { inodes: next - 1 })
+            let bytes: u64 = get(r, &key::usage(vol))?.unwrap_or(0);
+            Ok(VolumeStats { inodes: next - 1, bytes })
         })
     }
 

@@ -103,8 +103,8 @@ fn carry_out(
         Q::CreateVolume { name, groups, chunk_size } => A::Volume(ns.create_volume(&name, groups, chunk_size)?),
         Q::ListVolumes => A::Volumes(ns.volumes()?),
         Q::GetVolume { name } => A::Volume(ns.volume(&name)?),
-        Q::DeleteVolume { name } => {
-            ns.delete_volume(&name)?;
+        Q::DeleteVolume { name, force } => {
+            ns.delete_volume(&name, force, opts.orphan_lease_secs)?;
             A::Ok
         }
         Q::Stats { vol } => A::Stats(ns.stats(vol)?),
@@ -197,6 +197,15 @@ fn carry_out(
             ns.sync()?;
             A::Ok
         }
+        Q::Attach { vol, session, what } => {
+            ns.attach(vol, session, &what, opts.orphan_lease_secs)?;
+            A::Ok
+        }
+        Q::Detach { vol, session } => {
+            ns.detach(vol, session)?;
+            A::Ok
+        }
+        Q::Clients { vol } => A::Clients(ns.clients(vol, opts.orphan_lease_secs)?),
     })
 }
 
@@ -367,6 +376,7 @@ pub async fn run(
 ) -> crate::Result<()> {
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
     let ns = Arc::new(Namespace::new(RedbEngine::open(&data.join(DB_FILE))?));
+    ns.count_usage_where_missing()?;
     info!(addr = ?listener.local_addr().ok(), data = %data.display(), "meta service listening");
     tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
     let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });

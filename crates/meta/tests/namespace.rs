@@ -25,7 +25,7 @@ fn volumes_are_created_listed_and_deleted() {
     assert_eq!((root.kind, root.perm, root.nlink), (Kind::Dir, 0o755, 2));
     let f = n.mknod(v.id, ROOT, b"a.jpg", file(0)).unwrap();
     n.write(v.id, f.ino, vec![Slice { offset: 0, len: 10, blob: "g1/M00/00/00/x".into(), blob_offset: 0 }]).unwrap();
-    n.delete_volume("photos").unwrap();
+    n.delete_volume("photos", false, 60).unwrap();
     assert!(n.volume("photos").is_err());
     assert!(n.getattr(v.id, ROOT).is_err());
     assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), vec!["g1/M00/00/00/x".to_string()]);

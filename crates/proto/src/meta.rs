@@ -175,11 +175,24 @@ pub enum RenameMode {
     Exchange,
 }
 
-/// Counts for `statfs`.
+/// Counts for `statfs` and `volume info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeStats {
     /// Inodes ever allocated (an upper bound of those in use).
     pub inodes: u64,
+    /// Bytes in the volume's files (their sizes; a hard-linked file once).
+    pub bytes: u64,
+}
+
+/// A mount or gateway attached to a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeClient {
+    /// Its session.
+    pub session: u64,
+    /// What it says it is, e.g. `mount host:/mnt/photos (pid 4121)`.
+    pub what: String,
+    /// When it last said it is there (Unix seconds).
+    pub last_seen: i64,
 }
 
 /// A directory entry.
@@ -252,10 +265,13 @@ pub enum MetaRequest {
         /// Name.
         name: String,
     },
-    /// Delete a volume and its namespace.
+    /// Delete a volume and its namespace. Refused while a mount or
+    /// gateway is attached to it, unless `force`.
     DeleteVolume {
         /// Name.
         name: String,
+        /// Delete even while clients are attached (they then fail every call).
+        force: bool,
     },
     /// Inode counts of a volume.
     Stats {
@@ -558,6 +574,29 @@ pub enum MetaRequest {
     /// Put every change answered so far on disk (a mount's `fsync` and
     /// `fsyncdir`): [`MetaResponse::Ok`]. See [`MetaRequest::durable_when_answered`].
     Sync,
+    /// A mount or gateway is using volume `vol` (at its start, and again
+    /// with every `KeepOpen`): `DeleteVolume` is refused while it is.
+    Attach {
+        /// Volume ID.
+        vol: u32,
+        /// The client's session.
+        session: u64,
+        /// What it is, for operators (`volume info`, a refused delete).
+        what: String,
+    },
+    /// A mount or gateway stopped using volume `vol` (an unmount).
+    Detach {
+        /// Volume ID.
+        vol: u32,
+        /// The client's session.
+        session: u64,
+    },
+    /// The mounts and gateways attached to volume `vol` now:
+    /// [`MetaResponse::Clients`].
+    Clients {
+        /// Volume ID.
+        vol: u32,
+    },
 }
 
 /// Most slices in one [`MetaResponse::SlicesPage`]: a slice is at most
@@ -618,7 +657,9 @@ impl MetaRequest {
             | Q::RemoveXattr { .. }
             | Q::Collected { .. }
             | Q::Compact { .. }
-            | Q::CompactPrefix { .. } => true,
+            | Q::CompactPrefix { .. }
+            | Q::Attach { .. }
+            | Q::Detach { .. } => true,
             Q::ListVolumes
             | Q::GetVolume { .. }
             | Q::Stats { .. }
@@ -637,6 +678,7 @@ impl MetaRequest {
             | Q::CompactCandidates { .. }
             | Q::Slices { .. }
             | Q::SlicesPage { .. }
+            | Q::Clients { .. }
             | Q::Sync => false,
         }
     }
@@ -659,7 +701,10 @@ impl MetaRequest {
             | Q::Rmdir { .. }
             | Q::Rename { .. }
             | Q::SetXattr { .. }
-            | Q::RemoveXattr { .. } => false,
+            | Q::RemoveXattr { .. }
+            // Said again every few seconds while the client lives.
+            | Q::Attach { .. }
+            | Q::Detach { .. } => false,
             _ => true,
         }
     }
@@ -752,4 +797,6 @@ pub enum MetaResponse {
         /// do, so pages read under one generation make one list.
         generation: u64,
     },
+    /// Mounts and gateways attached to a volume.
+    Clients(Vec<VolumeClient>),
 }

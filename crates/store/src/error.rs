@@ -38,6 +38,9 @@ pub enum Error {
     /// A replica's copy differs from what the primary expects.
     #[error("{0}")]
     OutOfSync(String),
+    /// Another process runs on this directory.
+    #[error(transparent)]
+    Locked(#[from] crate::dir_lock::LockError),
     /// The data directory or a store path is not usable.
     #[error("{path}: {reason}")]
     Setup {

@@ -14,6 +14,7 @@
 
 mod binlog;
 mod checksum;
+mod dir_lock;
 mod error;
 mod layout;
 mod node;
@@ -25,6 +26,7 @@ mod store;
 
 pub use binlog::{Binlog, BinlogOp, Origin};
 pub use checksum::BLOCK_SIZE;
+pub use dir_lock::{DirLock, LockError, LOCK_FILE};
 pub use error::{Error, Result};
 pub use layout::{PathPolicy, StorePath};
 pub use pack::Compacted;

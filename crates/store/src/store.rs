@@ -126,6 +126,8 @@ pub struct Store {
     /// every request asks (a `stat` per request on the hot path, twice per
     /// upload, otherwise).
     removed: AtomicBool,
+    /// This process's locks on the data directory and every store path.
+    _locks: Vec<crate::DirLock>,
 }
 
 /// What a copy from a peer expects to replace (see [`Store::replace`]).
@@ -165,10 +167,20 @@ impl Store {
         cairn_proto::file_id::validate_group(&cfg.group)
             .map_err(|r| Error::Setup { path: data_dir.to_path_buf(), reason: r.to_string() })?;
         std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
+        let mut locks = vec![crate::DirLock::acquire(data_dir, "storage node")?];
         let node_id = crate::node::load_or_create(data_dir)?;
         let roots = if cfg.store_paths.is_empty() { vec![data_dir.join("store0")] } else { cfg.store_paths.clone() };
         if roots.len() > 256 {
             return Err(Error::Setup { path: data_dir.to_path_buf(), reason: "at most 256 store paths".into() });
+        }
+        // A store path shared with another node (a path given twice, two
+        // nodes on one disk directory) would mix their blobs.
+        let same_as_data = |r: &Path| match (std::fs::canonicalize(r), std::fs::canonicalize(data_dir)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        for r in roots.iter().filter(|r| !same_as_data(r)) {
+            locks.push(crate::DirLock::acquire(r, "storage node (store path)")?);
         }
         let paths =
             roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
@@ -205,6 +217,7 @@ impl Store {
             deleted,
             unfinished: std::sync::Mutex::new(Vec::new()),
             data_dir: data_dir.to_path_buf(),
+            _locks: locks,
             removed: AtomicBool::new(data_dir.join(REMOVED_MARK).exists()),
         };
         let (files, bytes, reserved) = store.count()?;

@@ -11,6 +11,8 @@ use clap::Args;
 use tokio::io::AsyncWriteExt;
 
 use super::client;
+use crate::output::Output;
+use crate::progress;
 use crate::units::rfc3339;
 use crate::ClusterArgs;
 
@@ -18,16 +20,24 @@ fn parse_id(s: &str) -> Result<FileId> {
     FileId::parse(s.trim()).map_err(|e| anyhow!(e))
 }
 
-fn body_of(src: &str) -> Result<Body> {
+/// What to send for `src` (a file, or - for standard input), with a bar
+/// following a large file's upload when standard error is a terminal.
+fn body_of(src: &str) -> Result<(Body, Option<progress::Follow>)> {
     if src == "-" {
-        return Ok(Body::Reader(Box::new(tokio::io::stdin())));
+        return Ok((Body::Reader(Box::new(tokio::io::stdin())), None));
     }
     let p = PathBuf::from(src);
     let meta = std::fs::metadata(&p).with_context(|| format!("cannot read {src}"))?;
     if meta.is_dir() {
         bail!("{src} is a directory");
     }
-    Ok(Body::File(p))
+    Ok(match progress::bar(meta.len(), "upload") {
+        Some(bar) => {
+            let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            (Body::CountedFile(p, sent.clone()), Some(progress::follow(bar, sent)))
+        }
+        None => (Body::File(p), None),
+    })
 }
 
 /// `cairn upload`
@@ -72,7 +82,7 @@ fn ext_of(a: &UploadArgs) -> Result<String> {
 pub async fn upload(a: UploadArgs) -> Result<()> {
     let c = client(&a.cluster)?;
     let ext = ext_of(&a)?;
-    let body = body_of(&a.file)?;
+    let (body, _bar) = body_of(&a.file)?;
     let id = match (&a.slave_of, &a.prefix) {
         (Some(master), Some(prefix)) => c.upload_slave(&parse_id(master)?, prefix, &ext, body).await?,
         _ => c.upload(&UploadOptions { group: a.group.clone(), appender: a.appender, ext }, body).await?,
@@ -106,35 +116,48 @@ pub struct DownloadArgs {
 pub async fn download(a: DownloadArgs) -> Result<()> {
     let c = client(&a.cluster)?;
     let id = parse_id(&a.id)?;
-    let out = match a.output.as_deref() {
-        Some(o) => o.to_string(),
-        None if std::io::stdout().is_terminal() => id.name().to_string(),
-        None => "-".to_string(),
+    let (out, told) = match a.output.as_deref() {
+        Some(o) => (o.to_string(), false),
+        // A terminal would show binary bytes: save under the file's name.
+        None if std::io::stdout().is_terminal() => (id.name().to_string(), true),
+        None => ("-".to_string(), false),
     };
+    // The size, for a bar, only when someone watches one.
+    let total = match std::io::stderr().is_terminal() {
+        true => c.info(&id).await.ok().map(|i| a.length.unwrap_or(i.size.saturating_sub(a.offset))),
+        false => None,
+    };
+    let bar = total.and_then(|t| progress::bar(t, "download"));
     if out == "-" {
         let mut stdout = tokio::io::stdout();
-        match &a.from {
-            Some(addr) => c.download_from(addr, &id, a.offset, a.length, &mut stdout).await?,
-            None => c.download_to(&id, a.offset, a.length, &mut stdout).await?,
-        };
+        fetch(&c, &a, &id, &mut progress::Tracked::new(&mut stdout, bar)).await?;
         stdout.flush().await.context("writing standard output")?;
         return Ok(());
     }
-    // Write beside the target and rename at the end, so a failed download
-    // never leaves a partial file under the real name.
-    let part = format!("{out}.part");
-    let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot create {part}"))?;
-    let res = match &a.from {
-        Some(addr) => c.download_from(addr, &id, a.offset, a.length, &mut f).await,
-        None => c.download_to(&id, a.offset, a.length, &mut f).await,
-    };
-    if let Err(e) = res {
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(e.into());
+    // Checked before anything is fetched: a directory is refused, a device
+    // or FIFO written into, anything else replaced only when complete.
+    let output = Output::open(&out)?;
+    let mut f = output.writer().await?;
+    fetch(&c, &a, &id, &mut progress::Tracked::new(&mut f, bar)).await?;
+    let target = output.target().display().to_string();
+    output.finish(f).await?;
+    if told {
+        eprintln!("saved as {target}");
     }
-    f.sync_all().await.with_context(|| format!("writing {part}"))?;
-    tokio::fs::rename(&part, &out).await.with_context(|| format!("cannot rename {part} to {out}"))?;
     Ok(())
+}
+
+/// Fetches the asked range of `id` into `sink`.
+async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
+    c: &cairn_client::Client,
+    a: &DownloadArgs,
+    id: &FileId,
+    sink: &mut W,
+) -> Result<u64> {
+    Ok(match &a.from {
+        Some(addr) => c.download_from(addr, id, a.offset, a.length, sink).await?,
+        None => c.download_to(id, a.offset, a.length, sink).await?,
+    })
 }
 
 /// A command that takes only a file ID.
@@ -167,7 +190,8 @@ pub struct AppendArgs {
 /// `cairn append`
 pub async fn append(a: AppendArgs) -> Result<()> {
     let c = client(&a.cluster)?;
-    c.append(&parse_id(&a.id)?, body_of(&a.file)?).await?;
+    let (body, _bar) = body_of(&a.file)?;
+    c.append(&parse_id(&a.id)?, body).await?;
     Ok(())
 }
 
@@ -187,7 +211,8 @@ pub struct ModifyArgs {
 /// `cairn modify`
 pub async fn modify(a: ModifyArgs) -> Result<()> {
     let c = client(&a.cluster)?;
-    c.modify(&parse_id(&a.id)?, a.offset, body_of(&a.file)?).await?;
+    let (body, _bar) = body_of(&a.file)?;
+    c.modify(&parse_id(&a.id)?, a.offset, body).await?;
     Ok(())
 }
 

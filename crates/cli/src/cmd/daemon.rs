@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use cairn_proto::ClusterSecret;
 use cairn_storage::StorageConfig;
-use cairn_store::{PathPolicy, Store, StoreConfig};
+use cairn_store::{DirLock, PathPolicy, Store, StoreConfig};
 use cairn_tracker::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
 use clap::Args;
 use tokio::net::TcpListener;
@@ -213,9 +213,23 @@ fn path_policy(s: Option<&String>) -> Result<PathPolicy> {
     })
 }
 
-pub(crate) async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
-    let sa: SocketAddr = addr.parse().map_err(|_| anyhow!("{what}: {addr:?} is not an IP:port address"))?;
-    TcpListener::bind(sa).await.with_context(|| format!("{what}: cannot listen on {addr}"))
+/// Binds the listener of `what`, whose address `flag` sets: a port that
+/// is taken (another role of this host, another program) is named with
+/// the flag that moves it.
+pub(crate) async fn bind(addr: &str, what: &str, flag: &str) -> Result<TcpListener> {
+    let sa: SocketAddr = addr.parse().map_err(|_| anyhow!("{what}: {addr:?} is not an IP:port address ({flag})"))?;
+    match TcpListener::bind(sa).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            bail!("{what}: {addr} is already in use on this host (another cairn role or program); choose another port with {flag}")
+        }
+        Err(e) => Err(anyhow!("{what}: cannot listen on {addr} ({flag}): {e}")),
+    }
+}
+
+/// Locks a role's data directory for this process (see `DirLock`).
+fn lock_dir(dir: &std::path::Path, role: &str) -> Result<DirLock> {
+    Ok(DirLock::acquire(dir, role)?)
 }
 
 /// Turns SIGINT and SIGTERM into a shutdown signal.
@@ -327,13 +341,13 @@ fn bound_group(data: &std::path::Path, asked: Option<String>) -> Result<String> 
 pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.or(file.tracker.data.clone()).ok_or_else(|| anyhow!("cairn tracker needs --data DIR"))?;
-    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let _lock = lock_dir(&data, "tracker")?;
     let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
     let cfg = tracker_config(&file, &a.opts)?;
     let listen =
         a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
-    let front = TrackerFront::from_tracker(&a.front, &file)?;
-    let listener = bind(&listen, "tracker").await?;
+    let front = TrackerFront::from_tracker(&a.front, &file, &listen)?;
+    let listener = bind(&listen, "tracker", "--listen").await?;
     let local = listener.local_addr()?;
     println!("tracker listening on {local}");
     let shutdown = shutdown_on_signal();
@@ -356,7 +370,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
     let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
     let listen =
         a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
-    let listener = bind(&listen, "storage").await?;
+    let listener = bind(&listen, "storage", "--listen").await?;
     let advertise = advertise_for(&listener, a.advertise.as_ref().or(file.storage.advertise.as_ref()))?;
     let shutdown = shutdown_on_signal();
     let mut group = a.group.clone();
@@ -372,7 +386,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
         }
     }
     let mut parts = storage_parts(&file, &a.opts, group.as_ref(), &data, trackers.clone(), advertise.clone())?;
-    let mut front = StorageFront::bind_storage(&a.front, &file, &advertise).await?;
+    let mut front = StorageFront::bind_storage(&a.front, &file, &listen, &advertise).await?;
     front.configure(&mut parts.cfg);
     println!(
         "storage node {} of group {} listening on {} (advertised as {advertise})",
@@ -389,10 +403,10 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
 /// `cairn meta`
 pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
     let data = a.data.ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
-    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let _lock = lock_dir(&data, "meta service")?;
     let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
     let listen = a.listen.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
-    let listener = bind(&listen, "meta service").await?;
+    let listener = bind(&listen, "meta service", "--listen").await?;
     println!("meta service listening on {} (data {})", listener.local_addr()?, data.display());
     let local = listener.local_addr()?.to_string();
     if a.tracker.is_empty() {
@@ -411,6 +425,8 @@ pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
 pub async fn server(a: ServerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.clone().unwrap_or_else(config::default_data_dir);
+    // Before anything is written there (the secret, the node ID).
+    let _lock = lock_dir(&data, "server")?;
     let (secret, secret_path, created): (ClusterSecret, Option<PathBuf>, bool) =
         secret::for_server(a.secret_file.as_deref(), &data)?;
     let tcfg = tracker_config(&file, &a.tracker)?;
@@ -418,8 +434,8 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
     let slisten =
         a.storage_listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
-    let tl = bind(&tlisten, "tracker").await?;
-    let sl = bind(&slisten, "storage").await?;
+    let tl = bind(&tlisten, "tracker", "--listen").await?;
+    let sl = bind(&slisten, "storage", "--storage-listen").await?;
     let tracker_addr = advertise_for(&tl, None)?;
     let storage_addr = advertise_for(&sl, file.storage.advertise.as_ref())?;
     let mut parts = storage_parts(
@@ -430,15 +446,16 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         vec![tracker_addr.clone()],
         storage_addr.clone(),
     )?;
-    let meta_listener = match a.meta_listen.as_deref() {
-        Some("none") => None,
+    let (meta_listener, _meta_lock) = match a.meta_listen.as_deref() {
+        Some("none") => (None, None),
         other => {
             let addr = other.map(String::from).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
-            Some(bind(&addr, "meta service").await?)
+            let lock = lock_dir(&data.join("meta"), "server (meta service)")?;
+            (Some(bind(&addr, "meta service", "--meta-listen").await?), Some(lock))
         }
     };
-    let tfront = TrackerFront::from_server(&a.front, &file)?;
-    let mut sfront = StorageFront::bind_server(&a.front, &file, &storage_addr).await?;
+    let tfront = TrackerFront::from_server(&a.front, &file, &tlisten)?;
+    let mut sfront = StorageFront::bind_server(&a.front, &file, &slisten, &storage_addr).await?;
     sfront.configure(&mut parts.cfg);
     println!("cairn server is running");
     println!("  tracker  {tracker_addr}");
@@ -458,22 +475,36 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let local = cairn_storage::LocalNode::default();
     sfront.start(&storage_addr, &group, vec![tracker_addr.clone()], secret.clone(), local.clone(), shutdown.clone())?;
     println!("try: cairn upload FILE --tracker {tracker_addr}");
-    if let Some(ml) = meta_listener {
-        println!("meta service on {}", ml.local_addr()?);
-        let local = ml.local_addr()?.to_string();
-        let grace = std::time::Duration::from_secs(super::collector::GRACE_SECS);
-        tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone(), grace));
-        tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
-        let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
-        tokio::spawn(async move {
+    // Every part runs until shutdown; one that stops with an error stops
+    // the server (exit 1): a server running half is worse than none.
+    let meta = match meta_listener {
+        Some(ml) => {
+            println!("meta service on {}", ml.local_addr()?);
+            let local = ml.local_addr()?.to_string();
+            let grace = std::time::Duration::from_secs(super::collector::GRACE_SECS);
+            tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone(), grace));
+            tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
+            let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
             let opts = cairn_meta::server::MetaOptions::default();
-            if let Err(e) = cairn_meta::server::run(ml, secret, &data, opts, stop).await {
-                tracing::error!(error = %e, "meta service stopped");
-            }
-        });
-    }
+            Some(tokio::spawn(async move { cairn_meta::server::run(ml, secret, &data, opts, stop).await }))
+        }
+        None => None,
+    };
+    let meta_ended = async move {
+        match meta {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     let t = tokio::spawn(cairn_tracker::run(tl, secret.clone(), tcfg, local_tracker, shutdown.clone()));
     let s = tokio::spawn(cairn_storage::run(sl, sfront.http.take(), secret, parts.cfg, parts.store, local, shutdown));
-    let _ = tokio::join!(t, s);
+    tokio::select! {
+        _ = async { tokio::join!(t, s) } => {}
+        ended = meta_ended => match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("the meta service stopped: {e}"),
+            Err(e) => bail!("the meta service failed: {e}"),
+        },
+    }
     Ok(())
 }

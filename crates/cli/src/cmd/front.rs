@@ -103,25 +103,29 @@ fn ip_size(v: Option<&String>) -> Result<IpSize> {
 pub struct TrackerFront {
     listen: Option<String>,
     ip: IpSize,
+    /// The flag that sets `listen`, for an error.
+    flag: &'static str,
 }
 
 impl TrackerFront {
-    /// For `cairn tracker`.
-    pub fn from_tracker(o: &TrackerFrontOpts, file: &FileConfig) -> Result<Self> {
+    /// For `cairn tracker` listening on `listen`: the FastDFS listener
+    /// is on the same host unless told otherwise.
+    pub fn from_tracker(o: &TrackerFrontOpts, file: &FileConfig, listen: &str) -> Result<Self> {
         Ok(Self {
             listen: enabled(
                 o.fastdfs_listen.as_ref().or(file.tracker.fastdfs_listen.as_ref()),
-                Some(format!("127.0.0.1:{FASTDFS_TRACKER_PORT}")),
+                Some(on_host_of(listen, FASTDFS_TRACKER_PORT)?),
             ),
             ip: ip_size(o.fastdfs_ip_size.as_ref().or(file.tracker.fastdfs_ip_size.as_ref()))?,
+            flag: "--fastdfs-listen",
         })
     }
 
-    /// For `cairn server`.
-    pub fn from_server(o: &ServerFrontOpts, file: &FileConfig) -> Result<Self> {
+    /// For `cairn server`, whose tracker listens on `listen`.
+    pub fn from_server(o: &ServerFrontOpts, file: &FileConfig, listen: &str) -> Result<Self> {
         let t =
             TrackerFrontOpts { fastdfs_listen: o.fastdfs_listen.clone(), fastdfs_ip_size: o.fastdfs_ip_size.clone() };
-        Self::from_tracker(&t, file)
+        Self::from_tracker(&t, file, listen)
     }
 
     /// Binds and starts the listener (if on), answering from the tracker
@@ -134,7 +138,7 @@ impl TrackerFront {
         stop: watch::Receiver<bool>,
     ) -> Result<()> {
         let Some(listen) = &self.listen else { return Ok(()) };
-        let l = bind(listen, "FastDFS tracker listener").await?;
+        let l = bind(listen, "FastDFS tracker listener", self.flag).await?;
         println!("FastDFS tracker protocol on {}", l.local_addr()?);
         let client = Arc::new(Client::new(ClientConfig::new(vec![tracker_addr.to_string()], secret)));
         let service = TrackerService::new(client, self.ip).with_local(Arc::new(TrackerPlacement(local)));
@@ -164,26 +168,31 @@ pub struct StorageFront {
 }
 
 impl StorageFront {
-    /// For `cairn storage`: binds what is on. `advertise` is the node's
-    /// native address; the front ends are advertised on its host.
-    pub async fn bind_storage(o: &StorageFrontOpts, file: &FileConfig, advertise: &str) -> Result<Self> {
+    /// For `cairn storage`: binds what is on. `listen` is the node's
+    /// native listening address, whose host the front ends listen on unless
+    /// told otherwise; `advertise` is its address as others reach it, and
+    /// the front ends are advertised on its host.
+    pub async fn bind_storage(o: &StorageFrontOpts, file: &FileConfig, listen: &str, advertise: &str) -> Result<Self> {
         let s = &file.storage;
         let fastdfs = enabled(
             o.fastdfs_listen.as_ref().or(s.fastdfs_listen.as_ref()),
-            Some(format!("127.0.0.1:{FASTDFS_STORAGE_PORT}")),
+            Some(on_host_of(listen, FASTDFS_STORAGE_PORT)?),
         );
-        Self::bind(fastdfs, o.fastdfs_ip_size.as_ref().or(s.fastdfs_ip_size.as_ref()), &o.http, file, None, advertise)
-            .await
+        let ip = o.fastdfs_ip_size.as_ref().or(s.fastdfs_ip_size.as_ref());
+        let flags = ("--fastdfs-listen", "--http-listen");
+        Self::bind(fastdfs, ip, &o.http, file, None, advertise, flags).await
     }
 
     /// For `cairn server`: HTTP on by default.
-    pub async fn bind_server(o: &ServerFrontOpts, file: &FileConfig, advertise: &str) -> Result<Self> {
+    pub async fn bind_server(o: &ServerFrontOpts, file: &FileConfig, listen: &str, advertise: &str) -> Result<Self> {
         let fastdfs = enabled(
             o.fastdfs_storage_listen.as_ref().or(file.storage.fastdfs_listen.as_ref()),
-            Some(format!("127.0.0.1:{FASTDFS_STORAGE_PORT}")),
+            Some(on_host_of(listen, FASTDFS_STORAGE_PORT)?),
         );
         let ip = o.fastdfs_ip_size.as_ref().or(file.storage.fastdfs_ip_size.as_ref());
-        Self::bind(fastdfs, ip, &o.http, file, Some(format!("127.0.0.1:{HTTP_PORT}")), advertise).await
+        let http_default = Some(on_host_of(listen, HTTP_PORT)?);
+        let flags = ("--fastdfs-storage-listen", "--http-listen");
+        Self::bind(fastdfs, ip, &o.http, file, http_default, advertise, flags).await
     }
 
     async fn bind(
@@ -193,12 +202,13 @@ impl StorageFront {
         file: &FileConfig,
         http_default: Option<String>,
         advertise: &str,
+        (fastdfs_flag, http_flag): (&str, &str),
     ) -> Result<Self> {
         let host = Endpoint::parse(advertise).map(|e| e.ip).ok_or_else(|| anyhow!("bad address {advertise:?}"))?;
         let reachable = |l: &TcpListener| -> Result<String> { Ok(join_host(&host, l.local_addr()?.port())) };
         let fastdfs = match fastdfs {
             Some(a) => {
-                let l = bind(&a, "FastDFS storage listener").await?;
+                let l = bind(&a, "FastDFS storage listener", fastdfs_flag).await?;
                 let adv = reachable(&l)?;
                 Some((l, adv))
             }
@@ -208,7 +218,7 @@ impl StorageFront {
         let (http_listener, http_addr) =
             match enabled(http.http_listen.as_ref().or(s.http_listen.as_ref()), http_default) {
                 Some(a) => {
-                    let l = bind(&a, "HTTP download listener").await?;
+                    let l = bind(&a, "HTTP download listener", http_flag).await?;
                     let adv = reachable(&l)?;
                     (Some(l), Some(adv))
                 }
@@ -304,6 +314,14 @@ fn node_error(e: ProtoError) -> cairn_client::Error {
         ProtoError::Remote(refused) => cairn_client::Error::Remote(refused),
         other => cairn_client::Error::Node { addr: "this node".into(), source: other },
     }
+}
+
+/// `port` on the host of `listen` (an `IP:PORT`): a listener whose address
+/// is not given goes where the role's own listener is, so that what is
+/// advertised for it on that host is where it is.
+fn on_host_of(listen: &str, port: u16) -> Result<String> {
+    let host = Endpoint::parse(listen).map(|e| e.ip).ok_or_else(|| anyhow!("{listen:?} is not an IP:port address"))?;
+    Ok(join_host(&host, port))
 }
 
 fn join_host(host: &str, port: u16) -> String {

@@ -17,6 +17,10 @@ pub struct MountArgs {
     volume: String,
     /// An empty directory to mount it on
     mountpoint: PathBuf,
+    /// Mount even on a directory that has entries (they are hidden while
+    /// mounted, as with any mount)
+    #[arg(long)]
+    nonempty: bool,
     /// Let other users than the one mounting use the mount (needs `user_allow_other` in /etc/fuse.conf unless root)
     #[arg(long)]
     allow_other: bool,
@@ -52,6 +56,7 @@ pub struct MountArgs {
 /// Mounts and serves until the mount goes away (`umount`, `fusermount3
 /// -u`) or the process is told to stop (then it unmounts).
 pub async fn run(a: MountArgs) -> Result<()> {
+    check_mountpoint(&a.mountpoint, a.nonempty)?;
     if a.daemon {
         return daemonize(&a).await;
     }
@@ -70,7 +75,17 @@ pub async fn run(a: MountArgs) -> Result<()> {
         fs = fs.with_block_cache(cache);
     }
     let fs = Arc::new(fs);
-    cairn_fs::Fs::keep_open_files(&fs);
+    let what = format!("mount {}:{} (pid {})", hostname(), a.mountpoint.display(), std::process::id());
+    cairn_fs::Fs::attach(&fs, what).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?;
+    match fs.missing_groups().await {
+        Ok(missing) if !missing.is_empty() => tracing::error!(
+            volume = %a.volume,
+            groups = %missing.join(","),
+            "the volume's groups are not in the cluster: writes to them fail until they are back"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e.message, "cannot ask the trackers which groups exist"),
+    }
     let fuse = cairn_fuse::CairnFuse::new(fs.clone(), tokio::runtime::Handle::current());
     let cfg = cairn_fuse::config(&a.volume, a.allow_other);
     let mountpoint = a.mountpoint.clone();
@@ -95,10 +110,45 @@ pub async fn run(a: MountArgs) -> Result<()> {
         _ = tokio::signal::ctrl_c() => unmount(&a.mountpoint),
         _ = term.recv() => unmount(&a.mountpoint),
     }
+    if let Err(e) = fs.detach().await {
+        tracing::warn!(error = %e.message, "cannot tell the meta service this mount has gone (it forgets it within a minute)");
+    }
     if let Some(dir) = &cache_dir {
         cairn_fs::BlockCache::remove(dir);
     }
     Ok(())
+}
+
+/// Refuses a mount point that is not a directory, is already a mount
+/// point (a second mount would hide the first, and one `umount` would
+/// then leave the other in place unseen), or has entries, unless
+/// `nonempty` (a mount hides them: easy to take for lost files).
+fn check_mountpoint(at: &std::path::Path, nonempty: bool) -> Result<()> {
+    let meta = std::fs::metadata(at).with_context(|| format!("mount point {}", at.display()))?;
+    if !meta.is_dir() {
+        anyhow::bail!("mount point {} is not a directory", at.display());
+    }
+    let canonical = std::fs::canonicalize(at).with_context(|| format!("mount point {}", at.display()))?;
+    if is_mounted(&canonical) {
+        anyhow::bail!(
+            "{} is already a mount point; unmount it first (umount {}) or choose another directory",
+            at.display(),
+            at.display()
+        );
+    }
+    let mut entries = std::fs::read_dir(at).with_context(|| format!("cannot list the mount point {}", at.display()))?;
+    if !nonempty && entries.next().is_some() {
+        anyhow::bail!(
+            "mount point {} is not empty; its files would be hidden while mounted (use an empty directory, or --nonempty)",
+            at.display()
+        );
+    }
+    Ok(())
+}
+
+/// This machine's name, for what `volume info` lists as attached.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 /// This mount's block cache directory: one per volume and mount point,
@@ -126,19 +176,24 @@ async fn daemonize(a: &MountArgs) -> Result<()> {
             kept.push(x);
         }
     }
-    let log = match &a.log {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .with_context(|| format!("cannot open {}", p.display()))?,
-        None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+    // Without --log, the child's messages come here until it is mounted,
+    // so a failure can be told (after that, nobody reads them).
+    let (stdout, stderr) = match &a.log {
+        Some(p) => {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?;
+            (std::process::Stdio::from(log.try_clone()?), std::process::Stdio::from(log))
+        }
+        None => (std::process::Stdio::null(), std::process::Stdio::piped()),
     };
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(&kept)
         .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
+        .stdout(stdout)
+        .stderr(stderr)
         .process_group(0)
         .spawn()
         .context("cannot start the background mount")?;
@@ -149,7 +204,19 @@ async fn daemonize(a: &MountArgs) -> Result<()> {
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
-            return Err(anyhow!("the mount process exited ({status}); run without --daemon to see why"));
+            let said = match (child.stderr.take(), &a.log) {
+                (Some(mut pipe), _) => {
+                    let mut text = String::new();
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+                    text
+                }
+                (None, Some(log)) => std::fs::read_to_string(log).unwrap_or_default(),
+                (None, None) => String::new(),
+            };
+            return Err(match last_error(&said) {
+                Some(e) => anyhow!("{e}"),
+                None => anyhow!("the mount process exited ({status}); run without --daemon to see why"),
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -157,10 +224,38 @@ async fn daemonize(a: &MountArgs) -> Result<()> {
     Err(anyhow!("{} was not mounted within 15 s", a.mountpoint.display()))
 }
 
+/// The error a failed `cairn mount` printed last (`cairn: error: …`).
+fn last_error(said: &str) -> Option<&str> {
+    said.lines().rev().find_map(|l| l.strip_prefix("cairn: error: "))
+}
+
+/// Whether `path` (canonical) is a mount point, from the kernel's list
+/// (whose paths escape spaces and the like as `\ooo`).
 fn is_mounted(path: &std::path::Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let want = path.display().to_string();
-    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = path.as_os_str().as_encoded_bytes();
+    mounts.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| unescape_octal(m) == want))
+}
+
+fn unescape_octal(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+                out.push(v as u8);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn unmount(mountpoint: &std::path::Path) {

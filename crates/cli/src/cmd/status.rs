@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::client;
+use super::volume::MetaArgs;
 use crate::units::human_bytes;
 use crate::ClusterArgs;
 
@@ -15,14 +16,25 @@ pub struct StatusArgs {
     json: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    meta: MetaArgs,
 }
 
 /// `cairn status`
 pub async fn run(a: StatusArgs) -> Result<()> {
     let c = client(&a.cluster)?;
     let map = c.status().await?;
+    let volumes = volumes_at_risk(&a, &map).await;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&map)?);
+        let mut j = serde_json::to_value(&map)?;
+        if let (Some(obj), Ok(vols)) = (j.as_object_mut(), &volumes) {
+            let vols: Vec<_> = vols
+                .iter()
+                .map(|(name, missing)| serde_json::json!({ "name": name, "missing_groups": missing }))
+                .collect();
+            obj.insert("volumes".into(), serde_json::Value::Array(vols));
+        }
+        println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
     println!("tracker {}: {} group(s)", map.tracker, map.groups.len());
@@ -72,5 +84,33 @@ pub async fn run(a: StatusArgs) -> Result<()> {
             );
         }
     }
+    match volumes {
+        Ok(vols) => {
+            let broken: Vec<_> = vols.iter().filter(|(_, missing)| !missing.is_empty()).collect();
+            println!();
+            println!("{} volume(s) on meta service {}", vols.len(), a.meta.addr());
+            for (name, missing) in broken {
+                println!("  volume {name}: groups {} are not in the cluster; writes to them fail", missing.join(", "));
+            }
+        }
+        // A cluster without volumes runs no meta service: not an error.
+        Err(e) => tracing::debug!(error = %e, "no volumes shown"),
+    }
     Ok(())
+}
+
+/// Every volume of the meta service, with the groups it names that the
+/// cluster does not have.
+async fn volumes_at_risk(a: &StatusArgs, map: &cairn_proto::ClusterMap) -> Result<Vec<(String, Vec<String>)>> {
+    let data = crate::config::default_data_dir();
+    let secret = crate::secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
+    let meta = cairn_client::MetaClient::new(a.meta.addr(), secret);
+    let vols = meta.volumes().await?;
+    Ok(vols
+        .into_iter()
+        .map(|v| {
+            let missing = v.groups.iter().filter(|g| !map.groups.iter().any(|m| &m.name == *g)).cloned().collect();
+            (v.name, missing)
+        })
+        .collect())
 }

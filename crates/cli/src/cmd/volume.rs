@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use cairn_client::MetaClient;
-use cairn_proto::meta::Volume;
+use cairn_proto::meta::{MetaRequest, MetaResponse, Volume, VolumeClient, VolumeStats};
 use clap::{Args, Subcommand};
 
 use crate::units::{human_bytes, parse_size, rfc3339};
@@ -64,10 +64,13 @@ enum VolumeCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a volume and everything in it
+    /// Delete a volume and everything in it (refused while mounted, unless --force)
     Delete {
         /// Name
         name: String,
+        /// Delete even while mounts or gateways use it (they then fail every call)
+        #[arg(long)]
+        force: bool,
     },
     /// Check a volume's namespace for consistency (entries, inodes, link
     /// counts); exits 1 when it finds a problem
@@ -80,14 +83,17 @@ enum VolumeCmd {
     },
 }
 
-fn json(v: &Volume, inodes: Option<u64>) -> serde_json::Value {
+fn json(v: &Volume, stats: Option<VolumeStats>, missing: &[String], clients: &[VolumeClient]) -> serde_json::Value {
     serde_json::json!({
         "name": v.name,
         "id": v.id,
         "groups": v.groups,
+        "missing_groups": missing,
         "chunk_size": v.chunk_size,
         "created": v.created,
-        "inodes": inodes,
+        "inodes": stats.map(|s| s.inodes),
+        "bytes_used": stats.map(|s| s.bytes),
+        "clients": clients.iter().map(|c| serde_json::json!({ "what": c.what, "last_seen": c.last_seen })).collect::<Vec<_>>(),
     })
 }
 
@@ -97,6 +103,35 @@ fn groups_text(v: &Volume) -> String {
     } else {
         v.groups.join(",")
     }
+}
+
+/// The groups the cluster has now, by name (from a tracker).
+async fn cluster_groups(cluster: &ClusterArgs) -> Result<Vec<String>> {
+    let map = super::client(cluster)?.status().await.context("cannot ask the tracker which groups exist")?;
+    Ok(map.groups.into_iter().map(|g| g.name).collect())
+}
+
+/// The volume's groups that the cluster does not have.
+fn missing_of(v: &Volume, have: &[String]) -> Vec<String> {
+    v.groups.iter().filter(|g| !have.contains(g)).cloned().collect()
+}
+
+/// Refuses groups the cluster does not have: a volume over them would take
+/// files whose content cannot be stored anywhere.
+fn check_groups(asked: &[String], have: &[String]) -> Result<()> {
+    if have.is_empty() {
+        anyhow::bail!("the cluster has no storage group yet: start a storage node first");
+    }
+    let missing: Vec<&String> = asked.iter().filter(|g| !have.contains(g)).collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
+        anyhow::bail!(
+            "no group {} in the cluster (it has {}); a volume's data must go to groups that exist",
+            names.join(", "),
+            have.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// `cairn volume ...`
@@ -109,6 +144,7 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
     match a.cmd {
         VolumeCmd::Create { name, groups, chunk_size } => {
             let chunk = parse_size(&chunk_size).map_err(anyhow::Error::msg)?;
+            check_groups(&groups, &cluster_groups(&a.cluster).await?)?;
             let v = m.create_volume(&name, groups, chunk).await.with_context(ctx)?;
             println!(
                 "volume {} created (groups {}, chunk size {})",
@@ -120,12 +156,15 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
         VolumeCmd::List { json: as_json } => {
             let vols = m.volumes().await.with_context(ctx)?;
             if as_json {
-                let all: Vec<_> = vols.iter().map(|v| json(v, None)).collect();
+                let all: Vec<_> = vols.iter().map(|v| json(v, None, &[], &[])).collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if vols.is_empty() {
+                println!("no volumes (make one with: cairn volume create NAME)");
             } else {
+                println!("{:<24} {:<20} {:>8}  CREATED", "NAME", "GROUPS", "CHUNK");
                 for v in vols {
                     println!(
-                        "{:<24} groups {:<20} chunk {:>8}  created {}",
+                        "{:<24} {:<20} {:>8}  {}",
                         v.name,
                         groups_text(&v),
                         human_bytes(v.chunk_size),
@@ -136,31 +175,58 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
         }
         VolumeCmd::Info { name, json: as_json } => {
             let v = m.volume(&name).await.with_context(ctx)?;
-            let stats = match m.call(cairn_proto::meta::MetaRequest::Stats { vol: v.id }).await.with_context(ctx)? {
-                cairn_proto::meta::MetaResponse::Stats(s) => Some(s.inodes),
+            let stats = match m.call(MetaRequest::Stats { vol: v.id }).await.with_context(ctx)? {
+                MetaResponse::Stats(s) => Some(s),
                 _ => None,
             };
+            let clients = match m.call(MetaRequest::Clients { vol: v.id }).await.with_context(ctx)? {
+                MetaResponse::Clients(c) => c,
+                _ => Vec::new(),
+            };
+            // The trackers may be unreachable: the rest is still worth showing.
+            let (missing, unknown) = match cluster_groups(&a.cluster).await {
+                Ok(have) => (missing_of(&v, &have), None),
+                Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+            };
             if as_json {
-                println!("{}", serde_json::to_string_pretty(&json(&v, stats))?);
+                println!("{}", serde_json::to_string_pretty(&json(&v, stats, &missing, &clients))?);
             } else {
                 println!("volume      {}", v.name);
                 println!("groups      {}", groups_text(&v));
+                if !missing.is_empty() {
+                    println!(
+                        "            MISSING from the cluster: {} (writes to them fail until they are back)",
+                        missing.join(", ")
+                    );
+                }
+                if let Some(e) = unknown {
+                    println!("            (could not check them: {e})");
+                }
                 println!("chunk size  {}", human_bytes(v.chunk_size));
                 println!("created     {}", rfc3339(v.created));
-                if let Some(n) = stats {
-                    println!("inodes      {n} allocated");
+                if let Some(s) = stats {
+                    println!("used        {} in files", human_bytes(s.bytes));
+                    println!("inodes      {} allocated", s.inodes);
+                }
+                match clients.len() {
+                    0 => println!("attached    nothing (not mounted)"),
+                    _ => {
+                        for (i, c) in clients.iter().enumerate() {
+                            println!("{}{}", if i == 0 { "attached    " } else { "            " }, c.what);
+                        }
+                    }
                 }
             }
         }
-        VolumeCmd::Delete { name } => {
-            m.delete_volume(&name).await.with_context(ctx)?;
+        VolumeCmd::Delete { name, force } => {
+            m.delete_volume(&name, force).await.with_context(ctx)?;
             println!("volume {name} deleted; its blobs are collected after the grace period");
         }
         VolumeCmd::Check { name, json: as_json } => {
             let v = m.volume(&name).await.with_context(ctx)?;
             let (examined, problems) =
-                match m.call(cairn_proto::meta::MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
-                    cairn_proto::meta::MetaResponse::Checked { examined, problems } => (examined, problems),
+                match m.call(MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
+                    MetaResponse::Checked { examined, problems } => (examined, problems),
                     other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
                 };
             if as_json {
