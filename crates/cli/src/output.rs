@@ -114,7 +114,9 @@ impl Output {
                 written.sync_all().await.with_context(|| format!("cannot write {}", target.display()))?;
                 drop(written);
                 tokio::task::spawn_blocking(move || {
-                    part.persist(&target).map_err(|e| e.error).with_context(|| format!("cannot write {}", target.display()))
+                    part.persist(&target)
+                        .map_err(|e| e.error)
+                        .with_context(|| format!("cannot write {}", target.display()))
                 })
                 .await??;
             }

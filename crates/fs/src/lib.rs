@@ -282,7 +282,8 @@ impl Fs {
     /// kept for as long as it says so, and freed once it stops (it went
     /// away).
     pub async fn attach(fs: &Arc<Self>, what: String) -> Result<()> {
-        let attach = move |fs: &Self| MetaRequest::Attach { vol: fs.vol.id, session: fs.meta.session(), what: what.clone() };
+        let attach =
+            move |fs: &Self| MetaRequest::Attach { vol: fs.vol.id, session: fs.meta.session(), what: what.clone() };
         fs.call(attach(fs)).await?;
         let weak = Arc::downgrade(fs);
         tokio::spawn(async move {

@@ -90,9 +90,17 @@ async fn set_rates(o: RateOpts, heal: bool) -> Result<()> {
     } else {
         Request::SetRates { heal_mib: None, scrub_mib: Some(o.mib_per_s) }
     };
-    for (_, _, addr, _) in members(&c).await? {
-        c.node_call(&addr, &req).await?;
+    let nodes = members(&c).await?;
+    for (_, _, addr, _) in &nodes {
+        c.node_call(addr, &req).await?;
     }
+    let what = if heal { "catch-up and repair copying" } else { "scrub reading" };
+    let pace = match o.mib_per_s {
+        0 => "unlimited".to_string(),
+        n => format!("{n} MiB/s"),
+    };
+    // Nodes started later, or restarted, take their own flag or default.
+    println!("{what} set to {pace} on {} node(s) (until they restart)", nodes.len());
     Ok(())
 }
 
@@ -213,6 +221,7 @@ pub async fn scrub(a: ScrubArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "nodes": v }))?);
         return Ok(());
     }
+    println!("{:<8} {:<9} {:<22} {:<7}  PROGRESS", "GROUP", "NODE", "ADDR", "STATE");
     for (g, id, addr, s) in out {
         println!(
             "{g:<8} {id:<9} {addr:<22} {}  checked {}/{} ({}), bad {}, repaired {}, copied {}, scrubs done {}{}",

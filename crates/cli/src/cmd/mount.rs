@@ -148,7 +148,9 @@ fn check_mountpoint(at: &std::path::Path, nonempty: bool) -> Result<()> {
 
 /// This machine's name, for what `volume info` lists as attached.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// This mount's block cache directory: one per volume and mount point,

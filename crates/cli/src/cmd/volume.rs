@@ -224,11 +224,10 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
         }
         VolumeCmd::Check { name, json: as_json } => {
             let v = m.volume(&name).await.with_context(ctx)?;
-            let (examined, problems) =
-                match m.call(MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
-                    MetaResponse::Checked { examined, problems } => (examined, problems),
-                    other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
-                };
+            let (examined, problems) = match m.call(MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
+                MetaResponse::Checked { examined, problems } => (examined, problems),
+                other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
+            };
             if as_json {
                 let j = serde_json::json!({ "volume": v.name, "examined": examined, "problems": problems });
                 println!("{}", serde_json::to_string_pretty(&j)?);
