@@ -259,3 +259,48 @@ fn a_mounted_volume_is_deleted_with_force() {
     c.ok(&["volume", "delete", "v", "--force"]);
     assert!(!c.ok(&["volume", "list"]).contains("v "));
 }
+
+/// A storage node on another loopback address than 127.0.0.1 (as a node
+/// of a real cluster is on its host's address): its FastDFS listener,
+/// whose address is not given, is on that host, where the tracker sends
+/// FastDFS clients; a second node asking for the same port on that host
+/// is refused with the flag that moves it.
+#[test]
+fn listeners_default_to_the_nodes_host_and_a_taken_port_names_its_flag() {
+    let c = Cluster::start(1, &[]);
+    // An address of 127/8 of this test's own, so the default port is free.
+    let host = format!("127.0.{}.{}", 100 + std::process::id() % 100, 2 + free_port() % 250);
+    let node = |name: &str| {
+        let dir = c.dir.path().join(name);
+        Command::new(cairn_bin())
+            .args(["storage", "--tracker", &c.tracker_list(), "--group", "g1", "--heartbeat-ms", "200"])
+            .args(["--listen", &format!("{host}:{}", free_port()), "--data", dir.to_str().unwrap()])
+            .args(["--secret-file", c.secret_file.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = node("n1");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let fastdfs = loop {
+        // The tracker may still be starting.
+        if let Ok(map) = crate::common::rt().block_on(c.client().status()) {
+            if let Some(addr) = map.groups.iter().flat_map(|g| &g.members).find_map(|m| m.fastdfs_addr.clone()) {
+                break addr;
+            }
+        }
+        assert!(first.try_wait().unwrap().is_none(), "the node exited");
+        assert!(Instant::now() < deadline, "the node did not report its FastDFS listener");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(fastdfs, format!("{host}:23000"), "advertised where it listens");
+    assert!(std::net::TcpStream::connect(&fastdfs).is_ok(), "nothing listens at {fastdfs}");
+
+    let second = node("n2").wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let said = stderr(&second);
+    assert!(said.contains(&format!("{host}:23000 is already in use")) && said.contains("--fastdfs-listen"), "{said}");
+    let _ = first.kill();
+    let _ = first.wait();
+}
