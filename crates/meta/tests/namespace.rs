@@ -270,3 +270,46 @@ fn the_garbage_queue_is_read_in_batches_past_a_cursor() {
     assert_eq!(n.garbage(i64::MAX, Some(&want[0]), 10).unwrap(), Vec::<String>::new());
     assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), want[..1].to_vec());
 }
+
+#[test]
+fn bytes_used_follow_writes_truncates_links_and_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    let used = |n: &Namespace<RedbEngine>| n.stats(v).unwrap().bytes;
+    let f = n.mknod(v, ROOT, b"f", file(0)).unwrap();
+    n.write(v, f.ino, vec![Slice { offset: 0, len: 1000, blob: "g1/M00/00/00/a".into(), blob_offset: 0 }]).unwrap();
+    assert_eq!(used(&n), 1000);
+    n.link(v, f.ino, ROOT, b"g").unwrap();
+    assert_eq!(used(&n), 1000, "a hard link counts once");
+    n.setattr(v, f.ino, SetAttr { size: Some(400), ..Default::default() }).unwrap();
+    assert_eq!(used(&n), 400);
+    n.mkdir(v, ROOT, b"d", 0o755, 0, 0).unwrap();
+    assert_eq!(used(&n), 400, "directories count nothing");
+    n.unlink(v, ROOT, b"f").unwrap();
+    n.unlink(v, ROOT, b"g").unwrap();
+    assert_eq!(used(&n), 400, "unlinked while it may be open: still there");
+    n.release(v, f.ino, 7, 60).unwrap();
+    assert_eq!(used(&n), 0);
+    assert_eq!(n.usage(v).unwrap(), 0);
+}
+
+#[test]
+fn an_attached_volume_is_deleted_only_with_force_or_once_detached() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = ns(&dir);
+    let v = n.create_volume("v", vec![], DEFAULT_CHUNK).unwrap().id;
+    n.attach(v, 42, "mount host:/mnt (pid 1)", 60).unwrap();
+    assert_eq!(n.clients(v, 60).unwrap().len(), 1);
+    match n.delete_volume("v", false, 60) {
+        Err(MetaError::Busy(m)) => assert!(m.contains("mount host:/mnt (pid 1)"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    n.detach(v, 42).unwrap();
+    assert!(n.clients(v, 60).unwrap().is_empty());
+    n.delete_volume("v", false, 60).unwrap();
+    let w = n.create_volume("w", vec![], DEFAULT_CHUNK).unwrap().id;
+    n.attach(w, 43, "gateway", 60).unwrap();
+    n.delete_volume("w", true, 60).unwrap();
+    assert!(n.attach(w, 43, "gateway", 60).is_err(), "no attaching to a deleted volume");
+}
