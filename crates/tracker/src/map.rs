@@ -1,7 +1,7 @@
 //! The cluster map and the rules that act on it.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use cairn_proto::{
     ClusterMap, ErrorCode, FileId, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, Miss, NodeReport,
@@ -19,6 +19,10 @@ struct Member {
     last_beat: u64,
     /// Sequence number at which it started syncing.
     syncing_since: u64,
+    /// When this tracker first heard from it in its group.
+    joined: SystemTime,
+    /// When this tracker first heard from its current process.
+    up_since: SystemTime,
     report: NodeReport,
 }
 
@@ -235,7 +239,10 @@ impl ClusterState {
         });
         let missed = report.missed.clone();
         self.spares.remove(&addr);
-        group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, report });
+        let wall = SystemTime::now();
+        let joined = group.members.get(&id).map_or(wall, |m| m.joined);
+        let up_since = group.members.get(&id).filter(|_| !restarted).map_or(wall, |m| m.up_since);
+        group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, joined, up_since, report });
         group.apply_misses(id, &missed);
         group.promote();
         group.ensure_primary();
@@ -417,6 +424,18 @@ impl ClusterState {
         Ok(vec![primary.report.addr.clone()])
     }
 
+    /// The reserve kept on members.
+    pub fn reserved(&self) -> Reserved {
+        self.cfg.reserved
+    }
+
+    /// When this tracker first heard from each member of each group, and
+    /// from its current process: `(node ID, joined, up since)`. Nodes do
+    /// not report these; a restarted tracker starts them again.
+    pub fn member_times(&self) -> Vec<(u32, SystemTime, SystemTime)> {
+        self.groups.values().flat_map(|g| g.members.values()).map(|m| (m.report.node_id, m.joined, m.up_since)).collect()
+    }
+
     /// The whole map, for `cairn status`.
     pub fn status(&self, tracker: &str, now: Instant) -> ClusterMap {
         let groups = self
@@ -572,6 +591,24 @@ mod tests {
         r.caught_up_round = m2.round;
         let v = s.heartbeat(r, t).unwrap();
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Active);
+    }
+
+    #[test]
+    fn join_time_stays_and_up_time_follows_a_restart() {
+        let mut s = state();
+        let t = Instant::now();
+        beat(&mut s, 1, "g", 500, &[], t);
+        let times = |s: &ClusterState| s.member_times().into_iter().find(|m| m.0 == 1).unwrap();
+        let (_, joined, up) = times(&s);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        beat(&mut s, 1, "g", 500, &[], t);
+        assert_eq!(times(&s), (1, joined, up), "the same process beating again");
+        let mut r = report(1, "g", 500);
+        r.incarnation = 2;
+        s.heartbeat(r, t).unwrap();
+        let (_, joined2, up2) = times(&s);
+        assert_eq!(joined2, joined, "a restart is no new join");
+        assert!(up2 > up, "a restart is a new start");
     }
 
     #[test]

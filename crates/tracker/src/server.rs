@@ -1,7 +1,7 @@
 //! Serving the map.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cairn_proto::frame::write_frame;
 use cairn_proto::{
@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::TrackerConfig;
+use crate::config::{Reserved, TrackerConfig};
 use crate::map::ClusterState;
 
 /// How often members are checked for missed heartbeats.
@@ -86,6 +86,15 @@ impl LocalTracker {
         let tracker = self.tracker.get()?.upgrade()?;
         let placed = tracker.state().place(group, exclude);
         Some(placed)
+    }
+
+    /// The reserve kept on members and, per member, when this tracker
+    /// first heard from it and from its current process; `None` while the
+    /// tracker does not run here.
+    pub fn facts(&self) -> Option<(Reserved, Vec<(u32, SystemTime, SystemTime)>)> {
+        let tracker = self.tracker.get()?.upgrade()?;
+        let state = tracker.state();
+        Some((state.reserved(), state.member_times()))
     }
 }
 
