@@ -165,9 +165,9 @@ pub(crate) fn storage_entries(
     out
 }
 
-/// `FDFS_VOLUMN_STAT_FILTER_BY_*`.
+/// `FDFS_VOLUMN_STAT_FILTER_BY_*` (2, trunk available, is ignored with
+/// trunk files off, as FastDFS ignores it).
 const BY_DISK: u8 = 1;
-const BY_TRUNK: u8 = 2;
 const BY_SPACE: u8 = 4;
 
 /// Every group that passes the filter of a volume-stat request (98). A
@@ -178,16 +178,12 @@ pub(crate) fn volume_entries(
     facts: Option<&TrackerFacts>,
     filter_by: u8,
     disk: bool,
-    trunk: bool,
     space: bool,
 ) -> Vec<VolumeEntry> {
     let mut out = Vec::new();
     for g in groups {
         let available = g.writable;
-        if (filter_by & BY_DISK != 0 && available != disk)
-            || (filter_by & BY_TRUNK != 0 && trunk)
-            || (filter_by & BY_SPACE != 0 && available != space)
-        {
+        if (filter_by & BY_DISK != 0 && available != disk) || (filter_by & BY_SPACE != 0 && available != space) {
             continue;
         }
         let (total_mb, free_mb) = (mb(g.total), mb(g.free));

@@ -52,14 +52,7 @@ impl TrackerService {
     /// A service answering from the cluster `client` reaches, with IP
     /// fields of `ip` size.
     pub fn new(client: Arc<Client>, ip: IpSize) -> Self {
-        Self {
-            map: MapCache::new(client.clone()),
-            client,
-            ip,
-            local: None,
-            conns: Arc::default(),
-            started: now_secs(),
-        }
+        Self { map: MapCache::new(client.clone()), client, ip, local: None, conns: Arc::default(), started: now_secs() }
     }
 
     /// Answers where to upload from the tracker in this process, as
@@ -187,9 +180,9 @@ impl TrackerService {
                 let entries = stats::storage_entries(&map.groups, self.facts().as_ref(), filter_by, op, wanted);
                 Ok(reply::storage_cluster_stat(false, &entries))
             }
-            TrackerRequest::VolumnStat { filter_by, disk, trunk, space } => {
+            TrackerRequest::VolumnStat { filter_by, disk, space, .. } => {
                 let map = self.map.get(true).await.map_err(fail)?;
-                let entries = stats::volume_entries(&map.groups, self.facts().as_ref(), filter_by, disk, trunk, space);
+                let entries = stats::volume_entries(&map.groups, self.facts().as_ref(), filter_by, disk, space);
                 Ok(reply::volumn_stat(&entries))
             }
             TrackerRequest::ActiveTest | TrackerRequest::Quit => Ok(Vec::new()),

@@ -180,7 +180,9 @@ fn tail_ok(tail: &str) -> bool {
         && match tail.find('.') {
             None => b.iter().all(u8::is_ascii_digit),
             Some(dot) => {
-                b[..dot].iter().all(u8::is_ascii_digit) && dot + 1 < tail.len() && validate_ext(&tail[dot + 1..]).is_ok()
+                b[..dot].iter().all(u8::is_ascii_digit)
+                    && dot + 1 < tail.len()
+                    && validate_ext(&tail[dot + 1..]).is_ok()
             }
         };
     if plain {
@@ -193,7 +195,7 @@ fn tail_ok(tail: &str) -> bool {
     let mut splits = std::iter::once(tail.len()).chain(ext_starts);
     splits.any(|end| {
         let ext = tail.get(end + 1..).unwrap_or("");
-        (end == tail.len() || validate_ext(ext).is_ok() && !ext.is_empty())
+        (end == tail.len() || (validate_ext(ext).is_ok() && !ext.is_empty()))
             && (0..=digits).any(|d| d < end && validate_prefix(&tail[d..end]).is_ok())
     })
 }

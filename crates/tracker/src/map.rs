@@ -242,7 +242,9 @@ impl ClusterState {
         let wall = SystemTime::now();
         let joined = group.members.get(&id).map_or(wall, |m| m.joined);
         let up_since = group.members.get(&id).filter(|_| !restarted).map_or(wall, |m| m.up_since);
-        group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, joined, up_since, report });
+        group
+            .members
+            .insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, joined, up_since, report });
         group.apply_misses(id, &missed);
         group.promote();
         group.ensure_primary();
@@ -433,7 +435,11 @@ impl ClusterState {
     /// from its current process: `(node ID, joined, up since)`. Nodes do
     /// not report these; a restarted tracker starts them again.
     pub fn member_times(&self) -> Vec<(u32, SystemTime, SystemTime)> {
-        self.groups.values().flat_map(|g| g.members.values()).map(|m| (m.report.node_id, m.joined, m.up_since)).collect()
+        self.groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .map(|m| (m.report.node_id, m.joined, m.up_since))
+            .collect()
     }
 
     /// The whole map, for `cairn status`.

@@ -161,7 +161,10 @@ impl LocalPlacement for TrackerPlacement {
                 cairn_tracker::Reserved::Bytes(b) => ReservedSpace::Bytes(b),
                 cairn_tracker::Reserved::Percent(p) => ReservedSpace::Percent(p),
             },
-            members: times.into_iter().map(|(id, j, u)| (id, MemberTimes { joined: secs(j), up_since: secs(u) })).collect(),
+            members: times
+                .into_iter()
+                .map(|(id, j, u)| (id, MemberTimes { joined: secs(j), up_since: secs(u) }))
+                .collect(),
         })
     }
 }

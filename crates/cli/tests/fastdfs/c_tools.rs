@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use cairn_proto::{FileId, MemberState};
 
-use super::{call, connect, content, download, fdfs, fdfs_tracker, field, group_name, name_of, num, set_meta, text, u64be};
+use super::{
+    call, connect, content, download, fdfs, fdfs_tracker, field, group_name, name_of, num, set_meta, text, u64be,
+};
 use super::{upload, upload_slave};
 use crate::common::{rt, Cluster};
 
