@@ -323,6 +323,9 @@ impl StorageService {
             }
             return Err(r);
         }
+        // A delete that fails leaves both names: the client is told it
+        // failed and keeps the old one; dropping the copy here could lose
+        // the content if the delete did happen and only its answer was lost.
         self.client.delete(old).await.map_err(fail)?;
         Ok(new)
     }

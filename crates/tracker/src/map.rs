@@ -148,6 +148,17 @@ impl Group {
     }
 }
 
+/// When a tracker first heard from a member, and from its current process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberTimes {
+    /// The member's node ID.
+    pub node_id: u32,
+    /// Its first heartbeat in its group, here.
+    pub joined: SystemTime,
+    /// The first heartbeat of its current process (incarnation), here.
+    pub up_since: SystemTime,
+}
+
 /// The map of groups and members, and the decisions made on it.
 #[derive(Debug)]
 pub struct ClusterState {
@@ -432,13 +443,13 @@ impl ClusterState {
     }
 
     /// When this tracker first heard from each member of each group, and
-    /// from its current process: `(node ID, joined, up since)`. Nodes do
-    /// not report these; a restarted tracker starts them again.
-    pub fn member_times(&self) -> Vec<(u32, SystemTime, SystemTime)> {
+    /// from its current process. Nodes do not report these; a restarted
+    /// tracker starts them again.
+    pub fn member_times(&self) -> Vec<MemberTimes> {
         self.groups
             .values()
             .flat_map(|g| g.members.values())
-            .map(|m| (m.report.node_id, m.joined, m.up_since))
+            .map(|m| MemberTimes { node_id: m.report.node_id, joined: m.joined, up_since: m.up_since })
             .collect()
     }
 
@@ -604,17 +615,17 @@ mod tests {
         let mut s = state();
         let t = Instant::now();
         beat(&mut s, 1, "g", 500, &[], t);
-        let times = |s: &ClusterState| s.member_times().into_iter().find(|m| m.0 == 1).unwrap();
-        let (_, joined, up) = times(&s);
+        let times = |s: &ClusterState| s.member_times().into_iter().find(|m| m.node_id == 1).unwrap();
+        let first = times(&s);
         std::thread::sleep(std::time::Duration::from_millis(20));
         beat(&mut s, 1, "g", 500, &[], t);
-        assert_eq!(times(&s), (1, joined, up), "the same process beating again");
+        assert_eq!(times(&s), first, "the same process beating again");
         let mut r = report(1, "g", 500);
         r.incarnation = 2;
         s.heartbeat(r, t).unwrap();
-        let (_, joined2, up2) = times(&s);
-        assert_eq!(joined2, joined, "a restart is no new join");
-        assert!(up2 > up, "a restart is a new start");
+        let after = times(&s);
+        assert_eq!(after.joined, first.joined, "a restart is no new join");
+        assert!(after.up_since > first.up_since, "a restart is a new start");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Serving the map.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use cairn_proto::frame::write_frame;
 use cairn_proto::{
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::{Reserved, TrackerConfig};
-use crate::map::ClusterState;
+use crate::map::{ClusterState, MemberTimes};
 
 /// How often members are checked for missed heartbeats.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -91,7 +91,7 @@ impl LocalTracker {
     /// The reserve kept on members and, per member, when this tracker
     /// first heard from it and from its current process; `None` while the
     /// tracker does not run here.
-    pub fn facts(&self) -> Option<(Reserved, Vec<(u32, SystemTime, SystemTime)>)> {
+    pub fn facts(&self) -> Option<(Reserved, Vec<MemberTimes>)> {
         let tracker = self.tracker.get()?.upgrade()?;
         let state = tracker.state();
         Some((state.reserved(), state.member_times()))

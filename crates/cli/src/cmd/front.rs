@@ -163,7 +163,7 @@ impl LocalPlacement for TrackerPlacement {
             },
             members: times
                 .into_iter()
-                .map(|(id, j, u)| (id, MemberTimes { joined: secs(j), up_since: secs(u) }))
+                .map(|t| (t.node_id, MemberTimes { joined: secs(t.joined), up_since: secs(t.up_since) }))
                 .collect(),
         })
     }

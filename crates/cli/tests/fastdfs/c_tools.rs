@@ -29,10 +29,10 @@ fn u32be(b: &[u8]) -> u32 {
 /// `tracker_query_storage_list`: the length tells the IP width; every
 /// server is `ip port`.
 fn parse_fetch_all(b: &[u8]) -> Vec<String> {
-    let (ip, rest) = if (b.len() - 39) % 23 == 0 {
+    let (ip, rest) = if (b.len() - 39).is_multiple_of(23) {
         (16, b.len() - 39)
     } else {
-        assert_eq!((b.len() - 69) % 53, 0, "response data length: {} is invalid", b.len());
+        assert!((b.len() - 69).is_multiple_of(53), "response data length: {} is invalid", b.len());
         (46, b.len() - 69)
     };
     let n = 1 + rest / (ip - 1 + 8);
