@@ -198,10 +198,17 @@ impl TrackerService {
     async fn delete_storage(&self, group: &str, storage: &str) -> Result<Vec<u8>, Refusal> {
         let map = self.map.get(true).await.map_err(|e| Refusal::new(status_of(&e)))?;
         let g = map.groups.iter().find(|g| g.name == group).ok_or(Refusal::new(status::ENOENT))?;
+        // By storage ID; by IP only when one member alone has it (members
+        // may share a host).
+        let by_ip: Vec<_> = g.members.iter().filter(|m| stats::endpoint(m).ip == storage).collect();
         let m = g
             .members
             .iter()
-            .find(|m| m.id.to_string() == storage || stats::endpoint(m).ip == storage)
+            .find(|m| m.id.to_string() == storage)
+            .or(match by_ip.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            })
             .ok_or(Refusal::new(status::ENOENT))?;
         match m.state {
             MemberState::Removed => return Err(Refusal::new(status::EALREADY)),

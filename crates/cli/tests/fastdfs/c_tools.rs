@@ -194,6 +194,7 @@ fn fastdfs_616_delete_storage_as_fdfs_monitor() {
     let id1 = c.node_id(1).to_string();
     assert_eq!(delete("g1", "4242"), 2, "unknown storage: ENOENT");
     assert_eq!(delete("nosuch", &id1), 2, "unknown group: ENOENT");
+    assert_eq!(delete("g1", "127.0.0.1"), 2, "an IP both members share names neither");
     assert_eq!(delete("g1", &id1), 16, "an active storage: EBUSY");
     c.nodes[1].1.kill();
     let node = c.node_id(1);
