@@ -612,6 +612,55 @@ mod tests {
     }
 
     #[test]
+    fn the_616_tools_requests_decode() {
+        // fdfs_monitor: list storage and delete storage with the ID unpadded.
+        let mut b = Vec::new();
+        put_fixed(&mut b, "g1", 16);
+        b.extend_from_slice(b"100001");
+        assert_eq!(
+            decode_tracker(cmd::LIST_STORAGE, &b).unwrap(),
+            TrackerRequest::ListStorage { group: "g1".into(), storage: Some("100001".into()) }
+        );
+        assert_eq!(
+            decode_tracker(cmd::DELETE_STORAGE, &b).unwrap(),
+            TrackerRequest::DeleteStorage { group: "g1".into(), storage: "100001".into() }
+        );
+        assert!(decode_tracker(cmd::DELETE_STORAGE, &b[..16]).is_err(), "delete needs a storage");
+        // The stat tools' filters: packed one-byte fields.
+        assert_eq!(
+            decode_tracker(cmd::TRACKER_CLUSTER_STAT, &[2, 0, 1]).unwrap(),
+            TrackerRequest::TrackerStat { filter_by: 2, is_active: false, is_leader: true }
+        );
+        assert_eq!(
+            decode_tracker(cmd::STORAGE_CLUSTER_STAT, &[2, b'!', 7, 0]).unwrap(),
+            TrackerRequest::StorageStat { filter_by: 2, op: b'!', status: 7, is_trunk_server: false }
+        );
+        assert_eq!(
+            decode_tracker(cmd::VOLUMN_STAT, &[4, 0, 0, 1]).unwrap(),
+            TrackerRequest::VolumnStat { filter_by: 4, disk: false, trunk: false, space: true }
+        );
+        assert!(decode_tracker(cmd::VOLUMN_STAT, &[4, 0, 0]).is_err());
+        assert_eq!(decode_tracker(cmd::PARAMETER_REQ, &[]).unwrap(), TrackerRequest::Parameters);
+        assert_eq!(decode_tracker(cmd::GET_LEADER, &[]).unwrap(), TrackerRequest::GetLeader);
+        // fdfs_regenerate_filename: the appender's name alone.
+        assert_eq!(
+            decode_storage(cmd::REGENERATE_APPENDER_FILENAME, NAME.len() as u64, NAME.as_bytes()).unwrap(),
+            StorageRequest::Regenerate { filename: NAME.into() }
+        );
+        assert!(decode_storage(cmd::REGENERATE_APPENDER_FILENAME, 0, b"").is_err());
+    }
+
+    #[test]
+    fn fastdfs_extensions_decode_and_dots_only_do_not() {
+        for (ext, ok) in [("tar.gz", true), ("c_d", true), ("..", false), ("a..b", false), ("rec", false)] {
+            let mut b = vec![0xFF];
+            put_u64(&mut b, 1);
+            put_fixed(&mut b, ext, 6);
+            assert_eq!(decode_storage(cmd::UPLOAD_FILE, 16, &b).is_ok(), ok, "{ext}");
+        }
+    }
+
+    #[test]
     fn tracker_query_store_with_group() {
         let mut b = Vec::new();
         put_fixed(&mut b, "group1", 16);
