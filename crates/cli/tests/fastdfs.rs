@@ -13,6 +13,8 @@ use cairn_proto::FileId;
 
 use crate::common::{content, listing, rt, Cluster};
 
+mod c_tools;
+
 /// One request on a connection: returns the reply's status and body.
 fn call(s: &mut TcpStream, cmd: u8, body: &[u8]) -> (u8, Vec<u8>) {
     let mut req = (body.len() as u64).to_be_bytes().to_vec();
@@ -175,7 +177,7 @@ fn fastdfs_commands_answer_with_fastdfs_layouts() {
     let (st, b) = call(&mut t, 103, &group_name(&id));
     assert_eq!((st, b.len()), (0, 39));
     let (st, b) = call(&mut t, 105, &group_name(&id));
-    assert_eq!((st, b.len()), (0, 39 + 15), "fetch-all lists both members");
+    assert_eq!((st, b.len()), (0, 39 + 23), "fetch-all lists both members with their ports");
     for p in &ports {
         assert_eq!(download(p, &id, 0, 0), (0, data.clone()), "whole download from {p}");
     }
@@ -247,6 +249,7 @@ fn fastdfs_commands_answer_with_fastdfs_layouts() {
     assert_eq!((st, s.len()), (0, 2 * 487));
     for rec in s.chunks(487) {
         assert_eq!(rec[0], 7, "status ACTIVE");
+        assert_eq!(rec[1], 6, "read write mode R_OK|W_OK");
         assert_eq!(text(&rec[18..34]), "127.0.0.1");
         let port = num(&rec[2 + 16 + 16 + 16 + 8 + 9 * 8..]);
         assert!(ports.iter().any(|p| p.ends_with(&format!(":{port}"))), "storage port {port}");
@@ -335,6 +338,8 @@ fn ip_fields_of_46_bytes_by_configuration() {
     let id = upload(&storage, 11, "txt", b"six");
     let (st, b) = call(&mut t, 102, &group_name(&id));
     assert_eq!((st, b.len()), (0, 69));
+    let (st, b) = call(&mut t, 105, &group_name(&id));
+    assert_eq!((st, b.len()), (0, 69), "fetch-all of one member: group, ip[45], port");
     let (st, b) = call(&mut connect(&storage), 22, &group_name(&id));
     assert_eq!((st, b.len()), (0, 70));
     let (st, s) = call(&mut t, 92, &field("g1", 16));
@@ -468,7 +473,9 @@ fn http_downloads_with_ranges_head_etag_and_names() {
     assert!(code == 400 || code == 404, "traversal answered {code}");
     let (code, _, _) = curl(&[&format!("http://{http}/g1/M00/00/00/%2e%2e%2fsecret.txt")]);
     assert!(code == 400 || code == 404, "encoded traversal answered {code}");
-    let (code, _, _) = curl(&[&format!("http://{http}/g1/M00/00/00/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.txt")]);
+    // A well-formed name (a slave's: 27 characters, a prefix, an
+    // extension) that no member holds: sent on once, then 404.
+    let (code, _, _) = curl(&["-L", &format!("http://{http}/g1/M00/00/00/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.txt")]);
     assert!(code == 400 || code == 404, "missing file answered {code}");
 }
 

@@ -26,7 +26,8 @@ fn hostile_file_ids_are_refused() {
         "g1/M00/00/00/../../../../../etc/passwd".to_string(),
         "/etc/passwd".to_string(),
         "/g1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin".to_string(),
-        "g1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g48.bin".to_string(),
+        // (`…48.bin` would be a well-formed slave name: prefix `48`.)
+        "g1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g48..bin".to_string(),
         "g1/M00/00/00/short".to_string(),
         "g1/MZZ/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin".to_string(),
         "g1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin/../x".to_string(),

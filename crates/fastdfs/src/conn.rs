@@ -3,6 +3,7 @@
 //! FastDFS status codes.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,8 +47,49 @@ impl Refusal {
     }
 }
 
+/// A listener's connections, for FastDFS's cluster statistics.
+#[derive(Debug, Default)]
+pub(crate) struct ConnCounters {
+    current: AtomicU32,
+    max: AtomicU32,
+}
+
+impl ConnCounters {
+    fn opened(&self) {
+        let now = self.current.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        self.max.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        let _ = self.current.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_sub(1)));
+    }
+
+    /// Open now and most at once; a connection costs no slot beyond its
+    /// task, so the slots allocated are the most ever open.
+    pub fn snapshot(&self) -> crate::reply::Connections {
+        let max = self.max.load(Ordering::Relaxed);
+        crate::reply::Connections { alloc: max, current: self.current.load(Ordering::Relaxed), max }
+    }
+}
+
+/// Counts a connection while it lives.
+struct Counted<'a>(Option<&'a ConnCounters>);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.closed();
+        }
+    }
+}
+
 /// A service that answers one request at a time on a connection.
 pub(crate) trait Service: Send + Sync + 'static {
+    /// Where to count its connections, if it does.
+    fn counters(&self) -> Option<&ConnCounters> {
+        None
+    }
+
     /// Handles one request whose header was read. `Ok(false)` closes.
     fn handle(&self, conn: &mut TcpStream, h: Header) -> impl Future<Output = std::io::Result<bool>> + Send;
 }
@@ -70,6 +112,10 @@ pub(crate) async fn serve<S: Service>(listener: TcpListener, service: Arc<S>, mu
         let _ = conn.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
+            if let Some(c) = service.counters() {
+                c.opened();
+            }
+            let _counted = Counted(service.counters());
             loop {
                 let mut b = [0u8; HEADER_LEN];
                 match tokio::time::timeout(IDLE, read_acking(&mut conn, &mut b, false)).await {

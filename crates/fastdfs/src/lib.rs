@@ -16,12 +16,14 @@ mod cluster;
 mod conn;
 pub mod reply;
 pub mod request;
+mod stats;
 mod storage;
 mod tracker;
 pub mod wire;
 
 use std::sync::Arc;
 
+pub use stats::{MemberTimes, ReservedSpace, TrackerFacts};
 pub use storage::{LocalBlobs, StorageService};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

@@ -2,7 +2,7 @@
 
 use cairn_proto::MemberState;
 
-use crate::wire::{put_fixed, put_u64, IpSize, GROUP_LEN, STORAGE_ID_LEN, VERSION_LEN};
+use crate::wire::{put_fixed, put_u32, put_u64, IpSize, GROUP_LEN, IP_PORT_LEN, STORAGE_ID_LEN, VERSION_LEN};
 
 /// A server as FastDFS clients address it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +51,16 @@ pub fn fetch_one(group: &str, at: &Endpoint, ip: IpSize) -> Vec<u8> {
     out
 }
 
-/// Query-fetch-all reply (105): the first member as in 102, then only the
-/// IPs of the others (FastDFS assumes one port per group).
+/// Query-fetch-all reply (105): `group[16]`, then `ip[size-1] port u64`
+/// for every member, as FastDFS 6.16 sends it and its client reads it:
+/// 39 + (n − 1) × 23 bytes with 16-byte IP fields. (Before 6.16 only the
+/// first member had a port; the 6.16 client refuses that layout.)
 pub fn fetch_all(group: &str, members: &[Endpoint], ip: IpSize) -> Vec<u8> {
-    let Some(first) = members.first() else { return Vec::new() };
-    let mut out = fetch_one(group, first, ip);
-    for m in &members[1..] {
+    let mut out = Vec::new();
+    put_fixed(&mut out, group, GROUP_LEN);
+    for m in members {
         put_fixed(&mut out, &m.ip, ip.size() - 1);
+        put_u64(&mut out, u64::from(m.port));
     }
     out
 }
@@ -128,7 +131,7 @@ pub fn group_stat(out: &mut Vec<u8>, g: &GroupStat) {
 pub struct StorageStat {
     /// FastDFS status code, see [`status_code`].
     pub status: u8,
-    /// Read/write mode: 1 read, 2 write, 3 both, 0 neither.
+    /// Read/write mode, FastDFS's `R_OK | W_OK` bits: see [`rw_mode`].
     pub rw_mode: u8,
     /// Storage ID (Cairn's node ID in decimal).
     pub id: String,
@@ -136,12 +139,16 @@ pub struct StorageStat {
     pub ip: String,
     /// Software version.
     pub version: String,
+    /// When it joined, Unix seconds.
+    pub join_time: u64,
     /// Start time, Unix seconds.
     pub up_time: u64,
     /// Total space, MB.
     pub total_mb: u64,
     /// Free space, MB.
     pub free_mb: u64,
+    /// Space kept free, MB.
+    pub reserved_mb: u64,
     /// Store paths.
     pub store_path_count: u64,
     /// FastDFS port.
@@ -170,11 +177,11 @@ pub fn storage_stat(out: &mut Vec<u8>, s: &StorageStat, ip: IpSize) {
     put_fixed(out, "", STORAGE_ID_LEN); // sync source
     put_fixed(out, &s.version, VERSION_LEN);
     for v in [
-        s.up_time, // join time: not kept apart from the start time
+        s.join_time,
         s.up_time,
         s.total_mb,
         s.free_mb,
-        0, // reserved MB
+        s.reserved_mb,
         0, // upload priority
         s.store_path_count,
         256, // subdirectories per path
@@ -188,6 +195,158 @@ pub fn storage_stat(out: &mut Vec<u8>, s: &StorageStat, ip: IpSize) {
         put_u64(out, v);
     }
     out.push(0); // not a trunk server
+}
+
+/// FastDFS's read/write mode (`FDFSReadWriteMode`): `R_OK` (4) when it
+/// serves reads, `W_OK` (2) when it takes uploads; 6 for both.
+pub fn rw_mode(readable: bool, writable: bool) -> u8 {
+    const R_OK: u8 = 4;
+    const W_OK: u8 = 2;
+    (if readable { R_OK } else { 0 }) | (if writable { W_OK } else { 0 })
+}
+
+/// `host:port` as FastDFS's `format_ip_port` writes it (brackets around an
+/// IPv6 address).
+pub fn ip_port(ep: &Endpoint) -> String {
+    if ep.ip.contains(':') {
+        format!("[{}]:{}", ep.ip, ep.port)
+    } else {
+        format!("{}:{}", ep.ip, ep.port)
+    }
+}
+
+/// Connection counters as the cluster-stat replies carry them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connections {
+    /// Connection slots allocated.
+    pub alloc: u32,
+    /// Open now.
+    pub current: u32,
+    /// Most open at once.
+    pub max: u32,
+}
+
+fn put_connections(out: &mut Vec<u8>, c: Connections) {
+    put_u32(out, c.alloc);
+    put_u32(out, c.current);
+    put_u32(out, c.max);
+}
+
+/// One tracker in the tracker-cluster-stat reply (96).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerEntry {
+    /// `ip:port` of its FastDFS listener.
+    pub host: String,
+    /// Whether it leads.
+    pub leader: bool,
+    /// Whether it answers.
+    pub active: bool,
+    /// Its connections.
+    pub connections: Connections,
+    /// Software version.
+    pub version: String,
+    /// Start time, Unix seconds.
+    pub up_time: u64,
+    /// Last heartbeat seen from it, Unix seconds.
+    pub last_heartbeat: u64,
+}
+
+/// Size of one [`TrackerEntry`] on the wire
+/// (`TrackerClusterStatRespBodyPart`).
+pub const TRACKER_ENTRY_LEN: usize = IP_PORT_LEN + 2 + 12 + VERSION_LEN + 16;
+
+/// Tracker-cluster-stat reply (96): a one-byte count, then the entries.
+pub fn tracker_cluster_stat(trackers: &[TrackerEntry]) -> Vec<u8> {
+    let n = trackers.len().min(u8::MAX as usize);
+    let mut out = vec![n as u8];
+    for t in &trackers[..n] {
+        put_fixed(&mut out, &t.host, IP_PORT_LEN);
+        out.push(u8::from(t.leader));
+        out.push(u8::from(t.active));
+        put_connections(&mut out, t.connections);
+        put_fixed(&mut out, &t.version, VERSION_LEN);
+        put_u64(&mut out, t.up_time);
+        put_u64(&mut out, t.last_heartbeat);
+    }
+    out
+}
+
+/// One storage server in the storage-cluster-stat reply (97).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageEntry {
+    /// Storage ID.
+    pub id: String,
+    /// `ip:port` FastDFS clients reach it at.
+    pub host: String,
+    /// FastDFS status code.
+    pub status: u8,
+    /// Its connections.
+    pub connections: Connections,
+    /// Software version.
+    pub version: String,
+    /// Start time, Unix seconds.
+    pub up_time: u64,
+    /// Last heartbeat, Unix seconds.
+    pub last_heartbeat: u64,
+}
+
+/// Size of one [`StorageEntry`] on the wire
+/// (`StorageClusterStatRespBodyPart`).
+pub const STORAGE_ENTRY_LEN: usize = STORAGE_ID_LEN + IP_PORT_LEN + 2 + 12 + VERSION_LEN + 16;
+
+/// Storage-cluster-stat reply (97): `use_storage_id u8`, `use_trunk_file
+/// u8`, a 4-byte count, then the entries (never a trunk server: Cairn has
+/// no trunk files).
+pub fn storage_cluster_stat(use_storage_id: bool, storages: &[StorageEntry]) -> Vec<u8> {
+    let mut out = vec![u8::from(use_storage_id), 0];
+    put_u32(&mut out, storages.len() as u32);
+    for s in storages {
+        put_fixed(&mut out, &s.id, STORAGE_ID_LEN);
+        put_fixed(&mut out, &s.host, IP_PORT_LEN);
+        out.push(0); // not a trunk server
+        out.push(s.status);
+        put_connections(&mut out, s.connections);
+        put_fixed(&mut out, &s.version, VERSION_LEN);
+        put_u64(&mut out, s.up_time);
+        put_u64(&mut out, s.last_heartbeat);
+    }
+    out
+}
+
+/// One group in the volume-stat reply (98).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeEntry {
+    /// Group name.
+    pub name: String,
+    /// Total, free, reserved and available space, MB.
+    pub total_mb: u64,
+    /// Free space, MB.
+    pub free_mb: u64,
+    /// Space kept free, MB.
+    pub reserved_mb: u64,
+    /// Space uploads may still take, MB (0 when the disk is not available).
+    pub avail_mb: u64,
+    /// Whether its free space is above the reserve.
+    pub disk_available: bool,
+}
+
+/// Size of one [`VolumeEntry`] on the wire (`StorageVolumnStatRespBodyPart`).
+pub const VOLUME_ENTRY_LEN: usize = GROUP_LEN + 1 + 5 * 8 + 2;
+
+/// Volume-stat reply (98): `use_trunk_file u8`, a 4-byte count, then the
+/// groups.
+pub fn volumn_stat(groups: &[VolumeEntry]) -> Vec<u8> {
+    let mut out = vec![0];
+    put_u32(&mut out, groups.len() as u32);
+    for g in groups {
+        put_fixed(&mut out, &g.name, GROUP_LEN + 1);
+        for v in [g.total_mb, g.free_mb, g.reserved_mb, g.avail_mb, 0] {
+            put_u64(&mut out, v);
+        }
+        out.push(u8::from(g.disk_available));
+        out.push(0); // trunk space: no trunk files
+    }
+    out
 }
 
 /// FastDFS's status code for a member state.
@@ -214,7 +373,8 @@ mod tests {
         assert_eq!(store_one("group1", &ep(), 0, IpSize::V4).len(), 40);
         assert_eq!(store_one("group1", &ep(), 0, IpSize::V6).len(), 70);
         assert_eq!(fetch_one("group1", &ep(), IpSize::V4).len(), 39);
-        assert_eq!(fetch_all("group1", &[ep(), ep()], IpSize::V4).len(), 39 + 15);
+        assert_eq!(fetch_all("group1", &[ep(), ep()], IpSize::V4).len(), 62);
+        assert_eq!(fetch_all("group1", &[ep(), ep(), ep()], IpSize::V6).len(), 69 + 2 * 53);
         assert_eq!(store_all("group1", &[ep(), ep()], 0, IpSize::V6).len(), 16 + 2 * 53 + 1);
         assert_eq!(file_info(1, 2, 3, "127.0.0.1", IpSize::V4).len(), 40);
     }
@@ -236,6 +396,14 @@ mod tests {
             assert_eq!(s.len(), storage_stat_len(ip));
         }
         assert_eq!(GROUP_STAT_LEN, 113);
+        // 6.15.5/6.16 cluster-stat records: packed structs of char fields.
+        assert_eq!(TRACKER_ENTRY_LEN, 90);
+        assert_eq!(STORAGE_ENTRY_LEN, 106);
+        assert_eq!(VOLUME_ENTRY_LEN, 59);
+        let t = TrackerEntry::default();
+        assert_eq!(tracker_cluster_stat(&[t.clone(), t]).len(), 1 + 2 * 90);
+        assert_eq!(storage_cluster_stat(false, &[StorageEntry::default()]).len(), 6 + 106);
+        assert_eq!(volumn_stat(&vec![VolumeEntry::default(); 3]).len(), 5 + 3 * 59);
         assert_eq!(storage_stat_len(IpSize::V4), 487);
         assert_eq!(storage_stat_len(IpSize::V6), 517);
     }

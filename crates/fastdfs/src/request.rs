@@ -68,6 +68,48 @@ pub enum TrackerRequest {
         /// A storage ID or IP to narrow to.
         storage: Option<String>,
     },
+    /// Forget a storage server of a group (93), by ID or IP.
+    DeleteStorage {
+        /// The group.
+        group: String,
+        /// Its storage ID or IP.
+        storage: String,
+    },
+    /// The parameters FastDFS's tracker hands out (75).
+    Parameters,
+    /// Where the leader tracker is (95).
+    GetLeader,
+    /// Every tracker (96), narrowed by `filter`.
+    TrackerStat {
+        /// `FDFS_TRACKER_STAT_FILTER_BY_*` bits (1 active, 2 leader).
+        filter_by: u8,
+        /// Wanted is-active value.
+        is_active: bool,
+        /// Wanted is-leader value.
+        is_leader: bool,
+    },
+    /// Every storage server (97), narrowed by `filter`.
+    StorageStat {
+        /// `FDFS_STORAGE_STAT_FILTER_BY_*` bits (1 trunk server, 2 status).
+        filter_by: u8,
+        /// `=` or `!` against `status`.
+        op: u8,
+        /// A FastDFS status code.
+        status: u8,
+        /// Wanted is-trunk-server value.
+        is_trunk_server: bool,
+    },
+    /// Space of every group (98), narrowed by `filter`.
+    VolumnStat {
+        /// `FDFS_VOLUMN_STAT_FILTER_BY_*` bits (1 disk, 2 trunk, 4 space).
+        filter_by: u8,
+        /// Wanted is-disk-available value.
+        disk: bool,
+        /// Wanted is-trunk-available value.
+        trunk: bool,
+        /// Wanted is-space-available value.
+        space: bool,
+    },
     /// Liveness check.
     ActiveTest,
     /// Close.
@@ -156,6 +198,11 @@ pub enum StorageRequest {
         /// Pairs.
         meta: Vec<(String, String)>,
     },
+    /// Give an appender file a regular file's name (38).
+    Regenerate {
+        /// The appender file's name within the group.
+        filename: String,
+    },
     /// Liveness check.
     ActiveTest,
     /// Close.
@@ -187,6 +234,13 @@ pub fn body_limit(cmd: u8) -> Option<usize> {
         | cmd::LIST_ONE_GROUP
         | cmd::LIST_ALL_GROUPS
         | cmd::LIST_STORAGE
+        | cmd::DELETE_STORAGE
+        | cmd::PARAMETER_REQ
+        | cmd::GET_LEADER
+        | cmd::TRACKER_CLUSTER_STAT
+        | cmd::STORAGE_CLUSTER_STAT
+        | cmd::VOLUMN_STAT
+        | cmd::REGENERATE_APPENDER_FILENAME
         | cmd::ACTIVE_TEST
         | cmd::QUIT => Some(8 + 16 + GROUP_LEN + MAX_FILENAME),
         _ => None,
@@ -275,16 +329,50 @@ pub fn decode_tracker(cmd: u8, body: &[u8]) -> Result<TrackerRequest, DecodeErro
         }
         cmd::LIST_ONE_GROUP => TrackerRequest::ListGroups { group: Some(group_only(body)?) },
         cmd::LIST_STORAGE => {
-            if body.len() != GROUP_LEN && body.len() != GROUP_LEN + wire::STORAGE_ID_LEN {
-                return Err(DecodeError::Length { cmd, pkg_len: body.len() as u64 });
-            }
-            let group = group_field(&body[..GROUP_LEN])?;
-            let storage = match body.get(GROUP_LEN..) {
-                Some(rest) if !fixed_str(rest).is_empty() => Some(text(fixed_str(rest), "storage id")?),
-                _ => None,
-            };
+            // The C client sends the ID unpadded (`group[16]` and its
+            // length); older clients padded it to 16.
+            let (group, storage) = group_and_storage(cmd, body)?;
             TrackerRequest::ListStorage { group, storage }
         }
+        cmd::DELETE_STORAGE => match group_and_storage(cmd, body)? {
+            (group, Some(storage)) => TrackerRequest::DeleteStorage { group, storage },
+            (_, None) => return Err(DecodeError::Short { cmd, len: body.len() }),
+        },
+        cmd::PARAMETER_REQ => {
+            empty(body)?;
+            TrackerRequest::Parameters
+        }
+        cmd::GET_LEADER => {
+            empty(body)?;
+            TrackerRequest::GetLeader
+        }
+        // The filters are packed structs of one-byte fields.
+        cmd::TRACKER_CLUSTER_STAT => match body {
+            [filter_by, is_active, is_leader] => TrackerRequest::TrackerStat {
+                filter_by: *filter_by,
+                is_active: *is_active != 0,
+                is_leader: *is_leader != 0,
+            },
+            _ => return Err(DecodeError::Length { cmd, pkg_len: body.len() as u64 }),
+        },
+        cmd::STORAGE_CLUSTER_STAT => match body {
+            [filter_by, op, status, is_trunk_server] => TrackerRequest::StorageStat {
+                filter_by: *filter_by,
+                op: *op,
+                status: *status,
+                is_trunk_server: *is_trunk_server != 0,
+            },
+            _ => return Err(DecodeError::Length { cmd, pkg_len: body.len() as u64 }),
+        },
+        cmd::VOLUMN_STAT => match body {
+            [filter_by, disk, trunk, space] => TrackerRequest::VolumnStat {
+                filter_by: *filter_by,
+                disk: *disk != 0,
+                trunk: *trunk != 0,
+                space: *space != 0,
+            },
+            _ => return Err(DecodeError::Length { cmd, pkg_len: body.len() as u64 }),
+        },
         cmd::ACTIVE_TEST => {
             empty(body)?;
             TrackerRequest::ActiveTest
@@ -292,6 +380,20 @@ pub fn decode_tracker(cmd: u8, body: &[u8]) -> Result<TrackerRequest, DecodeErro
         cmd::QUIT => TrackerRequest::Quit,
         other => return Err(DecodeError::Unknown(other)),
     })
+}
+
+/// `group[16]` and an optional storage ID or IP of up to 16 bytes,
+/// NUL-padded or not.
+fn group_and_storage(cmd: u8, body: &[u8]) -> Result<(String, Option<String>), DecodeError> {
+    if body.len() < GROUP_LEN || body.len() > GROUP_LEN + wire::STORAGE_ID_LEN {
+        return Err(DecodeError::Length { cmd, pkg_len: body.len() as u64 });
+    }
+    let group = group_field(&body[..GROUP_LEN])?;
+    let storage = match fixed_str(&body[GROUP_LEN..]) {
+        [] => None,
+        id => Some(text(id, "storage id")?),
+    };
+    Ok((group, storage))
 }
 
 fn ext_field(b: &[u8]) -> Result<String, DecodeError> {
@@ -417,6 +519,12 @@ pub fn decode_storage(cmd: u8, pkg_len: u64, head: &[u8]) -> Result<StorageReque
             let id = file_id(&group, &head[fixed..fixed + name_len])?;
             StorageRequest::SetMeta { id, merge, meta: decode_meta(&head[fixed + name_len..])? }
         }
+        cmd::REGENERATE_APPENDER_FILENAME => {
+            if head.is_empty() || head.len() > MAX_FILENAME {
+                return Err(short());
+            }
+            StorageRequest::Regenerate { filename: text(head, "file name")? }
+        }
         cmd::ACTIVE_TEST => StorageRequest::ActiveTest,
         cmd::QUIT => StorageRequest::Quit,
         other => return Err(DecodeError::Unknown(other)),
@@ -501,6 +609,55 @@ mod tests {
         put_fixed(&mut b, "group1", 16);
         b.extend_from_slice(b"M00/../../etc/passwd");
         assert!(decode_storage(cmd::DELETE_FILE, b.len() as u64, &b).is_err());
+    }
+
+    #[test]
+    fn the_616_tools_requests_decode() {
+        // fdfs_monitor: list storage and delete storage with the ID unpadded.
+        let mut b = Vec::new();
+        put_fixed(&mut b, "g1", 16);
+        b.extend_from_slice(b"100001");
+        assert_eq!(
+            decode_tracker(cmd::LIST_STORAGE, &b).unwrap(),
+            TrackerRequest::ListStorage { group: "g1".into(), storage: Some("100001".into()) }
+        );
+        assert_eq!(
+            decode_tracker(cmd::DELETE_STORAGE, &b).unwrap(),
+            TrackerRequest::DeleteStorage { group: "g1".into(), storage: "100001".into() }
+        );
+        assert!(decode_tracker(cmd::DELETE_STORAGE, &b[..16]).is_err(), "delete needs a storage");
+        // The stat tools' filters: packed one-byte fields.
+        assert_eq!(
+            decode_tracker(cmd::TRACKER_CLUSTER_STAT, &[2, 0, 1]).unwrap(),
+            TrackerRequest::TrackerStat { filter_by: 2, is_active: false, is_leader: true }
+        );
+        assert_eq!(
+            decode_tracker(cmd::STORAGE_CLUSTER_STAT, &[2, b'!', 7, 0]).unwrap(),
+            TrackerRequest::StorageStat { filter_by: 2, op: b'!', status: 7, is_trunk_server: false }
+        );
+        assert_eq!(
+            decode_tracker(cmd::VOLUMN_STAT, &[4, 0, 0, 1]).unwrap(),
+            TrackerRequest::VolumnStat { filter_by: 4, disk: false, trunk: false, space: true }
+        );
+        assert!(decode_tracker(cmd::VOLUMN_STAT, &[4, 0, 0]).is_err());
+        assert_eq!(decode_tracker(cmd::PARAMETER_REQ, &[]).unwrap(), TrackerRequest::Parameters);
+        assert_eq!(decode_tracker(cmd::GET_LEADER, &[]).unwrap(), TrackerRequest::GetLeader);
+        // fdfs_regenerate_filename: the appender's name alone.
+        assert_eq!(
+            decode_storage(cmd::REGENERATE_APPENDER_FILENAME, NAME.len() as u64, NAME.as_bytes()).unwrap(),
+            StorageRequest::Regenerate { filename: NAME.into() }
+        );
+        assert!(decode_storage(cmd::REGENERATE_APPENDER_FILENAME, 0, b"").is_err());
+    }
+
+    #[test]
+    fn fastdfs_extensions_decode_and_dots_only_do_not() {
+        for (ext, ok) in [("tar.gz", true), ("c_d", true), ("..", false), ("a..b", false), ("rec", false)] {
+            let mut b = vec![0xFF];
+            put_u64(&mut b, 1);
+            put_fixed(&mut b, ext, 6);
+            assert_eq!(decode_storage(cmd::UPLOAD_FILE, 16, &b).is_ok(), ok, "{ext}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_client::{Client, UploadOptions};
+use cairn_client::{Body, Client, UploadOptions};
 use cairn_proto::FileId;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -161,6 +161,8 @@ impl StorageService {
                     (_, false) => Ok(false),
                 }
             }
+            // FastDFS refuses an append of nothing.
+            StorageRequest::Append { content: 0, .. } => refuse(conn, Refusal::new(status::EINVAL)).await,
             StorageRequest::Append { filename, content } => {
                 let id = match self.own(&filename).await {
                     Ok(id) => id,
@@ -206,7 +208,13 @@ impl StorageService {
         let answer: Result<Vec<u8>, Refusal> = match req {
             StorageRequest::Download { id, offset, length } => return self.download(conn, id, offset, length).await,
             StorageRequest::Delete { id } => self.client.delete(&id).await.map(|()| Vec::new()).map_err(fail),
-            StorageRequest::GetMeta { id } => self.client.get_meta(&id).await.map(|m| encode_meta(&m)).map_err(fail),
+            // FastDFS keeps metadata in a file beside the blob, made by the
+            // first set: a file without any has none, and says ENOENT.
+            StorageRequest::GetMeta { id } => match self.client.get_meta(&id).await {
+                Ok(m) if m.is_empty() => Err(Refusal::new(status::ENOENT)),
+                Ok(m) => Ok(encode_meta(&m)),
+                Err(e) => Err(fail(e)),
+            },
             StorageRequest::FileInfo { id } => match self.client.info(&id).await {
                 Ok(i) => {
                     let source = self.map.member_by_id(i.source_node).await;
@@ -226,6 +234,10 @@ impl StorageService {
             StorageRequest::SetMeta { id, merge, meta } => {
                 self.client.set_meta(&id, meta, merge).await.map(|()| Vec::new()).map_err(fail)
             }
+            StorageRequest::Regenerate { filename } => match self.own(&filename).await {
+                Ok(id) => return self.regenerate(conn, id).await,
+                Err(r) => Err(r),
+            },
             StorageRequest::ActiveTest => Ok(Vec::new()),
             StorageRequest::Quit => return Ok(false),
             _ => Err(Refusal::new(status::EINVAL)),
@@ -234,6 +246,88 @@ impl StorageService {
             Ok(body) => write_reply(conn, status::OK, &body).await.map(|()| true),
             Err(r) => refuse(conn, r).await,
         }
+    }
+
+    /// Regenerate appender file name (38): the appender file becomes a
+    /// regular file under a new name, as FastDFS renames it in place. Cairn
+    /// names encode whether a blob is an appender, and the store has no
+    /// rename, so the content is copied into a new regular blob of the same
+    /// group and extension (streamed, never held whole), its metadata with
+    /// it, and the appender is deleted. The copy is checked against the
+    /// appender's size and CRC32 before and after: a copy cut short, or an
+    /// appender changed meanwhile (an append racing the rename), drops the
+    /// copy and fails (EIO, EBUSY), leaving the appender as it was. Between
+    /// that last check and the delete an append could still land and be
+    /// lost; FastDFS's rename has no such window.
+    async fn regenerate(&self, conn: &mut TcpStream, old: FileId) -> std::io::Result<bool> {
+        let answer = match self.copy_to_regular(&old).await {
+            Ok(new) => return Self::file_id_reply(conn, &new).await,
+            Err(r) => r,
+        };
+        refuse(conn, answer).await
+    }
+
+    async fn copy_to_regular(&self, old: &FileId) -> Result<FileId, Refusal> {
+        let fail = |e: cairn_client::Error| Refusal::new(status_of(&e));
+        if !old.info().is_appender() {
+            return Err(Refusal::new(status::EINVAL));
+        }
+        let before = self.client.info(old).await.map_err(fail)?;
+        let meta = self.client.get_meta(old).await.map_err(fail)?;
+        let (mut sink, source) = tokio::io::duplex(256 * 1024);
+        let client = self.client.clone();
+        let from = old.clone();
+        let copy = async move {
+            let copied = client.download_to(&from, 0, None, &mut sink).await;
+            // The end of the pipe ends the new blob's content: checked below.
+            drop(sink);
+            copied
+        };
+        let ext = old.ext().to_string();
+        let store = async {
+            match self.local.as_ref().filter(|l| l.takes_uploads()) {
+                Some(local) => {
+                    let chunks = tokio_util::io::ReaderStream::new(source).boxed();
+                    local.upload(false, ext, chunks).await
+                }
+                None => {
+                    let opts = UploadOptions { group: Some(old.group().to_string()), appender: false, ext };
+                    self.client.upload_at(&self.node_addr, &opts, Body::Reader(Box::new(source))).await
+                }
+            }
+        };
+        let (copied, stored) = tokio::join!(copy, store);
+        let new = stored.map_err(fail)?;
+        let whole = matches!(copied, Ok(n) if n == before.size)
+            && new.info().size() == Some(before.size)
+            && new.info().crc32 == before.crc32;
+        let unchanged = || async {
+            let now = self.client.info(old).await.map_err(fail)?;
+            Ok::<bool, Refusal>(now.size == before.size && now.crc32 == before.crc32)
+        };
+        let checked = if !whole {
+            Err(Refusal::new(status::EIO))
+        } else if !meta.is_empty() {
+            self.client.set_meta(&new, meta, false).await.map_err(fail)
+        } else {
+            Ok(())
+        };
+        let checked = match checked {
+            Ok(()) if unchanged().await? => Ok(()),
+            Ok(()) => Err(Refusal::new(status::EBUSY)),
+            Err(r) => Err(r),
+        };
+        if let Err(r) = checked {
+            if let Err(e) = self.client.delete(&new).await {
+                tracing::warn!(file_id = %new, error = %e, "could not drop the copy of a regenerated appender");
+            }
+            return Err(r);
+        }
+        // A delete that fails leaves both names: the client is told it
+        // failed and keeps the old one; dropping the copy here could lose
+        // the content if the delete did happen and only its answer was lost.
+        self.client.delete(old).await.map_err(fail)?;
+        Ok(new)
     }
 
     /// Sends the range's length in the header, then the bytes: from this
@@ -246,13 +340,20 @@ impl StorageService {
         let length = (length > 0).then_some(length);
         if let Some(local) = &self.local {
             if let Some((len, chunks)) = local.open(&id, offset, length).await {
+                if len == 0 && offset > 0 {
+                    return refuse(conn, Refusal::new(status::EINVAL)).await;
+                }
                 return self.download_local(conn, &id, offset, len, chunks).await;
             }
         }
         let mut announced = false;
+        // Nothing left from a non-zero offset is FastDFS's EINVAL (an
+        // offset at the end is past the last byte), sent as the reply's
+        // header: the body is empty either way.
         let head = |len: u64| {
             announced = true;
-            Header { len, cmd: cmd::RESP, status: status::OK }.encode().to_vec()
+            let st = if len == 0 && offset > 0 { status::EINVAL } else { status::OK };
+            Header { len, cmd: cmd::RESP, status: st }.encode().to_vec()
         };
         match self.client.download_with_head(&id, offset, length, conn, head).await {
             Ok(_) => {

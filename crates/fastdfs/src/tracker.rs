@@ -6,13 +6,14 @@
 use std::sync::Arc;
 
 use cairn_client::Client;
-use cairn_proto::{FileId, GroupStatus, MemberState, StoreTarget};
+use cairn_proto::{ErrorCode, FileId, MemberState, Request, Response, StoreTarget};
 use tokio::net::TcpStream;
 
 use crate::cluster::MapCache;
-use crate::conn::{read_head, refuse, status_of, Refusal, Service};
-use crate::reply::{self, Endpoint, GroupStat, StorageStat};
+use crate::conn::{read_head, refuse, status_of, ConnCounters, Refusal, Service};
+use crate::reply::{self, Endpoint, TrackerEntry};
 use crate::request::{decode_tracker, TrackerRequest};
+use crate::stats::{self, now_secs, TrackerFacts};
 use crate::wire::{status, write_reply, Header, IpSize};
 
 /// The store path index sent to clients: the storage node picks its disk
@@ -26,6 +27,12 @@ pub trait LocalPlacement: Send + Sync + 'static {
     /// Where to upload, as a `QueryStore` to the tracker answers; `None`
     /// to ask the trackers over the network.
     fn place(&self, group: Option<&str>, exclude: &[String]) -> Option<Result<StoreTarget, cairn_client::Error>>;
+
+    /// What the tracker knows beyond the cluster map (reserve, members'
+    /// join and start times); `None` when it does not run here.
+    fn facts(&self) -> Option<TrackerFacts> {
+        None
+    }
 }
 
 /// The tracker-side FastDFS service.
@@ -35,13 +42,17 @@ pub struct TrackerService {
     ip: IpSize,
     /// The tracker's placement, when it runs in this process.
     local: Option<Arc<dyn LocalPlacement>>,
+    /// This listener's connections.
+    conns: Arc<ConnCounters>,
+    /// When this listener started, Unix seconds.
+    started: u64,
 }
 
 impl TrackerService {
     /// A service answering from the cluster `client` reaches, with IP
     /// fields of `ip` size.
     pub fn new(client: Arc<Client>, ip: IpSize) -> Self {
-        Self { map: MapCache::new(client.clone()), client, ip, local: None }
+        Self { map: MapCache::new(client.clone()), client, ip, local: None, conns: Arc::default(), started: now_secs() }
     }
 
     /// Answers where to upload from the tracker in this process, as
@@ -59,7 +70,12 @@ impl TrackerService {
         }
     }
 
-    async fn answer(&self, req: TrackerRequest) -> Result<Vec<u8>, Refusal> {
+    fn facts(&self) -> Option<TrackerFacts> {
+        self.local.as_ref().and_then(|l| l.facts())
+    }
+
+    /// `me`: this listener's address as the client reached it.
+    async fn answer(&self, req: TrackerRequest, me: Option<Endpoint>) -> Result<Vec<u8>, Refusal> {
         let fail = |e: cairn_client::Error| Refusal::new(status_of(&e));
         match req {
             TrackerRequest::QueryStore { group, all: false } => {
@@ -107,10 +123,11 @@ impl TrackerService {
             TrackerRequest::QueryUpdate { id } => self.update(&id).await,
             TrackerRequest::ListGroups { group } => {
                 let map = self.map.get(true).await.map_err(fail)?;
+                let facts = self.facts();
                 let mut out = Vec::new();
                 let mut found = false;
                 for g in map.groups.iter().filter(|g| group.as_ref().is_none_or(|n| *n == g.name)) {
-                    reply::group_stat(&mut out, &group_stat(g));
+                    reply::group_stat(&mut out, &stats::group_stat(g, facts.as_ref()));
                     found = true;
                 }
                 if group.is_some() && !found {
@@ -121,9 +138,10 @@ impl TrackerService {
             TrackerRequest::ListStorage { group, storage } => {
                 let map = self.map.get(true).await.map_err(fail)?;
                 let g = map.groups.iter().find(|g| g.name == group).ok_or(Refusal::new(status::ENOENT))?;
+                let facts = self.facts();
                 let mut out = Vec::new();
                 for m in &g.members {
-                    let s = storage_stat(m);
+                    let s = stats::storage_stat(m, facts.as_ref());
                     if storage.as_ref().is_none_or(|want| *want == s.id || *want == s.ip) {
                         reply::storage_stat(&mut out, &s, self.ip);
                     }
@@ -133,7 +151,75 @@ impl TrackerService {
                 }
                 Ok(out)
             }
+            TrackerRequest::DeleteStorage { group, storage } => self.delete_storage(&group, &storage).await,
+            TrackerRequest::Parameters => Ok(stats::parameters(self.ip, self.facts().as_ref())),
+            // One FastDFS tracker per Cairn tracker, each answering from the
+            // same replicated decisions: the one asked leads for its client.
+            TrackerRequest::GetLeader => {
+                me.map(|ep| reply::ip_port(&ep).into_bytes()).ok_or(Refusal::new(status::ENOENT))
+            }
+            TrackerRequest::TrackerStat { filter_by, is_active, is_leader } => {
+                const BY_ACTIVE: u8 = 1;
+                const BY_LEADER: u8 = 2;
+                let me = me.ok_or(Refusal::new(status::ENOENT))?;
+                let this = TrackerEntry {
+                    host: reply::ip_port(&me),
+                    leader: true,
+                    active: true,
+                    connections: self.conns.snapshot(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    up_time: self.started,
+                    last_heartbeat: now_secs(),
+                };
+                let keep = (filter_by & BY_ACTIVE == 0 || is_active == this.active)
+                    && (filter_by & BY_LEADER == 0 || is_leader == this.leader);
+                Ok(reply::tracker_cluster_stat(if keep { std::slice::from_ref(&this) } else { &[] }))
+            }
+            TrackerRequest::StorageStat { filter_by, op, status: wanted, .. } => {
+                let map = self.map.get(true).await.map_err(fail)?;
+                let entries = stats::storage_entries(&map.groups, self.facts().as_ref(), filter_by, op, wanted);
+                Ok(reply::storage_cluster_stat(false, &entries))
+            }
+            TrackerRequest::VolumnStat { filter_by, disk, space, .. } => {
+                let map = self.map.get(true).await.map_err(fail)?;
+                let entries = stats::volume_entries(&map.groups, self.facts().as_ref(), filter_by, disk, space);
+                Ok(reply::volumn_stat(&entries))
+            }
             TrackerRequest::ActiveTest | TrackerRequest::Quit => Ok(Vec::new()),
+        }
+    }
+
+    /// FastDFS forgets a storage server that is gone (offline) and refuses
+    /// one that serves (EBUSY), as its `tracker_mem_delete_storage` does.
+    /// Here that is Cairn's removal of an offline member from its group
+    /// (`cairn group remove-node`), sent to this listener's tracker; Cairn
+    /// refuses it when no other active member would hold the group's files
+    /// (EBUSY too). A member removed before answers EALREADY.
+    async fn delete_storage(&self, group: &str, storage: &str) -> Result<Vec<u8>, Refusal> {
+        let map = self.map.get(true).await.map_err(|e| Refusal::new(status_of(&e)))?;
+        let g = map.groups.iter().find(|g| g.name == group).ok_or(Refusal::new(status::ENOENT))?;
+        // By storage ID; by IP only when one member alone has it (members
+        // may share a host).
+        let by_ip: Vec<_> = g.members.iter().filter(|m| stats::endpoint(m).ip == storage).collect();
+        let m = g
+            .members
+            .iter()
+            .find(|m| m.id.to_string() == storage)
+            .or(match by_ip.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            })
+            .ok_or(Refusal::new(status::ENOENT))?;
+        match m.state {
+            MemberState::Removed => return Err(Refusal::new(status::EALREADY)),
+            MemberState::Offline => {}
+            _ => return Err(Refusal::new(status::EBUSY)),
+        }
+        let req = Request::RemoveMember { group: group.to_string(), node_id: m.id };
+        match self.client.node_call(&map.tracker, &req).await {
+            Ok(Response::Ok) => Ok(Vec::new()),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => Err(Refusal::new(status::ENOENT)),
+            Ok(_) | Err(_) => Err(Refusal::new(status::EBUSY)),
         }
     }
 
@@ -154,49 +240,11 @@ impl TrackerService {
     }
 }
 
-fn mb(bytes: u64) -> u64 {
-    bytes >> 20
-}
-
-fn port_of(addr: Option<&str>) -> u64 {
-    addr.and_then(Endpoint::parse).map(|e| u64::from(e.port)).unwrap_or(0)
-}
-
-fn group_stat(g: &GroupStatus) -> GroupStat {
-    GroupStat {
-        name: g.name.clone(),
-        total_mb: mb(g.total),
-        free_mb: mb(g.free),
-        reserved_mb: 0,
-        count: g.members.len() as u64,
-        storage_port: port_of(g.members.iter().find_map(|m| m.fastdfs_addr.as_deref())),
-        readable: g.members.iter().filter(|m| m.state == MemberState::Active).count() as u64,
-        writable: g.members.iter().filter(|m| m.ready).count() as u64,
-        store_path_count: 1,
-    }
-}
-
-fn storage_stat(m: &cairn_proto::MemberStatus) -> StorageStat {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let ip =
-        m.fastdfs_addr.as_deref().or(Some(m.addr.as_str())).and_then(Endpoint::parse).map(|e| e.ip).unwrap_or_default();
-    let readable = m.state == MemberState::Active;
-    StorageStat {
-        status: reply::status_code(m.state),
-        rw_mode: u8::from(readable) | (u8::from(m.ready) << 1),
-        id: m.id.to_string(),
-        ip,
-        version: m.version.clone(),
-        up_time: 0,
-        total_mb: mb(m.total),
-        free_mb: mb(m.free),
-        store_path_count: 1,
-        storage_port: port_of(m.fastdfs_addr.as_deref()),
-        last_heartbeat: now.saturating_sub(m.last_heartbeat_ms / 1000),
-    }
-}
-
 impl Service for TrackerService {
+    fn counters(&self) -> Option<&ConnCounters> {
+        Some(&self.conns)
+    }
+
     async fn handle(&self, conn: &mut TcpStream, h: Header) -> std::io::Result<bool> {
         let body = match read_head(conn, &h).await? {
             Ok(b) => b,
@@ -212,7 +260,8 @@ impl Service for TrackerService {
         if req == TrackerRequest::Quit {
             return Ok(false);
         }
-        match self.answer(req).await {
+        let me = conn.local_addr().ok().map(|a| Endpoint { ip: a.ip().to_string(), port: a.port() });
+        match self.answer(req, me).await {
             Ok(body) => write_reply(conn, status::OK, &body).await.map(|()| true),
             Err(r) => refuse(conn, r).await,
         }

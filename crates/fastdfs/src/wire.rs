@@ -12,6 +12,9 @@ pub const GROUP_LEN: usize = 16;
 pub const EXT_LEN: usize = 6;
 /// Slave prefix field.
 pub const PREFIX_LEN: usize = 16;
+/// An `ip:port` text field of the cluster-stat replies
+/// (`FDFS_MAX_IP_PORT_SIZE`: an IPv6 address's size and 6).
+pub const IP_PORT_LEN: usize = 46 + 6;
 /// Storage ID field.
 pub const STORAGE_ID_LEN: usize = 16;
 /// Version field of a storage status record (8 since FastDFS 6.12).
@@ -39,6 +42,19 @@ pub mod cmd {
     pub const LIST_ALL_GROUPS: u8 = 91;
     /// Tracker: storage servers of a group.
     pub const LIST_STORAGE: u8 = 92;
+    /// Tracker: forget a storage server (`fdfs_monitor … delete`).
+    pub const DELETE_STORAGE: u8 = 93;
+    /// Tracker: address of the leader tracker (6.15+).
+    pub const GET_LEADER: u8 = 95;
+    /// Tracker: every tracker and its state (`fdfs_tracker_stat`, 6.15.5+).
+    pub const TRACKER_CLUSTER_STAT: u8 = 96;
+    /// Tracker: every storage server (`fdfs_storage_stat`, 6.15.5+).
+    pub const STORAGE_CLUSTER_STAT: u8 = 97;
+    /// Tracker: space of every group (`fdfs_volumn_stat`, 6.16.0+).
+    pub const VOLUMN_STAT: u8 = 98;
+    /// Tracker: the parameters a storage server or client loads from it
+    /// (`load_fdfs_parameters_from_tracker`).
+    pub const PARAMETER_REQ: u8 = 75;
     /// Tracker: where to upload, any group.
     pub const QUERY_STORE_WITHOUT_GROUP_ONE: u8 = 101;
     /// Tracker: where to download.
@@ -76,6 +92,9 @@ pub mod cmd {
     pub const MODIFY_FILE: u8 = 34;
     /// Storage: resize an appender file.
     pub const TRUNCATE_FILE: u8 = 36;
+    /// Storage: turn an appender file into a regular one under a new name
+    /// (`fdfs_regenerate_filename`, 6.02+).
+    pub const REGENERATE_APPENDER_FILENAME: u8 = 38;
 }
 
 /// Status codes: Unix errno values, as FastDFS sends them.
@@ -98,6 +117,8 @@ pub mod status {
     pub const ENOSPC: u8 = 28;
     /// Not supported.
     pub const ENOSYS: u8 = 38;
+    /// Already done (a storage server deleted before).
+    pub const EALREADY: u8 = 114;
 }
 
 /// Width of the IP fields in replies. Clients built against FastDFS
@@ -179,6 +200,11 @@ pub fn put_fixed(out: &mut Vec<u8>, s: &str, width: usize) {
 
 /// Appends a big-endian u64.
 pub fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Appends a big-endian u32 (FastDFS's `int2buff`).
+pub fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 

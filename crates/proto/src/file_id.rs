@@ -96,6 +96,17 @@ fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
 }
 
+/// The characters FastDFS takes in an extension and a slave prefix (its
+/// `IS_FILENAME_CHAR`): letters, digits, `-`, `_` and `.`.
+fn is_suffix_char(c: u8) -> bool {
+    is_name_char(c) || c == b'.'
+}
+
+/// The store keeps each blob's record beside it as `<name>.rec`, so no
+/// blob name may end like one: a blob `X.rec` would be taken for the
+/// record of `X`.
+const RECORD_SUFFIX: &str = ".rec";
+
 /// Checks a group name: 1–16 of `[A-Za-z0-9_-]`.
 pub fn validate_group(group: &str) -> Result<(), &'static str> {
     if group.is_empty() || group.len() > MAX_GROUP_LEN {
@@ -107,18 +118,37 @@ pub fn validate_group(group: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Checks an extension: 0–6 ASCII letters or digits, no dot.
+/// Checks the dots of an extension or prefix: none at either end of an
+/// extension, never two in a row, so that a name never holds `..` and an
+/// extension is never only dots.
+fn dots_ok(s: &str, ends_too: bool) -> bool {
+    !s.contains("..") && (!ends_too || !(s.starts_with('.') || s.ends_with('.')))
+}
+
+/// Checks an extension: 0–6 of `[A-Za-z0-9_.-]`, as FastDFS takes them
+/// (its clients send two-part extensions such as `tar.gz`), with no dot at
+/// either end, no `..`, and not ending like a store record (`rec`).
 pub fn validate_ext(ext: &str) -> Result<(), &'static str> {
-    if ext.len() > MAX_EXT_LEN || !ext.bytes().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("extension must be at most 6 letters or digits");
+    if ext.len() > MAX_EXT_LEN || !ext.bytes().all(is_suffix_char) {
+        return Err("extension must be at most 6 letters, digits, '-', '_' or '.'");
+    }
+    if !dots_ok(ext, true) {
+        return Err("extension may not start or end with a dot, nor hold '..'");
+    }
+    if ext == &RECORD_SUFFIX[1..] || ext.ends_with(RECORD_SUFFIX) {
+        return Err("extension 'rec' is kept for the store's records");
     }
     Ok(())
 }
 
-/// Checks a slave prefix: 1–16 of `[A-Za-z0-9_-]`.
+/// Checks a slave prefix: 1–16 of `[A-Za-z0-9_.-]` (FastDFS refuses an
+/// empty one), with no `..`.
 pub fn validate_prefix(prefix: &str) -> Result<(), &'static str> {
-    if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN || !prefix.bytes().all(is_name_char) {
-        return Err("slave prefix must be 1 to 16 letters, digits, '_' or '-'");
+    if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN || !prefix.bytes().all(is_suffix_char) {
+        return Err("slave prefix must be 1 to 16 letters, digits, '-', '_' or '.'");
+    }
+    if !dots_ok(prefix, false) {
+        return Err("slave prefix may not hold '..'");
     }
     Ok(())
 }
@@ -130,31 +160,70 @@ fn parse_hex_byte(s: &str) -> Option<u8> {
     u8::from_str_radix(s, 16).ok()
 }
 
-/// Splits a name into (encoded part, digits, prefix, ext) and checks each.
+/// Where the extension of a name starts, as FastDFS finds it: the first
+/// dot among the name's last 7 characters (a dot and up to 6 more), after
+/// the 27 encoded ones.
+fn ext_dot(name: &str) -> Option<usize> {
+    let from = name.len().saturating_sub(MAX_EXT_LEN + 1).max(ENCODED_LEN);
+    name.get(from..)?.find('.').map(|d| from + d)
+}
+
+/// Whether the part after the 27 encoded characters is what FastDFS makes:
+/// a plain name's (`6 - len(ext)` digits, a dot and the extension, or 7
+/// digits), or a slave's (the master's name without its extension, so up
+/// to 7 digits, then a prefix, then an optional extension). A slave name
+/// does not tell the master's extension, so any such split will do.
+fn tail_ok(tail: &str) -> bool {
+    let b = tail.as_bytes();
+    // 7 characters: the digits fill what the extension leaves of 6.
+    let plain = tail.len() == 7
+        && match tail.find('.') {
+            None => b.iter().all(u8::is_ascii_digit),
+            Some(dot) => {
+                b[..dot].iter().all(u8::is_ascii_digit)
+                    && dot + 1 < tail.len()
+                    && validate_ext(&tail[dot + 1..]).is_ok()
+            }
+        };
+    if plain {
+        return true;
+    }
+    let digits = b.iter().take(7).take_while(|c| c.is_ascii_digit()).count();
+    // The extension starts at one of the dots among the last 7 characters,
+    // or there is none.
+    let ext_starts = (0..tail.len()).filter(|&i| b[i] == b'.' && tail.len() - i <= MAX_EXT_LEN + 1);
+    let mut splits = std::iter::once(tail.len()).chain(ext_starts);
+    splits.any(|end| {
+        let ext = tail.get(end + 1..).unwrap_or("");
+        (end == tail.len() || (validate_ext(ext).is_ok() && !ext.is_empty()))
+            && (0..=digits).any(|d| d < end && validate_prefix(&tail[d..end]).is_ok())
+    })
+}
+
+/// Checks a name: 27 base64 characters, then what [`tail_ok`] takes, with
+/// no `..`, no dot at the end and no record's suffix. It is one path
+/// component that starts with a letter, digit, `-` or `_`, so it can never
+/// be `.`, `..` or leave its directory.
 fn validate_name(name: &str) -> Result<(), &'static str> {
-    if name.len() < ENCODED_LEN + 7 || name.len() > ENCODED_LEN + 7 + MAX_PREFIX_LEN + 1 {
+    if name.len() <= ENCODED_LEN || name.len() > ENCODED_LEN + 7 + MAX_PREFIX_LEN + 1 + MAX_EXT_LEN {
         return Err("file name has the wrong length");
     }
     let bytes = name.as_bytes();
     if !bytes[..ENCODED_LEN].iter().all(|&c| is_name_char(c)) {
         return Err("file name does not start with 27 base64 characters");
     }
-    let rest = &name[ENCODED_LEN..];
-    let (stem, ext) = match rest.rfind('.') {
-        Some(dot) => (&rest[..dot], &rest[dot + 1..]),
-        None => (rest, ""),
-    };
-    if rest.contains('.') && ext.is_empty() {
-        return Err("file name ends with a dot");
+    let tail = &name[ENCODED_LEN..];
+    if !tail.bytes().all(is_suffix_char) {
+        return Err("file name may hold only letters, digits, '-', '_' and '.'");
     }
-    validate_ext(ext)?;
-    let digits = if ext.is_empty() { 7 } else { MAX_EXT_LEN - ext.len() };
-    if stem.len() < digits || !stem.as_bytes()[..digits].iter().all(u8::is_ascii_digit) {
-        return Err("file name lacks its random digits");
+    if tail.contains("..") || tail.ends_with('.') {
+        return Err("file name may not hold '..' nor end with a dot");
     }
-    let prefix = &stem[digits..];
-    if !prefix.is_empty() {
-        validate_prefix(prefix)?;
+    if name.ends_with(RECORD_SUFFIX) {
+        return Err("file name may not end like a store record ('.rec')");
+    }
+    if !tail_ok(tail) {
+        return Err("file name lacks its random digits, or its prefix or extension is malformed");
     }
     Ok(())
 }
@@ -232,20 +301,21 @@ impl FileId {
 
     /// The extension, if the name has one.
     pub fn ext(&self) -> &str {
-        let rest = &self.name[ENCODED_LEN..];
-        rest.rfind('.').map(|d| &rest[d + 1..]).unwrap_or("")
+        ext_dot(&self.name).map(|d| &self.name[d + 1..]).unwrap_or("")
     }
 
-    /// The ID of a slave file of this master: the master's name without its
-    /// extension, then the prefix, then the extension (the master's when
-    /// `ext` is empty).
+    /// The ID of a slave file of this master, named as FastDFS names it
+    /// (`fdfs_gen_slave_filename`): the master's name without its
+    /// extension, then the prefix, then `.ext` if `ext` is not empty (an
+    /// empty one gives no extension, not the master's). FastDFS refuses the
+    /// prefix `-m` without an extension (the name of a metadata file).
     pub fn slave(&self, prefix: &str, ext: &str) -> Result<FileId, BadFileId> {
         validate_prefix(prefix).map_err(|r| bad(prefix, r))?;
         validate_ext(ext).map_err(|r| bad(ext, r))?;
-        let master_ext = self.ext();
-        let stem =
-            if master_ext.is_empty() { &self.name[..] } else { &self.name[..self.name.len() - master_ext.len() - 1] };
-        let ext = if ext.is_empty() { master_ext } else { ext };
+        if ext.is_empty() && prefix == "-m" {
+            return Err(bad(prefix, "the prefix '-m' needs an extension (FastDFS's metadata files end in '-m')"));
+        }
+        let stem = &self.name[..ext_dot(&self.name).unwrap_or(self.name.len())];
         let name = if ext.is_empty() { format!("{stem}{prefix}") } else { format!("{stem}{prefix}.{ext}") };
         FileId::new(&self.group, self.store_path, self.dir1, self.dir2, &name)
     }
@@ -331,11 +401,58 @@ mod tests {
     #[test]
     fn slave_names_follow_fastdfs() {
         let m = FileId::parse("group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin").unwrap();
-        let s = m.slave("_150x150", "").unwrap();
+        let s = m.slave("_150x150", "bin").unwrap();
         assert_eq!(s.name(), "oYYBAGsBecWACOG5AAGGoM4nA6g482_150x150.bin");
         let s = m.slave("-t", "jpg").unwrap();
         assert_eq!(s.name(), "oYYBAGsBecWACOG5AAGGoM4nA6g482-t.jpg");
         assert!(m.slave("../x", "").is_err());
+    }
+
+    #[test]
+    fn a_slave_without_extension_has_none() {
+        // FastDFS: `fdfs_gen_slave_filename` with an empty extension gives
+        // the master's name minus its extension, then the prefix.
+        let m = FileId::parse("group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.txt").unwrap();
+        let s = m.slave("_v2", "").unwrap();
+        assert_eq!(s.name(), "oYYBAGsBecWACOG5AAGGoM4nA6g482_v2");
+        assert_eq!(s.ext(), "");
+        assert_eq!(FileId::parse(&s.to_string()).unwrap(), s);
+        // `-m` without an extension is a FastDFS metadata file's name.
+        assert!(m.slave("-m", "").is_err());
+        assert_eq!(m.slave("-m", "jpg").unwrap().name(), "oYYBAGsBecWACOG5AAGGoM4nA6g482-m.jpg");
+        // An empty prefix is refused, as FastDFS's storage refuses it.
+        assert!(m.slave("", "png").is_err());
+    }
+
+    #[test]
+    fn fastdfs_extension_and_prefix_characters_are_taken() {
+        // Two-part extensions (FastDFS clients send `tar.gz` for
+        // `backup.tar.gz`), '_' and '-' in them, dots in prefixes.
+        for ext in ["tar.gz", "c_d", "a-b", "a.b.c", "x"] {
+            let name = generate_name(7, 1_700_000_000, 10, 1, false, ext);
+            let id = FileId::new("g1", 0, 1, 2, &name).unwrap_or_else(|e| panic!("{ext}: {e}"));
+            assert_eq!(id.ext(), ext, "{name}");
+            assert_eq!(FileId::parse(&id.to_string()).unwrap(), id);
+            assert_eq!(id.name().len(), 27 + 7, "{name}");
+            // Its slaves, with and without an extension of their own.
+            for (prefix, sext) in [("a.b", ""), ("_t", "png"), ("x", "tar.gz"), ("-15x", "c_d")] {
+                let s = id.slave(prefix, sext).unwrap_or_else(|e| panic!("{ext} {prefix} {sext}: {e}"));
+                assert_eq!(s.ext(), if sext.is_empty() { "b" } else { sext }, "{s}");
+                assert_eq!(FileId::parse(&s.to_string()).unwrap(), s);
+            }
+        }
+        let m = FileId::parse("group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g.tar.gz").unwrap();
+        assert_eq!(m.ext(), "tar.gz");
+        assert_eq!(m.slave("_t", "").unwrap().name(), "oYYBAGsBecWACOG5AAGGoM4nA6g_t");
+        // What stays refused: dots only, '..', a dot at either end of an
+        // extension, '/', the store's record suffix, over 6 characters.
+        for ext in ["..", ".", "...", "a..b", ".gz", "gz.", "a/b", "rec", "x.rec", "tar.gzz", "a b"] {
+            assert!(validate_ext(ext).is_err(), "extension {ext:?} was taken");
+        }
+        for prefix in ["", "..", "a..b", "a/b", "x y", "abcdefghijklmnopq"] {
+            assert!(validate_prefix(prefix).is_err(), "prefix {prefix:?} was taken");
+        }
+        assert!(validate_prefix("a.b").is_ok() && validate_prefix(".x").is_ok() && validate_prefix("c_d-e").is_ok());
     }
 
     #[test]
@@ -348,7 +465,7 @@ mod tests {
             "/group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin",
             "group1/M00/../00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin",
             "group1/M00/00/00/../../../../etc/passwd",
-            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g48.bin",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g",
             "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482abcdefghijklmnopqrs.bin",
             "group1/M0/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin",
             "group1/M0G/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin",
@@ -359,7 +476,12 @@ mod tests {
             "gr..p/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin",
             "group_name_far_too_long/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin",
             "group1/M00/00/00/oYYB+GsBecWACOG5AAGGoM4nA6g482.bin",
-            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6gabc.bin",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.b~n",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g48..bin",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g4.....",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.rec",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g4_t.x.rec",
+            "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482/../x",
             "group1/M00/00/00/oYYBAGsBecWACOG5AAGGoM4nA6g482.bin/x",
         ] {
             assert!(FileId::parse(bad).is_err(), "{bad} was accepted");

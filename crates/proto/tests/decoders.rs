@@ -59,6 +59,24 @@ proptest! {
         }
     }
 
+    /// Names in FastDFS's alphabet (dots, two-part extensions, slave
+    /// prefixes): what is accepted stays one safe path component, never
+    /// a store record's name, and round-trips.
+    #[test]
+    fn file_names_with_dots_stay_safe(tail in "[A-Za-z0-9_.-]{0,36}", ext in "[a-z0-9_.-]{0,6}", prefix in "[A-Za-z0-9_.-]{1,16}") {
+        let text = format!("g1/M00/0A/FF/oYYBAGsBecWACOG5AAGGoM4nA6g{tail}");
+        if let Ok(id) = FileId::parse(&text) {
+            let name = id.name();
+            prop_assert!(!name.contains("..") && !name.contains('/') && !name.ends_with('.'));
+            prop_assert!(!name.ends_with(".rec"));
+            prop_assert_eq!(FileId::parse(&id.to_string()).unwrap(), id.clone());
+            // Its slaves, whenever the prefix and extension are taken, parse back.
+            if let Ok(s) = id.slave(&prefix, &ext) {
+                prop_assert_eq!(FileId::parse(&s.to_string()).unwrap(), s);
+            }
+        }
+    }
+
     #[test]
     fn handshake_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let rt = runtime();

@@ -15,5 +15,5 @@ mod map;
 mod server;
 
 pub use config::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
-pub use map::ClusterState;
+pub use map::{ClusterState, MemberTimes};
 pub use server::{run, LocalTracker};

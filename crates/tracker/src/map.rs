@@ -1,7 +1,7 @@
 //! The cluster map and the rules that act on it.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use cairn_proto::{
     ClusterMap, ErrorCode, FileId, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, Miss, NodeReport,
@@ -19,6 +19,10 @@ struct Member {
     last_beat: u64,
     /// Sequence number at which it started syncing.
     syncing_since: u64,
+    /// When this tracker first heard from it in its group.
+    joined: SystemTime,
+    /// When this tracker first heard from its current process.
+    up_since: SystemTime,
     report: NodeReport,
 }
 
@@ -144,6 +148,17 @@ impl Group {
     }
 }
 
+/// When a tracker first heard from a member, and from its current process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberTimes {
+    /// The member's node ID.
+    pub node_id: u32,
+    /// Its first heartbeat in its group, here.
+    pub joined: SystemTime,
+    /// The first heartbeat of its current process (incarnation), here.
+    pub up_since: SystemTime,
+}
+
 /// The map of groups and members, and the decisions made on it.
 #[derive(Debug)]
 pub struct ClusterState {
@@ -235,7 +250,12 @@ impl ClusterState {
         });
         let missed = report.missed.clone();
         self.spares.remove(&addr);
-        group.members.insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, report });
+        let wall = SystemTime::now();
+        let joined = group.members.get(&id).map_or(wall, |m| m.joined);
+        let up_since = group.members.get(&id).filter(|_| !restarted).map_or(wall, |m| m.up_since);
+        group
+            .members
+            .insert(id, Member { state, last_seen: now, last_beat: beat, syncing_since, joined, up_since, report });
         group.apply_misses(id, &missed);
         group.promote();
         group.ensure_primary();
@@ -417,6 +437,22 @@ impl ClusterState {
         Ok(vec![primary.report.addr.clone()])
     }
 
+    /// The reserve kept on members.
+    pub fn reserved(&self) -> Reserved {
+        self.cfg.reserved
+    }
+
+    /// When this tracker first heard from each member of each group, and
+    /// from its current process. Nodes do not report these; a restarted
+    /// tracker starts them again.
+    pub fn member_times(&self) -> Vec<MemberTimes> {
+        self.groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .map(|m| MemberTimes { node_id: m.report.node_id, joined: m.joined, up_since: m.up_since })
+            .collect()
+    }
+
     /// The whole map, for `cairn status`.
     pub fn status(&self, tracker: &str, now: Instant) -> ClusterMap {
         let groups = self
@@ -572,6 +608,24 @@ mod tests {
         r.caught_up_round = m2.round;
         let v = s.heartbeat(r, t).unwrap();
         assert_eq!(v.members.iter().find(|m| m.id == 2).unwrap().state, MemberState::Active);
+    }
+
+    #[test]
+    fn join_time_stays_and_up_time_follows_a_restart() {
+        let mut s = state();
+        let t = Instant::now();
+        beat(&mut s, 1, "g", 500, &[], t);
+        let times = |s: &ClusterState| s.member_times().into_iter().find(|m| m.node_id == 1).unwrap();
+        let first = times(&s);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        beat(&mut s, 1, "g", 500, &[], t);
+        assert_eq!(times(&s), first, "the same process beating again");
+        let mut r = report(1, "g", 500);
+        r.incarnation = 2;
+        s.heartbeat(r, t).unwrap();
+        let after = times(&s);
+        assert_eq!(after.joined, first.joined, "a restart is no new join");
+        assert!(after.up_since > first.up_since, "a restart is a new start");
     }
 
     #[test]

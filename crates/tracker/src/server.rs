@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::TrackerConfig;
-use crate::map::ClusterState;
+use crate::config::{Reserved, TrackerConfig};
+use crate::map::{ClusterState, MemberTimes};
 
 /// How often members are checked for missed heartbeats.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -86,6 +86,15 @@ impl LocalTracker {
         let tracker = self.tracker.get()?.upgrade()?;
         let placed = tracker.state().place(group, exclude);
         Some(placed)
+    }
+
+    /// The reserve kept on members and, per member, when this tracker
+    /// first heard from it and from its current process; `None` while the
+    /// tracker does not run here.
+    pub fn facts(&self) -> Option<(Reserved, Vec<MemberTimes>)> {
+        let tracker = self.tracker.get()?.upgrade()?;
+        let state = tracker.state();
+        Some((state.reserved(), state.member_times()))
     }
 }
 

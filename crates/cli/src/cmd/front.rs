@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use cairn_client::{Client, ClientConfig};
 use cairn_fastdfs::reply::Endpoint;
-use cairn_fastdfs::{IpSize, LocalBlobs, LocalPlacement, StorageService, TrackerService};
+use cairn_fastdfs::{
+    IpSize, LocalBlobs, LocalPlacement, MemberTimes, ReservedSpace, StorageService, TrackerFacts, TrackerService,
+};
 use cairn_proto::{ClusterSecret, FileId, ProtoError, StoreTarget};
 use cairn_storage::{HttpToken, LocalNode};
 use cairn_tracker::LocalTracker;
@@ -153,6 +155,21 @@ struct TrackerPlacement(LocalTracker);
 impl LocalPlacement for TrackerPlacement {
     fn place(&self, group: Option<&str>, exclude: &[String]) -> Option<Result<StoreTarget, cairn_client::Error>> {
         self.0.place(group, exclude).map(|placed| placed.map_err(cairn_client::Error::Remote))
+    }
+
+    fn facts(&self) -> Option<TrackerFacts> {
+        let (reserved, times) = self.0.facts()?;
+        let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Some(TrackerFacts {
+            reserved: match reserved {
+                cairn_tracker::Reserved::Bytes(b) => ReservedSpace::Bytes(b),
+                cairn_tracker::Reserved::Percent(p) => ReservedSpace::Percent(p),
+            },
+            members: times
+                .into_iter()
+                .map(|t| (t.node_id, MemberTimes { joined: secs(t.joined), up_since: secs(t.up_since) }))
+                .collect(),
+        })
     }
 }
 
