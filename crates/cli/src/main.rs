@@ -1,8 +1,8 @@
 //! `cairn`: one binary for every role (server, tracker, storage) and for the
 //! commands of users and operators.
 //!
-//! Exit codes: 0 success, 1 failure (a one-line message on stderr), 2 bad
-//! usage (from clap).
+//! Exit codes: 0 success, 1 failure, 2 bad usage; either way one line on
+//! stderr, `cairn: error: …` (a usage error adds where to read more).
 
 mod cmd;
 mod config;
@@ -22,6 +22,10 @@ pub const DEFAULT_STORAGE_PORT: u16 = 23300;
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, about = "Cairn: a distributed file system", propagate_version = true)]
 struct Cli {
+    /// Log level: error, warn, info, debug or trace, or a filter such as
+    /// `info,cairn_storage=debug` [default: $RUST_LOG, else info for daemons and warn for other commands]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,14 +36,14 @@ pub struct ClusterArgs {
     /// Tracker addresses, comma-separated [default: $CAIRN_TRACKER, then 127.0.0.1:22300]
     #[arg(long, value_delimiter = ',', global = true)]
     pub tracker: Vec<String>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then the local server's secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else the secret of the local `cairn server`]
     #[arg(long, global = true)]
     pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a tracker and one storage node in one process: a working cluster on one machine
+    /// Run a tracker, a storage node and the meta service in one process: a working cluster on one machine
     Server(cmd::daemon::ServerArgs),
     /// Run a tracker
     Tracker(cmd::daemon::TrackerArgs),
@@ -75,17 +79,78 @@ enum Command {
     Group(cmd::group::GroupArgs),
     /// Run the meta service (volumes' namespaces)
     Meta(cmd::daemon::MetaDaemonArgs),
-    /// Volumes: `volume create|list|info|delete`
+    /// Volumes: `volume create|list|info|check|delete`
     Volume(cmd::volume::VolumeArgs),
     /// Mount a volume on a directory (FUSE); runs until unmounted
     Mount(cmd::mount::MountArgs),
 }
 
-fn init_logging(daemon: bool) {
-    let default = if daemon { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+/// Logs go to stderr, filtered by `--log-level`, else `RUST_LOG`, else
+/// `default`. Colours only on a terminal, and not when `NO_COLOR` is set
+/// (no-color.org): a log file or the journal gets plain text.
+fn init_logging(level: Option<&str>, default: &str) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::builder().parse(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+    };
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
+    Ok(())
+}
+
+/// Exit code of a usage error (the Unix convention, and clap's).
+const USAGE_EXIT: u8 = 2;
+
+/// Parses the command line. Help and version go to stdout as clap writes
+/// them; a usage error is one line, like every other error, plus where
+/// to read more: `cairn: error: … (see cairn upload --help)`.
+fn parse_args() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Err(ExitCode::from(USAGE_EXIT))
+        }
+        Err(e) => {
+            eprintln!("cairn: error: {}", usage_line(&e.render().to_string()));
+            Err(ExitCode::from(USAGE_EXIT))
+        }
+    }
+}
+
+/// clap's several-line usage error as one line: its message and tips
+/// joined, and the command whose help says more (from its `Usage:` line).
+fn usage_line(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    let mut command = "cairn".to_string();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(usage) = line.strip_prefix("Usage:") {
+            let words = usage.split_whitespace().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+            command = words.collect::<Vec<_>>().join(" ");
+        } else if !line.starts_with("For more information") {
+            parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+        }
+    }
+    let mut text = String::new();
+    for p in parts {
+        if !text.is_empty() {
+            text.push_str(if text.ends_with(':') { " " } else { "; " });
+        }
+        text.push_str(&p);
+    }
+    format!("{text} (see {command} --help)")
 }
 
 /// See Cargo.toml: freed memory goes back to the system.
@@ -109,12 +174,18 @@ fn raise_open_file_limit() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let daemon = matches!(
         cli.command,
         Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) | Command::Mount(_)
     );
-    init_logging(daemon);
+    if let Err(e) = init_logging(cli.log_level.as_deref(), if daemon { "info" } else { "warn" }) {
+        eprintln!("cairn: error: {e}");
+        return ExitCode::from(USAGE_EXIT);
+    }
     if daemon {
         raise_open_file_limit();
     }
@@ -155,13 +226,39 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn: error: {e:#}");
+            eprintln!("cairn: error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes on one line, each cause once: a context that
+/// already quotes its cause's text (`format!("…: {e}")` with `e` also the
+/// source) does not print it again. A refused secret says where this
+/// command's secret came from.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    let refused = e.chain().any(|c| c.downcast_ref::<cairn_client::Error>().is_some_and(|ce| ce.is_auth()));
+    if let (true, Some(source)) = (refused, secret::client_source()) {
+        line.push_str(&format!(" (this command's secret is from {source})"));
+    }
+    line.replace('\n', " ")
+}
+
 /// A reader that closed our stdout (`cairn download ID | head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<cairn_client::Error>().is_some_and(cairn_client::Error::is_broken_pipe)
+    })
 }

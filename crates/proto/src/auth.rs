@@ -106,7 +106,17 @@ impl Handshake {
         let cn = nonce();
         write_frame(stream, &ClientHello { magic: MAGIC, version: PROTOCOL_VERSION, nonce: cn }).await?;
         stream.flush().await?;
-        let ch: ServerChallenge = expect_frame(stream).await?;
+        // A Cairn daemon always answers the hello; one that hangs up at
+        // once speaks something else (FastDFS drops a header it cannot parse).
+        let ch: ServerChallenge = match crate::frame::read_frame(stream).await? {
+            Some(ch) => ch,
+            None => {
+                return Err(ProtoError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection instead of answering the handshake (is it a Cairn port?)",
+                )))
+            }
+        };
         if ch.version != PROTOCOL_VERSION {
             return Err(ProtoError::Auth(format!(
                 "peer speaks protocol version {}, this build speaks {}",
@@ -114,7 +124,7 @@ impl Handshake {
             )));
         }
         if !secret.verify(b"server", &cn, &ch.nonce, &ch.proof) {
-            return Err(ProtoError::Auth("the peer does not hold this cluster's secret (wrong secret?)".into()));
+            return Err(ProtoError::Auth("it holds a different cluster secret".into()));
         }
         let proof = secret.proof(b"client", &cn, &ch.nonce);
         write_frame(stream, &ClientProof { proof }).await?;

@@ -76,7 +76,7 @@ pub struct TrackerArgs {
     /// TOML configuration file
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
@@ -109,7 +109,7 @@ pub struct StorageArgs {
     /// TOML configuration file
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
@@ -127,21 +127,24 @@ pub struct MetaDaemonArgs {
     /// Data directory (the namespace database)
     #[arg(long)]
     data: Option<PathBuf>,
+    /// TOML configuration file (its [meta] section)
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
     /// Trackers of the cluster whose blobs hold the volumes' data, comma-separated
     #[arg(long, value_delimiter = ',', env = "CAIRN_TRACKER")]
     tracker: Vec<String>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     /// Seconds a file unlinked while open is kept after its mount last said
-    /// it has it open (a mount that died stops saying so)
-    #[arg(long, default_value_t = cairn_meta::ORPHAN_LEASE_SECS)]
-    orphan_lease_secs: u64,
+    /// it has it open (a mount that died stops saying so) [default: 60]
+    #[arg(long)]
+    orphan_lease_secs: Option<u64>,
     /// Seconds a blob no file refers to any more (deleted, overwritten,
     /// merged away) is kept before it is deleted: readers that still hold
-    /// the old slices finish reading it meanwhile
-    #[arg(long, default_value_t = super::collector::GRACE_SECS)]
-    collect_after_secs: u64,
+    /// the old slices finish reading it meanwhile [default: 600]
+    #[arg(long)]
+    collect_after_secs: Option<u64>,
 }
 
 /// `cairn server`
@@ -165,7 +168,7 @@ pub struct ServerArgs {
     /// TOML configuration file
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret, created if missing]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret, created if missing]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
@@ -328,7 +331,7 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.or(file.tracker.data.clone()).ok_or_else(|| anyhow!("cairn tracker needs --data DIR"))?;
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::require(a.secret_file.as_deref(), &data)?;
     let cfg = tracker_config(&file, &a.opts)?;
     let listen =
         a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
@@ -353,7 +356,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
         bail!("cairn storage needs --tracker ADDR[,ADDR...]");
     }
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::require(a.secret_file.as_deref(), &data)?;
     let listen =
         a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
     let listener = bind(&listen, "storage").await?;
@@ -388,21 +391,25 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
 
 /// `cairn meta`
 pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
-    let data = a.data.ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
+    let file = config::load(a.config.as_deref())?.meta;
+    let data = a.data.or(file.data).ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
-    let listen = a.listen.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+    let secret = secret::require(a.secret_file.as_deref(), &data)?;
+    let listen = a.listen.or(file.listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+    let trackers = if a.tracker.is_empty() { file.trackers.unwrap_or_default() } else { a.tracker };
     let listener = bind(&listen, "meta service").await?;
     println!("meta service listening on {} (data {})", listener.local_addr()?, data.display());
     let local = listener.local_addr()?.to_string();
-    if a.tracker.is_empty() {
+    if trackers.is_empty() {
         println!("no --tracker given: blobs of deleted files are not collected");
     } else {
-        let grace = std::time::Duration::from_secs(a.collect_after_secs);
-        tokio::spawn(super::collector::run(local.clone(), a.tracker.clone(), secret.clone(), grace));
-        tokio::spawn(super::compactor::run(local, a.tracker.clone(), secret.clone()));
+        let grace = a.collect_after_secs.or(file.collect_after_secs).unwrap_or(super::collector::GRACE_SECS);
+        let grace = std::time::Duration::from_secs(grace);
+        tokio::spawn(super::collector::run(local.clone(), trackers.clone(), secret.clone(), grace));
+        tokio::spawn(super::compactor::run(local, trackers, secret.clone()));
     }
-    let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: a.orphan_lease_secs.max(1) };
+    let lease = a.orphan_lease_secs.or(file.orphan_lease_secs).unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
+    let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: lease.max(1) };
     cairn_meta::server::run(listener, secret, &data, opts, shutdown_on_signal()).await?;
     Ok(())
 }
@@ -430,7 +437,7 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         vec![tracker_addr.clone()],
         storage_addr.clone(),
     )?;
-    let meta_listener = match a.meta_listen.as_deref() {
+    let meta_listener = match a.meta_listen.as_deref().or(file.meta.listen.as_deref()) {
         Some("none") => None,
         other => {
             let addr = other.map(String::from).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
@@ -461,12 +468,14 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     if let Some(ml) = meta_listener {
         println!("meta service on {}", ml.local_addr()?);
         let local = ml.local_addr()?.to_string();
-        let grace = std::time::Duration::from_secs(super::collector::GRACE_SECS);
+        let grace = file.meta.collect_after_secs.unwrap_or(super::collector::GRACE_SECS);
+        let grace = std::time::Duration::from_secs(grace);
         tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone(), grace));
         tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
+        let lease = file.meta.orphan_lease_secs.unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
         let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
         tokio::spawn(async move {
-            let opts = cairn_meta::server::MetaOptions::default();
+            let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: lease.max(1) };
             if let Err(e) = cairn_meta::server::run(ml, secret, &data, opts, stop).await {
                 tracing::error!(error = %e, "meta service stopped");
             }

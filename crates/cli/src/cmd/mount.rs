@@ -55,8 +55,7 @@ pub async fn run(a: MountArgs) -> Result<()> {
     if a.daemon {
         return daemonize(&a).await;
     }
-    let data = crate::config::default_data_dir();
-    let secret = secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::for_client(a.cluster.secret_file.as_deref())?;
     let meta =
         MetaClient::new(a.meta.addr(), secret.clone()).retrying_for(std::time::Duration::from_secs(a.meta_retry_secs));
     let blobs = Arc::new(Client::new(ClientConfig::new(super::trackers(&a.cluster), secret)));

@@ -1,6 +1,6 @@
 //! `cairn volume`: volumes of the meta service.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cairn_client::MetaClient;
 use cairn_proto::meta::Volume;
 use clap::{Args, Subcommand};
@@ -101,15 +101,13 @@ fn groups_text(v: &Volume) -> String {
 
 /// `cairn volume ...`
 pub async fn run(a: VolumeArgs) -> Result<()> {
-    let data = crate::config::default_data_dir();
-    let secret = secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::for_client(a.cluster.secret_file.as_deref())?;
     let addr = a.meta.addr();
     let m = MetaClient::new(addr.clone(), secret);
-    let ctx = || format!("meta service {addr}");
     match a.cmd {
         VolumeCmd::Create { name, groups, chunk_size } => {
             let chunk = parse_size(&chunk_size).map_err(anyhow::Error::msg)?;
-            let v = m.create_volume(&name, groups, chunk).await.with_context(ctx)?;
+            let v = m.create_volume(&name, groups, chunk).await?;
             println!(
                 "volume {} created (groups {}, chunk size {})",
                 v.name,
@@ -118,7 +116,7 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
             );
         }
         VolumeCmd::List { json: as_json } => {
-            let vols = m.volumes().await.with_context(ctx)?;
+            let vols = m.volumes().await?;
             if as_json {
                 let all: Vec<_> = vols.iter().map(|v| json(v, None)).collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
@@ -135,8 +133,8 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
             }
         }
         VolumeCmd::Info { name, json: as_json } => {
-            let v = m.volume(&name).await.with_context(ctx)?;
-            let stats = match m.call(cairn_proto::meta::MetaRequest::Stats { vol: v.id }).await.with_context(ctx)? {
+            let v = m.volume(&name).await?;
+            let stats = match m.call(cairn_proto::meta::MetaRequest::Stats { vol: v.id }).await? {
                 cairn_proto::meta::MetaResponse::Stats(s) => Some(s.inodes),
                 _ => None,
             };
@@ -153,13 +151,13 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
             }
         }
         VolumeCmd::Delete { name } => {
-            m.delete_volume(&name).await.with_context(ctx)?;
+            m.delete_volume(&name).await?;
             println!("volume {name} deleted; its blobs are collected after the grace period");
         }
         VolumeCmd::Check { name, json: as_json } => {
-            let v = m.volume(&name).await.with_context(ctx)?;
+            let v = m.volume(&name).await?;
             let (examined, problems) =
-                match m.call(cairn_proto::meta::MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
+                match m.call(cairn_proto::meta::MetaRequest::Check { vol: v.id }).await? {
                     cairn_proto::meta::MetaResponse::Checked { examined, problems } => (examined, problems),
                     other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
                 };
