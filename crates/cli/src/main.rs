@@ -166,9 +166,9 @@ fn raise_open_file_limit() {
     let limit = getrlimit(Resource::Nofile);
     // An unlimited hard limit still stops at the kernel's nr_open (2^20 by default).
     let target = limit.maximum.unwrap_or(1 << 20);
-    if limit.current.is_some_and(|soft| soft < target) {
+    if let Some(soft) = limit.current.filter(|&soft| soft < target) {
         if let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum }) {
-            tracing::warn!(error = %e, soft = ?limit.current, "cannot raise the open-file limit");
+            tracing::warn!(error = %e, soft, target, "cannot raise the open-file limit");
         }
     }
 }
@@ -222,6 +222,9 @@ fn main() -> ExitCode {
     });
     // Don't wait for blocking tasks (a stdin reader) to notice the end.
     rt.shutdown_background();
+    if daemon && result.is_ok() {
+        tracing::info!("stopped");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

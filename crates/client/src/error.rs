@@ -31,7 +31,7 @@ impl std::fmt::Display for Role {
 #[non_exhaustive]
 pub enum Error {
     /// No tracker answered.
-    #[error("no tracker reachable (tried {tried}): {last}")]
+    #[error("no tracker reachable: {last}{}", tried_note(.tried))]
     TrackersUnreachable {
         /// Addresses tried.
         tried: String,
@@ -69,6 +69,15 @@ pub enum Error {
     /// The local output could not be written.
     #[error("writing output: {0}")]
     Output(std::io::Error),
+}
+
+/// The trackers tried, when there were several (one is named in `last`).
+fn tried_note(tried: &str) -> String {
+    if tried.contains(',') {
+        format!(" (tried {tried})")
+    } else {
+        String::new()
+    }
 }
 
 impl Error {

@@ -128,6 +128,13 @@ impl ProtoError {
         )
     }
 
+    /// Whether the peer closed its end (a reader that had enough: `cairn
+    /// download … | head`): routine, not a fault of either side.
+    pub fn is_peer_gone(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        matches!(self, ProtoError::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof))
+    }
+
     /// Whether the peer stopped answering (a time limit passed).
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProtoError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)

@@ -229,10 +229,11 @@ fn shutdown_on_signal() -> watch::Receiver<bool> {
             Ok(s) => s,
             Err(_) => return,
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let which = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        tracing::info!("received {which}, shutting down");
         let _ = tx.send(true);
     });
     rx
