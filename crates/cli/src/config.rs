@@ -141,7 +141,8 @@ pub fn default_data_dir() -> PathBuf {
 /// else `$XDG_CACHE_HOME/cairn`, else `~/.cache/cairn`, else the
 /// temporary directory's `cairn-cache`.
 pub fn default_cache_dir() -> PathBuf {
-    user_dir(Some("CAIRN_CACHE"), "XDG_CACHE_HOME", ".cache").unwrap_or_else(|| std::env::temp_dir().join("cairn-cache"))
+    user_dir(Some("CAIRN_CACHE"), "XDG_CACHE_HOME", ".cache")
+        .unwrap_or_else(|| std::env::temp_dir().join("cairn-cache"))
 }
 
 /// Where `cairn server` records its secret's place for client commands:

@@ -24,7 +24,7 @@ pub const DEFAULT_STORAGE_PORT: u16 = 23300;
 struct Cli {
     /// Log level: error, warn, info, debug or trace, or a filter such as
     /// `info,cairn_storage=debug` [default: $RUST_LOG, else info for daemons and warn for other commands]
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_filter)]
     log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -83,6 +83,21 @@ enum Command {
     Volume(cmd::volume::VolumeArgs),
     /// Mount a volume on a directory (FUSE); runs until unmounted
     Mount(cmd::mount::MountArgs),
+}
+
+/// A `--log-level`: a level, or directives of which each names a level
+/// (`target=level`). `EnvFilter` alone takes a bare word as a target name,
+/// so a mistyped level would silence every log instead of failing.
+fn log_filter(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let names_a_level = |d: &str| {
+        let level = d.rsplit('=').next().unwrap_or(d).trim();
+        LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level))
+    };
+    if !text.split(',').all(names_a_level) {
+        return Err("not a level (error, warn, info, debug, trace) or a filter such as info,cairn_storage=debug".into());
+    }
+    tracing_subscriber::EnvFilter::builder().parse(text).map(|_| text.to_string()).map_err(|e| e.to_string())
 }
 
 /// Logs go to stderr, filtered by `--log-level`, else `RUST_LOG`, else

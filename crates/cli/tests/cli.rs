@@ -198,10 +198,9 @@ fn a_wrong_secret_names_the_daemon_and_where_the_secret_came_from() {
     let wrong = server.dir.path().join("wrong");
     std::fs::write(&wrong, "not the secret\n").unwrap();
     let wrong = wrong.to_str().unwrap();
-    for (args, role, addr) in [
-        (vec!["status"], "tracker", &server.tracker),
-        (vec!["volume", "list"], "meta service", &server.meta),
-    ] {
+    for (args, role, addr) in
+        [(vec!["status"], "tracker", &server.tracker), (vec!["volume", "list"], "meta service", &server.meta)]
+    {
         let mut args = args.clone();
         args.extend(["--secret-file", wrong]);
         let err = one_line_error(&server.cli(&args), 1);
@@ -272,7 +271,11 @@ fn server_logs_are_plain_text_quiet_about_early_closes_and_say_when_they_stop() 
         std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a reader that had enough is no failure: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "a reader that had enough is no failure: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let _ = Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status();
     let status = server.child.wait().unwrap();

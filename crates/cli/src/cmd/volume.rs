@@ -156,11 +156,10 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
         }
         VolumeCmd::Check { name, json: as_json } => {
             let v = m.volume(&name).await?;
-            let (examined, problems) =
-                match m.call(cairn_proto::meta::MetaRequest::Check { vol: v.id }).await? {
-                    cairn_proto::meta::MetaResponse::Checked { examined, problems } => (examined, problems),
-                    other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
-                };
+            let (examined, problems) = match m.call(cairn_proto::meta::MetaRequest::Check { vol: v.id }).await? {
+                cairn_proto::meta::MetaResponse::Checked { examined, problems } => (examined, problems),
+                other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
+            };
             if as_json {
                 let j = serde_json::json!({ "volume": v.name, "examined": examined, "problems": problems });
                 println!("{}", serde_json::to_string_pretty(&j)?);
