@@ -105,7 +105,9 @@ impl Client {
                     return Ok(resp);
                 }
                 Err(ProtoError::Remote(e)) => return Err(Error::Remote(e)),
-                Err(e @ ProtoError::Auth(_)) => return Err(Error::peer(Role::Tracker, addr, e)),
+                Err(e @ (ProtoError::Auth(_) | ProtoError::WrongSecret(_))) => {
+                    return Err(Error::peer(Role::Tracker, addr, e))
+                }
                 Err(e) => {
                     debug!(tracker = %addr, error = %e, "tracker failed; trying the next");
                     self.pool.forget(addr);

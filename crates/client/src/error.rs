@@ -106,7 +106,8 @@ impl Error {
 
     /// Whether a daemon and this client do not hold the same cluster secret.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Error::Peer { error: ProtoError::Auth(_), .. }) || self.code() == Some(ErrorCode::AuthFailed)
+        matches!(self, Error::Peer { error: ProtoError::WrongSecret(_), .. })
+            || self.code() == Some(ErrorCode::AuthFailed)
     }
 
     /// Whether the local output was closed by its reader (`| head`).

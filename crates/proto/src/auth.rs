@@ -97,8 +97,8 @@ fn nonce() -> [u8; 16] {
 }
 
 impl Handshake {
-    /// Runs the client side. Fails with [`ProtoError::Auth`] when the server
-    /// does not hold the same secret or refuses ours.
+    /// Runs the client side. Fails with [`ProtoError::WrongSecret`] when the
+    /// server does not hold the same secret or refuses ours.
     pub async fn client<S>(stream: &mut S, secret: &ClusterSecret) -> Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -124,14 +124,14 @@ impl Handshake {
             )));
         }
         if !secret.verify(b"server", &cn, &ch.nonce, &ch.proof) {
-            return Err(ProtoError::Auth("it holds a different cluster secret".into()));
+            return Err(ProtoError::WrongSecret("it holds a different cluster secret".into()));
         }
         let proof = secret.proof(b"client", &cn, &ch.nonce);
         write_frame(stream, &ClientProof { proof }).await?;
         stream.flush().await?;
         let res: AuthResult = expect_frame(stream).await?;
         if !res.ok {
-            return Err(ProtoError::Auth(res.message));
+            return Err(ProtoError::WrongSecret(res.message));
         }
         Ok(())
     }
@@ -160,7 +160,7 @@ impl Handshake {
         if ok {
             Ok(())
         } else {
-            Err(ProtoError::Auth("client presented a wrong cluster secret".into()))
+            Err(ProtoError::WrongSecret("client presented a wrong cluster secret".into()))
         }
     }
 }
@@ -189,7 +189,7 @@ mod tests {
     async fn wrong_secret_is_refused_on_both_sides() {
         let (s, c) = pair("sekrit", "other").await;
         assert!(s.is_err());
-        assert!(matches!(c, Err(ProtoError::Auth(_))));
+        assert!(matches!(c, Err(ProtoError::WrongSecret(_))));
     }
 
     #[test]

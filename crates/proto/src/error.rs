@@ -95,9 +95,13 @@ pub enum ProtoError {
         /// What arrived.
         got: String,
     },
-    /// The handshake failed: wrong secret or wrong protocol.
+    /// The handshake failed: another protocol version, or no answer in time.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The handshake failed because the two sides hold different cluster
+    /// secrets.
+    #[error("authentication failed: {0}")]
+    WrongSecret(String),
     /// The sender aborted a body stream.
     #[error("the sender aborted the transfer")]
     BodyAborted,
