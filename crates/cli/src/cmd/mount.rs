@@ -91,8 +91,14 @@ pub async fn run(a: MountArgs) -> Result<()> {
     let ended = tokio::task::spawn_blocking(move || session.join());
     tokio::select! {
         r = ended => r?.context("the mount ended with an error")?,
-        _ = tokio::signal::ctrl_c() => unmount(&a.mountpoint),
-        _ = term.recv() => unmount(&a.mountpoint),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("received SIGINT, unmounting");
+            unmount(&a.mountpoint)
+        }
+        _ = term.recv() => {
+            tracing::info!("received SIGTERM, unmounting");
+            unmount(&a.mountpoint)
+        }
     }
     if let Some(dir) = &cache_dir {
         cairn_fs::BlockCache::remove(dir);
