@@ -119,7 +119,7 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
         let Some(span) = e.span() else {
             return e.message().to_string();
         };
-        let line_no = text[..span.start].matches('\n').count() + 1;
+        let line_no = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
         let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
         let section = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'));
         match section {
