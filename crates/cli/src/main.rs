@@ -146,26 +146,35 @@ fn parse_args() -> Result<Cli, ExitCode> {
 }
 
 /// clap's several-line usage error as one line: its message and tips
-/// joined, and the command whose help says more (from its `Usage:` line).
+/// joined, and the command whose help says more.
 fn usage_line(rendered: &str) -> String {
-    let mut parts = Vec::new();
-    let mut command = "cairn".to_string();
-    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(usage) = line.strip_prefix("Usage:") {
-            let words = usage.split_whitespace().take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
-            command = words.collect::<Vec<_>>().join(" ");
-        } else if !line.starts_with("For more information") {
-            parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
-        }
-    }
     let mut text = String::new();
-    for p in parts {
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            continue;
+        }
         if !text.is_empty() {
             text.push_str(if text.ends_with(':') { " " } else { "; " });
         }
-        text.push_str(&p);
+        text.push_str(line.strip_prefix("error: ").unwrap_or(line));
     }
-    format!("{text} (see {command} --help)")
+    format!("{text} (see {} --help)", command_path(std::env::args().skip(1)))
+}
+
+/// The subcommands named on the command line: `cairn volume create` for
+/// `cairn volume create --bogus`.
+fn command_path(args: impl Iterator<Item = String>) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = vec!["cairn".to_string()];
+    for arg in args.filter(|a| !a.starts_with('-')) {
+        // Other words are flags' values and arguments.
+        if let Some(sub) = cmd.find_subcommand(&arg).cloned() {
+            path.push(sub.get_name().to_string());
+            cmd = sub;
+        }
+    }
+    path.join(" ")
 }
 
 /// See Cargo.toml: freed memory goes back to the system.

@@ -231,6 +231,8 @@ fn usage_errors_are_one_line_and_exit_2() {
     assert!(err.contains("'--no-such-flag'") && err.trim_end().ends_with("(see cairn upload --help)"), "{err}");
     let err = one_line_error(&run(&["volume", "create"]), 2);
     assert!(err.contains("<NAME>") && err.trim_end().ends_with("(see cairn volume create --help)"), "{err}");
+    let err = one_line_error(&run(&["download", "--length", "x", "ID"]), 2);
+    assert!(err.contains("'x'") && err.trim_end().ends_with("(see cairn download --help)"), "{err}");
     let err = one_line_error(&run(&["uplod"]), 2);
     assert!(err.contains("'upload'") && err.trim_end().ends_with("(see cairn --help)"), "{err}");
     let err = one_line_error(&run(&["status", "--log-level", "loud"]), 2);
