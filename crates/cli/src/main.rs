@@ -162,13 +162,32 @@ fn usage_line(rendered: &str) -> String {
 }
 
 /// The subcommands named on the command line: `cairn volume create` for
-/// `cairn volume create --bogus`.
+/// `cairn --log-level info volume create --bogus`.
 fn command_path(args: impl Iterator<Item = String>) -> String {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
+    cmd.build(); // copies global flags into the subcommands
     let mut path = vec!["cairn".to_string()];
-    for arg in args.filter(|a| !a.starts_with('-')) {
-        // Other words are flags' values and arguments.
+    let mut value_follows = false;
+    for arg in args {
+        if std::mem::take(&mut value_follows) {
+            continue;
+        }
+        if let Some(flag) = arg.strip_prefix('-') {
+            let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+            value_follows = match flag.strip_prefix('-') {
+                Some(long) => cmd.get_arguments().any(|a| a.get_long() == Some(long) && takes_value(a)),
+                None => {
+                    let mut chars = flag.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) => cmd.get_arguments().any(|a| a.get_short() == Some(c) && takes_value(a)),
+                        _ => false,
+                    }
+                }
+            };
+            continue;
+        }
+        // Other words are arguments.
         if let Some(sub) = cmd.find_subcommand(&arg).cloned() {
             path.push(sub.get_name().to_string());
             cmd = sub;

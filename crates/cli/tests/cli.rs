@@ -229,6 +229,8 @@ fn usage_errors_are_one_line_and_exit_2() {
     let run = |args: &[&str]| Command::new(cairn_bin()).args(args).output().unwrap();
     let err = one_line_error(&run(&["upload", "--no-such-flag"]), 2);
     assert!(err.contains("'--no-such-flag'") && err.trim_end().ends_with("(see cairn upload --help)"), "{err}");
+    let err = one_line_error(&run(&["--log-level", "info", "volume", "create", "-o", "x"]), 2);
+    assert!(err.trim_end().ends_with("(see cairn volume create --help)"), "{err}");
     let err = one_line_error(&run(&["volume", "create"]), 2);
     assert!(err.contains("<NAME>") && err.trim_end().ends_with("(see cairn volume create --help)"), "{err}");
     let err = one_line_error(&run(&["download", "--length", "x", "ID"]), 2);
