@@ -6,13 +6,15 @@
 
 mod cmd;
 mod config;
+mod logging;
+mod report;
 mod secret;
 mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Default native-protocol port of a tracker.
 pub const DEFAULT_TRACKER_PORT: u16 = 22300;
@@ -24,7 +26,7 @@ pub const DEFAULT_STORAGE_PORT: u16 = 23300;
 struct Cli {
     /// Log level: error, warn, info, debug or trace, or a filter such as
     /// `info,cairn_storage=debug` [default: $RUST_LOG, else info for daemons and warn for other commands]
-    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_filter)]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = logging::log_filter)]
     log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -85,41 +87,6 @@ enum Command {
     Mount(cmd::mount::MountArgs),
 }
 
-/// A `--log-level`: a level, or directives of which each names a level
-/// (`target=level`). `EnvFilter` alone takes a bare word as a target name,
-/// so a mistyped level would silence every log instead of failing.
-fn log_filter(text: &str) -> Result<String, String> {
-    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
-    let names_a_level = |d: &str| {
-        let level = d.rsplit('=').next().unwrap_or(d).trim();
-        LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level))
-    };
-    if !text.split(',').all(names_a_level) {
-        return Err("not a level (error, warn, info, debug, trace) or a filter such as info,cairn_storage=debug".into());
-    }
-    tracing_subscriber::EnvFilter::builder().parse(text).map(|_| text.to_string()).map_err(|e| e.to_string())
-}
-
-/// Logs go to stderr, filtered by `--log-level`, else `RUST_LOG`, else
-/// `default`. Colours only on a terminal, and not when `NO_COLOR` is set
-/// (no-color.org): a log file or the journal gets plain text.
-fn init_logging(level: Option<&str>, default: &str) -> Result<(), String> {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::builder().parse(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-    };
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(ansi)
-        .init();
-    Ok(())
-}
-
 /// Exit code of a usage error (the Unix convention, and clap's).
 const USAGE_EXIT: u8 = 2;
 
@@ -139,61 +106,10 @@ fn parse_args() -> Result<Cli, ExitCode> {
             Err(ExitCode::from(USAGE_EXIT))
         }
         Err(e) => {
-            eprintln!("cairn: error: {}", usage_line(&e.render().to_string()));
+            eprintln!("cairn: error: {}", report::usage_line(Cli::command(), &e.render().to_string()));
             Err(ExitCode::from(USAGE_EXIT))
         }
     }
-}
-
-/// clap's several-line usage error as one line: its message and tips
-/// joined, and the command whose help says more.
-fn usage_line(rendered: &str) -> String {
-    let mut text = String::new();
-    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if line.starts_with("Usage:") || line.starts_with("For more information") {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(if text.ends_with(':') { " " } else { "; " });
-        }
-        text.push_str(line.strip_prefix("error: ").unwrap_or(line));
-    }
-    format!("{text} (see {} --help)", command_path(std::env::args().skip(1)))
-}
-
-/// The subcommands named on the command line: `cairn volume create` for
-/// `cairn --log-level info volume create --bogus`.
-fn command_path(args: impl Iterator<Item = String>) -> String {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    cmd.build(); // copies global flags into the subcommands
-    let mut path = vec!["cairn".to_string()];
-    let mut value_follows = false;
-    for arg in args {
-        if std::mem::take(&mut value_follows) {
-            continue;
-        }
-        if let Some(flag) = arg.strip_prefix('-') {
-            let takes_value = |a: &clap::Arg| a.get_action().takes_values();
-            value_follows = match flag.strip_prefix('-') {
-                Some(long) => cmd.get_arguments().any(|a| a.get_long() == Some(long) && takes_value(a)),
-                None => {
-                    let mut chars = flag.chars();
-                    match (chars.next(), chars.next()) {
-                        (Some(c), None) => cmd.get_arguments().any(|a| a.get_short() == Some(c) && takes_value(a)),
-                        _ => false,
-                    }
-                }
-            };
-            continue;
-        }
-        // Other words are arguments.
-        if let Some(sub) = cmd.find_subcommand(&arg).cloned() {
-            path.push(sub.get_name().to_string());
-            cmd = sub;
-        }
-    }
-    path.join(" ")
 }
 
 /// See Cargo.toml: freed memory goes back to the system.
@@ -225,7 +141,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) | Command::Mount(_)
     );
-    if let Err(e) = init_logging(cli.log_level.as_deref(), if daemon { "info" } else { "warn" }) {
+    if let Err(e) = logging::init_logging(cli.log_level.as_deref(), if daemon { "info" } else { "warn" }) {
         eprintln!("cairn: error: {e}");
         return ExitCode::from(USAGE_EXIT);
     }
@@ -270,41 +186,10 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if report::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn: error: {}", error_line(&e));
+            eprintln!("cairn: error: {}", report::error_line(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, each cause once: a context that
-/// already quotes its cause's text (`format!("…: {e}")` with `e` also the
-/// source) does not print it again. A refused secret says where this
-/// command's secret came from.
-fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    let refused = e.chain().any(|c| c.downcast_ref::<cairn_client::Error>().is_some_and(|ce| ce.is_auth()));
-    if let (true, Some(source)) = (refused, secret::client_source()) {
-        line.push_str(&format!(" (this command's secret is from {source})"));
-    }
-    line.replace('\n', " ")
-}
-
-/// A reader that closed our stdout (`cairn download ID | head`) is not an error.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<cairn_client::Error>().is_some_and(cairn_client::Error::is_broken_pipe)
-    })
 }
