@@ -2,10 +2,11 @@
 //!
 //! Daemons: `--secret-file FILE`, then `CAIRN_SECRET` (the secret itself),
 //! then `DATA/secret`. Client commands: `--secret-file`, then
-//! `CAIRN_SECRET`, then the default data directory's `secret`, then the
-//! secret file of the last `cairn server` this user started, which that
-//! server records in a well-known per-user file ([`server_record`]): a
-//! server started with `--data DIR` is found without exporting anything.
+//! `CAIRN_SECRET`, then `$CAIRN_DATA/secret` when `CAIRN_DATA` is set,
+//! then the secret file of the last `cairn server` this user started,
+//! which that server records in a well-known per-user file
+//! ([`server_record`]), then `~/.local/share/cairn/secret`: a server
+//! started with `--data DIR` is found without exporting anything.
 
 use std::fmt;
 use std::io::Write;
@@ -103,15 +104,14 @@ fn find_for_client(flag: Option<&Path>) -> Result<(ClusterSecret, Source)> {
     if let Some(s) = from_env()? {
         return Ok((s, Source::Env));
     }
+    // An exported CAIRN_DATA is meant; otherwise the last server started
+    // is the likelier one than a default data dir an earlier one left.
     let local = crate::config::default_data_dir().join(SECRET_FILE);
-    if local.exists() {
+    let data_exported = std::env::var_os("CAIRN_DATA").is_some();
+    if data_exported && local.exists() {
         return Ok((from_file(&local)?, Source::DataDir(local)));
     }
-    let mut looked = vec![
-        "no --secret-file given".to_string(),
-        "CAIRN_SECRET not set".to_string(),
-        format!("no {}", local.display()),
-    ];
+    let mut looked = vec!["no --secret-file given".to_string(), "CAIRN_SECRET not set".to_string()];
     match server_record() {
         Some(record) => match std::fs::read_to_string(&record) {
             Ok(text) => {
@@ -125,6 +125,10 @@ fn find_for_client(flag: Option<&Path>) -> Result<(ClusterSecret, Source)> {
         },
         None => looked.push("no home directory to find a `cairn server`'s record in".to_string()),
     }
+    if !data_exported && local.exists() {
+        return Ok((from_file(&local)?, Source::DataDir(local)));
+    }
+    looked.push(format!("no {}", local.display()));
     Err(anyhow!("no cluster secret: {}; {ADVICE}", looked.join(", ")))
 }
 

@@ -170,6 +170,26 @@ fn server_starts_a_working_cluster_and_its_clients_find_its_secret() {
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(id.starts_with("group1/M00/"), "{}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), server.log());
     assert_eq!(server.cli(&["download", &id, "-o", "-"]).stdout, b"quick start");
+    // The last server started wins over a secret an earlier one left in
+    // the default data dir; an exported CAIRN_DATA wins over both.
+    let home = server.dir.path().join("home");
+    let stale = home.join(".local/share/cairn");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("secret"), "an earlier server's\n").unwrap();
+    let status = |data: Option<&Path>| {
+        let mut cmd = Command::new(cairn_bin());
+        cmd.args(["status", "--tracker", &server.tracker]);
+        Server::home(&mut cmd, server.dir.path());
+        cmd.env("HOME", &home).env_remove("XDG_DATA_HOME");
+        match data {
+            Some(d) => cmd.env("CAIRN_DATA", d),
+            None => cmd.env_remove("CAIRN_DATA"),
+        };
+        cmd.output().unwrap()
+    };
+    assert!(status(None).status.success(), "{}", String::from_utf8_lossy(&status(None).stderr));
+    let err = one_line_error(&status(Some(&stale)), 1);
+    assert!(err.contains("authentication failed") && err.contains(stale.to_str().unwrap()), "{err}");
     let record = server.dir.path().join("state/cairn/server-secret");
     assert_eq!(std::fs::read_to_string(&record).unwrap().trim(), server.secret().to_str().unwrap());
     let log = server.log();
