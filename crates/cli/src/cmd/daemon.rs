@@ -454,7 +454,10 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     println!("  data     {}", data.display());
     match (&secret_path, created) {
         (Some(p), true) => {
-            println!("  secret   {} (new; give it to clients with --secret-file or CAIRN_SECRET)", p.display())
+            println!(
+                "  secret   {} (new; this user's client commands find it, others need --secret-file FILE)",
+                p.display()
+            )
         }
         (Some(p), false) => println!("  secret   {}", p.display()),
         (None, _) => println!("  secret   from CAIRN_SECRET"),
