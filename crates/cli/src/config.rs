@@ -1,6 +1,7 @@
 //! The daemons' TOML configuration file. Precedence, lowest first:
 //! built-in defaults, this file, `CAIRN_*` environment variables, flags.
-//! Unknown keys are errors, so a typo does not silently do nothing.
+//! Unknown keys and sections are errors, so a typo does not silently do
+//! nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,12 @@ pub struct FileConfig {
     pub tracker: TrackerSection,
     /// `[storage]`
     pub storage: StorageSection,
+    /// `[meta]`
+    pub meta: MetaSection,
 }
+
+/// The sections a file may have, for the message about an unknown one.
+const SECTIONS: &str = "[tracker], [storage] and [meta]";
 
 /// `[tracker]` settings.
 #[derive(Debug, Default, Deserialize)]
@@ -81,32 +87,74 @@ pub struct StorageSection {
     pub http_token_ttl_secs: Option<u64>,
 }
 
+/// `[meta]` settings (the meta service, alone or inside `cairn server`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaSection {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Data directory (the namespace database).
+    pub data: Option<PathBuf>,
+    /// Trackers of the cluster whose blobs hold the volumes' data.
+    pub trackers: Option<Vec<String>>,
+    /// Seconds a file unlinked while open is kept after its mount last said so.
+    pub orphan_lease_secs: Option<u64>,
+    /// Seconds a blob no file refers to any more is kept before deletion.
+    pub collect_after_secs: Option<u64>,
+}
+
 /// Reads the file, or the defaults when there is none.
 pub fn load(path: Option<&Path>) -> Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+    parse(&text).map_err(|why| anyhow::anyhow!("bad config file {}: {why}", path.display()))
+}
+
+/// Parses a file's text; the error is one line (toml's own quotes the
+/// offending line over several).
+pub fn parse(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| {
+        let Some(span) = e.span() else {
+            return e.message().to_string();
+        };
+        let line_no = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
+        let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+        let section = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'));
+        match section {
+            Some(name) if e.message().starts_with("unknown field") => {
+                format!("line {line_no}: unknown section [{name}]; this version reads {SECTIONS}")
+            }
+            _ => format!("line {line_no}: {}", e.message()),
+        }
+    })
 }
 
 /// Where data lives when no `--data` is given: `$CAIRN_DATA`, else
 /// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`, else `./cairn-data`.
 pub fn default_data_dir() -> PathBuf {
-    user_dir("CAIRN_DATA", "XDG_DATA_HOME", ".local/share").unwrap_or_else(|| PathBuf::from("cairn-data"))
+    user_dir(Some("CAIRN_DATA"), "XDG_DATA_HOME", ".local/share").unwrap_or_else(|| PathBuf::from("cairn-data"))
 }
 
 /// Where mounts keep their block caches when not told: `$CAIRN_CACHE`,
 /// else `$XDG_CACHE_HOME/cairn`, else `~/.cache/cairn`, else the
 /// temporary directory's `cairn-cache`.
 pub fn default_cache_dir() -> PathBuf {
-    user_dir("CAIRN_CACHE", "XDG_CACHE_HOME", ".cache").unwrap_or_else(|| std::env::temp_dir().join("cairn-cache"))
+    user_dir(Some("CAIRN_CACHE"), "XDG_CACHE_HOME", ".cache")
+        .unwrap_or_else(|| std::env::temp_dir().join("cairn-cache"))
+}
+
+/// Where `cairn server` records its secret's place for client commands:
+/// `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`.
+pub fn state_dir() -> Option<PathBuf> {
+    user_dir(None, "XDG_STATE_HOME", ".local/state")
 }
 
 /// `$own`, else `$xdg/cairn`, else `~/<in_home>/cairn` (the XDG base
 /// directory rules).
-fn user_dir(own: &str, xdg: &str, in_home: &str) -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os(own) {
+fn user_dir(own: Option<&str>, xdg: &str, in_home: &str) -> Option<PathBuf> {
+    if let Some(d) = own.and_then(std::env::var_os) {
         return Some(PathBuf::from(d));
     }
     if let Some(x) = std::env::var_os(xdg) {
@@ -128,5 +176,22 @@ mod tests {
         assert_eq!(c.tracker.group_policy, Some(cairn_tracker::GroupPolicy::RoundRobin));
         assert_eq!(c.storage.trackers.unwrap(), vec!["a:1".to_string()]);
         assert!(toml::from_str::<FileConfig>("[storage]\ngrup = \"g\"\n").is_err());
+    }
+
+    #[test]
+    fn errors_are_one_line_and_name_the_sections() {
+        let e = parse("[tracker]\nlisten = \"a:1\"\n[gateway]\nx = 1\n").unwrap_err();
+        assert_eq!(e, "line 3: unknown section [gateway]; this version reads [tracker], [storage] and [meta]");
+        let e = parse("[storage]\ngrup = \"g\"\n").unwrap_err();
+        assert!(e.starts_with("line 2: unknown field `grup`") && !e.contains('\n'), "{e}");
+        let c = parse("[meta]\nlisten = \"127.0.0.1:1\"\norphan_lease_secs = 5\n").unwrap();
+        assert_eq!(c.meta.orphan_lease_secs, Some(5));
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../../dist/cairn.toml");
+        let c = parse(text).unwrap_or_else(|e| panic!("dist/cairn.toml: {e}"));
+        assert!(c.tracker.listen.is_some() && c.storage.group.is_some() && c.meta.listen.is_some());
     }
 }

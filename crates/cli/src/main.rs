@@ -1,20 +1,22 @@
 //! `cairn`: one binary for every role (server, tracker, storage) and for the
 //! commands of users and operators.
 //!
-//! Exit codes: 0 success, 1 failure (a one-line message on stderr), 2 bad
-//! usage (from clap).
+//! Exit codes: 0 success, 1 failure, 2 bad usage; either way one line on
+//! stderr, `cairn: error: …` (a usage error adds where to read more).
 
 mod cmd;
 mod config;
+mod logging;
 mod output;
 mod progress;
+mod report;
 mod secret;
 mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Default native-protocol port of a tracker.
 pub const DEFAULT_TRACKER_PORT: u16 = 22300;
@@ -24,6 +26,10 @@ pub const DEFAULT_STORAGE_PORT: u16 = 23300;
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, about = "Cairn: a distributed file system", propagate_version = true)]
 struct Cli {
+    /// Log level: error, warn, info, debug or trace, or a filter such as
+    /// `info,cairn_storage=debug` [default: $RUST_LOG, else info for daemons and warn for other commands]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = logging::log_filter)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,14 +40,14 @@ pub struct ClusterArgs {
     /// Tracker addresses, comma-separated [default: $CAIRN_TRACKER, then 127.0.0.1:22300]
     #[arg(long, value_delimiter = ',', global = true)]
     pub tracker: Vec<String>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then the local server's secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else the secret of the local `cairn server`]
     #[arg(long, global = true)]
     pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a tracker and one storage node in one process: a working cluster on one machine
+    /// Run a tracker, a storage node and the meta service in one process: a working cluster on one machine
     Server(cmd::daemon::ServerArgs),
     /// Run a tracker
     Tracker(cmd::daemon::TrackerArgs),
@@ -77,17 +83,35 @@ enum Command {
     Group(cmd::group::GroupArgs),
     /// Run the meta service (volumes' namespaces)
     Meta(cmd::daemon::MetaDaemonArgs),
-    /// Volumes: `volume create|list|info|delete`
+    /// Volumes: `volume create|list|info|check|delete`
     Volume(cmd::volume::VolumeArgs),
     /// Mount a volume on a directory (FUSE); runs until unmounted
     Mount(cmd::mount::MountArgs),
 }
 
-fn init_logging(daemon: bool) {
-    let default = if daemon { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+/// Exit code of a usage error (the Unix convention, and clap's).
+const USAGE_EXIT: u8 = 2;
+
+/// Parses the command line. Help and version go to stdout as clap writes
+/// them; a usage error is one line, like every other error, plus where
+/// to read more: `cairn: error: … (see cairn upload --help)`.
+fn parse_args() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Err(ExitCode::from(USAGE_EXIT))
+        }
+        Err(e) => {
+            eprintln!("cairn: error: {}", report::usage_line(Cli::command(), &e.render().to_string()));
+            Err(ExitCode::from(USAGE_EXIT))
+        }
+    }
 }
 
 /// See Cargo.toml: freed memory goes back to the system.
@@ -103,20 +127,26 @@ fn raise_open_file_limit() {
     let limit = getrlimit(Resource::Nofile);
     // An unlimited hard limit still stops at the kernel's nr_open (2^20 by default).
     let target = limit.maximum.unwrap_or(1 << 20);
-    if limit.current.is_some_and(|soft| soft < target) {
+    if let Some(soft) = limit.current.filter(|&soft| soft < target) {
         if let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum }) {
-            tracing::warn!(error = %e, soft = ?limit.current, "cannot raise the open-file limit");
+            tracing::warn!(error = %e, soft, target, "cannot raise the open-file limit");
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let daemon = matches!(
         cli.command,
         Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) | Command::Mount(_)
     );
-    init_logging(daemon);
+    if let Err(e) = logging::init_logging(cli.log_level.as_deref(), if daemon { "info" } else { "warn" }) {
+        eprintln!("cairn: error: {e}");
+        return ExitCode::from(USAGE_EXIT);
+    }
     if daemon {
         raise_open_file_limit();
     }
@@ -153,17 +183,15 @@ fn main() -> ExitCode {
     });
     // Don't wait for blocking tasks (a stdin reader) to notice the end.
     rt.shutdown_background();
+    if daemon && result.is_ok() {
+        tracing::info!("stopped");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if report::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn: error: {e:#}");
+            eprintln!("cairn: error: {}", report::error_line(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// A reader that closed our stdout (`cairn download ID | head`) is not an error.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use crate::blocks::{BlocksError, BlocksReply, BLOCKS_MIN_READ};
 use crate::body::{Body, SendError};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Role};
 use crate::routes::Routes;
 
 /// How a client reaches the cluster.
@@ -105,7 +105,9 @@ impl Client {
                     return Ok(resp);
                 }
                 Err(ProtoError::Remote(e)) => return Err(Error::Remote(e)),
-                Err(e @ ProtoError::Auth(_)) => return Err(Error::Node { addr: addr.clone(), source: e }),
+                Err(e @ (ProtoError::Auth(_) | ProtoError::WrongSecret(_))) => {
+                    return Err(Error::peer(Role::Tracker, addr, e))
+                }
                 Err(e) => {
                     debug!(tracker = %addr, error = %e, "tracker failed; trying the next");
                     self.pool.forget(addr);
@@ -258,8 +260,8 @@ impl Client {
         match self.exchange(&mut c, req, body, stall, mode.repeatable).await {
             // A pooled connection the node had closed: once more on a fresh
             // one (not after a stall: the node is there but silent).
-            Err(Attempt { err: Error::Node { source, .. }, retry: true })
-                if c.reused && source.is_connection() && !source.is_timeout() =>
+            Err(Attempt { err: Error::Peer { error, .. }, retry: true })
+                if c.reused && error.is_connection() && !error.is_timeout() =>
             {
                 self.pool.forget(addr);
                 c = self.open(addr, stall, true).await?;
@@ -622,7 +624,7 @@ impl Client {
                                 | ErrorCode::Unavailable
                                 | ErrorCode::StaleEpoch
                         )
-                    ) || matches!(&err, Error::Node { source, .. } if source.is_connection());
+                    ) || matches!(&err, Error::Peer { error, .. } if error.is_connection());
                     if !retry || !failover || Instant::now() >= deadline {
                         return Err(err);
                     }
@@ -711,7 +713,11 @@ impl Attempt {
 }
 
 fn unexpected(expected: &'static str, got: Response) -> Error {
-    Error::Node { addr: String::new(), source: ProtoError::Unexpected { expected, got: got.name() } }
+    Error::Peer {
+        role: Role::StorageNode,
+        addr: String::new(),
+        error: ProtoError::Unexpected { expected, got: got.name() },
+    }
 }
 
 /// What a download writes before its body once the body's length is known

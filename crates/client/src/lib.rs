@@ -22,5 +22,5 @@ mod routes;
 
 pub use body::Body;
 pub use client::{Client, ClientConfig, UploadOptions};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Role};
 pub use meta::MetaClient;

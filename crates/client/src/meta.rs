@@ -7,7 +7,7 @@ use cairn_proto::meta::{Attr, MetaRequest, MetaResponse, Slice, Volume, SLICES_P
 use cairn_proto::{ClusterSecret, Pool, Request, Response};
 use tracing::warn;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Role};
 
 /// A connection pool to one meta service.
 ///
@@ -73,7 +73,7 @@ impl MetaClient {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
-                Err(e) => return Err(Error::node(&self.addr, e)),
+                Err(e) => return Err(Error::peer(Role::MetaService, &self.addr, e)),
             }
         }
     }
@@ -83,9 +83,10 @@ impl MetaClient {
             Response::Namespace(MetaResponse::Err { errno, message }) => Err(Error::Namespace { errno, message }),
             Response::Namespace(r) => Ok(r),
             Response::Error(e) => Err(Error::Remote(e)),
-            other => Err(Error::Node {
+            other => Err(Error::Peer {
+                role: Role::MetaService,
                 addr: self.addr.clone(),
-                source: cairn_proto::ProtoError::Unexpected { expected: "namespace", got: other.name() },
+                error: cairn_proto::ProtoError::Unexpected { expected: "namespace", got: other.name() },
             }),
         }
     }
@@ -159,9 +160,10 @@ impl MetaClient {
     }
 
     fn unexpected(&self, expected: &'static str, got: MetaResponse) -> Error {
-        Error::Node {
+        Error::Peer {
+            role: Role::MetaService,
             addr: self.addr.clone(),
-            source: cairn_proto::ProtoError::Malformed(format!("expected {expected}, got {got:?}")),
+            error: cairn_proto::ProtoError::Malformed(format!("expected {expected}, got {got:?}")),
         }
     }
 }

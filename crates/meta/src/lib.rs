@@ -1,5 +1,5 @@
-//! The meta service's namespace (DESIGN.md, "Namespace layer" and "Meta
-//! engine"): volumes, inodes, directory entries, symlinks, hard links,
+//! The meta service's namespace (docs/architecture.md, "Namespace
+//! layer"): volumes, inodes, directory entries, symlinks, hard links,
 //! extended attributes, and each file's content as slices of immutable
 //! blobs. Every operation is one transaction behind the [`Engine`] trait;
 //! [`RedbEngine`] is the embedded default.

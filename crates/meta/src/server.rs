@@ -377,7 +377,9 @@ pub async fn run(
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
     let ns = Arc::new(Namespace::new(RedbEngine::open(&data.join(DB_FILE))?));
     ns.count_usage_where_missing()?;
-    info!(addr = ?listener.local_addr().ok(), data = %data.display(), "meta service listening");
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, data = %data.display(), "meta service listening");
+    }
     tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
     let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });
     cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;

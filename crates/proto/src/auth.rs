@@ -97,8 +97,8 @@ fn nonce() -> [u8; 16] {
 }
 
 impl Handshake {
-    /// Runs the client side. Fails with [`ProtoError::Auth`] when the server
-    /// does not hold the same secret or refuses ours.
+    /// Runs the client side. Fails with [`ProtoError::WrongSecret`] when the
+    /// server does not hold the same secret or refuses ours.
     pub async fn client<S>(stream: &mut S, secret: &ClusterSecret) -> Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -106,7 +106,17 @@ impl Handshake {
         let cn = nonce();
         write_frame(stream, &ClientHello { magic: MAGIC, version: PROTOCOL_VERSION, nonce: cn }).await?;
         stream.flush().await?;
-        let ch: ServerChallenge = expect_frame(stream).await?;
+        // A Cairn daemon always answers the hello; one that hangs up at
+        // once speaks something else (FastDFS drops a header it cannot parse).
+        let ch: ServerChallenge = match crate::frame::read_frame(stream).await? {
+            Some(ch) => ch,
+            None => {
+                return Err(ProtoError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection instead of answering the handshake (is it a Cairn port?)",
+                )))
+            }
+        };
         if ch.version != PROTOCOL_VERSION {
             return Err(ProtoError::Auth(format!(
                 "peer speaks protocol version {}, this build speaks {}",
@@ -114,14 +124,14 @@ impl Handshake {
             )));
         }
         if !secret.verify(b"server", &cn, &ch.nonce, &ch.proof) {
-            return Err(ProtoError::Auth("the peer does not hold this cluster's secret (wrong secret?)".into()));
+            return Err(ProtoError::WrongSecret("it holds a different cluster secret".into()));
         }
         let proof = secret.proof(b"client", &cn, &ch.nonce);
         write_frame(stream, &ClientProof { proof }).await?;
         stream.flush().await?;
         let res: AuthResult = expect_frame(stream).await?;
         if !res.ok {
-            return Err(ProtoError::Auth(res.message));
+            return Err(ProtoError::WrongSecret(res.message));
         }
         Ok(())
     }
@@ -150,7 +160,7 @@ impl Handshake {
         if ok {
             Ok(())
         } else {
-            Err(ProtoError::Auth("client presented a wrong cluster secret".into()))
+            Err(ProtoError::WrongSecret("client presented a wrong cluster secret".into()))
         }
     }
 }
@@ -179,7 +189,7 @@ mod tests {
     async fn wrong_secret_is_refused_on_both_sides() {
         let (s, c) = pair("sekrit", "other").await;
         assert!(s.is_err());
-        assert!(matches!(c, Err(ProtoError::Auth(_))));
+        assert!(matches!(c, Err(ProtoError::WrongSecret(_))));
     }
 
     #[test]

@@ -63,12 +63,19 @@ impl WireError {
 }
 
 /// Errors of the protocol layer itself: framing, decoding, authentication.
+///
+/// Messages include their cause (they are logged with `%e`), so no variant
+/// returns it again from `source()`: a chain printed whole would say it twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtoError {
     /// The connection failed or closed.
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The peer answered in another protocol (an HTTP server, say): the
+    /// address is not a Cairn daemon's.
+    #[error("this port does not speak Cairn's protocol; {0}")]
+    Foreign(&'static str),
     /// A frame announced more bytes than the protocol allows.
     #[error("frame of {len} bytes exceeds the limit of {max}")]
     FrameTooLarge {
@@ -88,22 +95,48 @@ pub enum ProtoError {
         /// What arrived.
         got: String,
     },
-    /// The handshake failed: wrong secret or wrong protocol.
+    /// The handshake failed: another protocol version, or no answer in time.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The handshake failed because the two sides hold different cluster
+    /// secrets.
+    #[error("authentication failed: {0}")]
+    WrongSecret(String),
     /// The sender aborted a body stream.
     #[error("the sender aborted the transfer")]
     BodyAborted,
     /// The peer answered with an error.
-    #[error("{0}")]
-    Remote(#[from] WireError),
+    #[error(transparent)]
+    Remote(WireError),
+}
+
+impl From<std::io::Error> for ProtoError {
+    fn from(e: std::io::Error) -> Self {
+        ProtoError::Io(e)
+    }
+}
+
+impl From<WireError> for ProtoError {
+    fn from(e: WireError) -> Self {
+        ProtoError::Remote(e)
+    }
 }
 
 impl ProtoError {
     /// True when the failure is in the connection rather than the request,
     /// so that trying another member or tracker may succeed.
     pub fn is_connection(&self) -> bool {
-        matches!(self, ProtoError::Io(_) | ProtoError::Malformed(_) | ProtoError::FrameTooLarge { .. })
+        matches!(
+            self,
+            ProtoError::Io(_) | ProtoError::Malformed(_) | ProtoError::FrameTooLarge { .. } | ProtoError::Foreign(_)
+        )
+    }
+
+    /// Whether the peer closed its end (a reader that had enough: `cairn
+    /// download … | head`): routine, not a fault of either side.
+    pub fn is_peer_gone(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        matches!(self, ProtoError::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof))
     }
 
     /// Whether the peer stopped answering (a time limit passed).

@@ -59,6 +59,9 @@ where
         0 => return Ok(None),
         _ => r.read_exact(&mut len[1..]).await?,
     };
+    if let Some(hint) = foreign_protocol(len) {
+        return Err(ProtoError::Foreign(hint));
+    }
     let len = u32::from_be_bytes(len);
     if len > MAX_CONTROL_FRAME {
         return Err(ProtoError::FrameTooLarge { len: len as u64, max: MAX_CONTROL_FRAME as u64 });
@@ -66,6 +69,24 @@ where
     let mut buf = vec![0u8; len as usize];
     r.read_exact(&mut buf).await?;
     postcard::from_bytes(&buf).map(Some).map_err(|e| ProtoError::Malformed(e.to_string()))
+}
+
+/// What the first four bytes of a control frame say when they are another
+/// protocol's: a length Cairn would never send. Without this, pointing a
+/// client at an HTTP port reads "HTTP" as a frame of 1,213,486,160 bytes.
+fn foreign_protocol(first: [u8; 4]) -> Option<&'static str> {
+    match &first {
+        b"HTTP" => Some("is it an HTTP port?"),
+        b"GET " | b"POST" | b"PUT " | b"HEAD" => Some("the peer sent an HTTP request"),
+        b"SSH-" => Some("is it an SSH port?"),
+        // A TLS record: handshake or alert, version 3.x.
+        [0x15 | 0x16, 0x03, _, _] => Some("is it a TLS port?"),
+        // FastDFS headers start with a 64-bit length whose high half is 0
+        // (packets are under 4 GiB), and every Cairn message is at least
+        // one byte long: a zero length is FastDFS, never Cairn.
+        [0, 0, 0, 0] => Some("is it a FastDFS port?"),
+        _ => None,
+    }
 }
 
 /// Reads a control frame that must be there.
@@ -205,6 +226,19 @@ mod tests {
         let buf = (MAX_CHUNK + 1).to_be_bytes();
         let err = BodyReader::new().next(&mut &buf[..]).await.unwrap_err();
         assert!(matches!(err, ProtoError::FrameTooLarge { .. }));
+    }
+
+    #[tokio::test]
+    async fn other_protocols_are_named() {
+        for (bytes, hint) in [
+            (&b"HTTP/1.1 400 Bad Request\r\n"[..], "HTTP port"),
+            (&[0, 0, 0, 0, 0, 0, 0, 0, 100, 22][..], "FastDFS port"),
+            (&[0x16, 0x03, 0x01, 0x00, 0x40][..], "TLS port"),
+        ] {
+            let err = read_frame::<_, String>(&mut &bytes[..]).await.unwrap_err();
+            assert!(matches!(err, ProtoError::Foreign(_)), "{err}");
+            assert!(err.to_string().contains(hint), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use cairn_proto::frame::{encode_frame, write_body_abort, write_body_end, write_c
 use cairn_proto::{Conn, ProtoError, Response};
 use cairn_store::{BlobReader, RawBlocks};
 use tokio::io::AsyncWriteExt;
-use tracing::error;
+use tracing::{debug, error};
 
 use crate::error::wire;
 use crate::node::{blocking, parse_id, Node};
@@ -91,8 +91,13 @@ pub async fn download_blocks(
     })?;
     crate::sendfile::send_blocks(conn, frame, raw).await.inspect_err(|e| {
         // The body may stop inside a chunk: the connection is closed, and
-        // the client takes the rest from another member.
-        error!(file_id = %id, error = %e, "sending blocks failed; connection closed");
+        // the client takes the rest from another member. A client that
+        // closed first (it read all it wanted) is routine.
+        if e.is_peer_gone() {
+            debug!(file_id = %id, error = %e, "the client closed the connection during a download");
+        } else {
+            error!(file_id = %id, error = %e, "sending blocks failed; connection closed");
+        }
     })
 }
 

@@ -49,21 +49,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A disk error.
-    #[error("I/O error on {path}: {source}")]
+    /// A disk error. The OS error is in the message and so not also a
+    /// `source()`: a chain printed whole would name it twice.
+    #[error("I/O error on {path}: {error}")]
     Io {
         /// The path being worked on.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { path, source }
+        move |error| Error::Io { path, error }
     }
 }
 

@@ -124,7 +124,7 @@ impl BlobReader {
             std::io::ErrorKind::UnexpectedEof => {
                 Error::ChecksumMismatch { file_id: self.file_id.clone(), offset: block_start }
             }
-            _ => Error::Io { path: self.record_path.clone(), source: e },
+            _ => Error::Io { path: self.record_path.clone(), error: e },
         })?;
         for (i, block) in buf.chunks(BLOCK_SIZE as usize).enumerate() {
             let index = (block_start / BLOCK_SIZE) as usize + i;

@@ -184,7 +184,22 @@ fn reopen_keeps_node_id_and_counts_and_refuses_foreign_paths() {
     assert_eq!(s.stats().files, 1);
     assert_eq!(s.stats().bytes, 5);
     assert!(s.contains(&id));
+    // While it is open, its store path is locked: another store is refused.
+    let locked = |other: &Path| {
+        Store::open(
+            other,
+            StoreConfig {
+                group: "g1".into(),
+                store_paths: vec![dir.path().join("store0")],
+                policy: PathPolicy::MostFree,
+                pack_max: DEFAULT_PACK_MAX,
+            },
+        )
+    };
     let other = tempfile::tempdir().unwrap();
+    assert!(matches!(locked(other.path()), Err(Error::Locked(_))));
+    // Closed, its store path still belongs to its node: refused too.
+    drop(s);
     let err = Store::open(
         other.path(),
         StoreConfig {
@@ -367,6 +382,8 @@ fn named_but_not_committed(pack_max: u64) {
     };
     let store = open_with(dir.path(), pack_max);
     let (pending, lost_record) = if pack_max == 0 {
+        // One process per data directory: closed before it is opened again.
+        drop(store);
         (pending, lost_record)
     } else {
         // The same with packs: a reservation without its put.

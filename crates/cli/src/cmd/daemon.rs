@@ -76,7 +76,7 @@ pub struct TrackerArgs {
     /// TOML configuration file
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
@@ -109,7 +109,7 @@ pub struct StorageArgs {
     /// TOML configuration file
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
@@ -127,21 +127,24 @@ pub struct MetaDaemonArgs {
     /// Data directory (the namespace database)
     #[arg(long)]
     data: Option<PathBuf>,
+    /// TOML configuration file (its [meta] section)
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
     /// Trackers of the cluster whose blobs hold the volumes' data, comma-separated
     #[arg(long, value_delimiter = ',', env = "CAIRN_TRACKER")]
     tracker: Vec<String>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     /// Seconds a file unlinked while open is kept after its mount last said
-    /// it has it open (a mount that died stops saying so)
-    #[arg(long, default_value_t = cairn_meta::ORPHAN_LEASE_SECS)]
-    orphan_lease_secs: u64,
+    /// it has it open (a mount that died stops saying so) [default: 60]
+    #[arg(long)]
+    orphan_lease_secs: Option<u64>,
     /// Seconds a blob no file refers to any more (deleted, overwritten,
     /// merged away) is kept before it is deleted: readers that still hold
-    /// the old slices finish reading it meanwhile
-    #[arg(long, default_value_t = super::collector::GRACE_SECS)]
-    collect_after_secs: u64,
+    /// the old slices finish reading it meanwhile [default: 600]
+    #[arg(long)]
+    collect_after_secs: Option<u64>,
 }
 
 /// `cairn server`
@@ -165,7 +168,7 @@ pub struct ServerArgs {
     /// TOML configuration file
     #[arg(long, env = "CAIRN_CONFIG")]
     config: Option<PathBuf>,
-    /// File holding the cluster secret [default: $CAIRN_SECRET, then DATA/secret, created if missing]
+    /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret, created if missing]
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
@@ -240,10 +243,11 @@ fn shutdown_on_signal() -> watch::Receiver<bool> {
             Ok(s) => s,
             Err(_) => return,
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let which = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        tracing::info!("received {which}, shutting down");
         let _ = tx.send(true);
     });
     rx
@@ -342,7 +346,7 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.or(file.tracker.data.clone()).ok_or_else(|| anyhow!("cairn tracker needs --data DIR"))?;
     let _lock = lock_dir(&data, "tracker")?;
-    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::require(a.secret_file.as_deref(), &data)?;
     let cfg = tracker_config(&file, &a.opts)?;
     let listen =
         a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
@@ -367,7 +371,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
         bail!("cairn storage needs --tracker ADDR[,ADDR...]");
     }
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::require(a.secret_file.as_deref(), &data)?;
     let listen =
         a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
     let listener = bind(&listen, "storage", "--listen").await?;
@@ -402,21 +406,25 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
 
 /// `cairn meta`
 pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
-    let data = a.data.ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
+    let file = config::load(a.config.as_deref())?.meta;
+    let data = a.data.or(file.data).ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
     let _lock = lock_dir(&data, "meta service")?;
-    let secret = secret::require(a.secret_file.as_deref(), Some(&data))?;
-    let listen = a.listen.unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+    let secret = secret::require(a.secret_file.as_deref(), &data)?;
+    let listen = a.listen.or(file.listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+    let trackers = if a.tracker.is_empty() { file.trackers.unwrap_or_default() } else { a.tracker };
     let listener = bind(&listen, "meta service", "--listen").await?;
     println!("meta service listening on {} (data {})", listener.local_addr()?, data.display());
     let local = listener.local_addr()?.to_string();
-    if a.tracker.is_empty() {
+    if trackers.is_empty() {
         println!("no --tracker given: blobs of deleted files are not collected");
     } else {
-        let grace = std::time::Duration::from_secs(a.collect_after_secs);
-        tokio::spawn(super::collector::run(local.clone(), a.tracker.clone(), secret.clone(), grace));
-        tokio::spawn(super::compactor::run(local, a.tracker.clone(), secret.clone()));
+        let grace = a.collect_after_secs.or(file.collect_after_secs).unwrap_or(super::collector::GRACE_SECS);
+        let grace = std::time::Duration::from_secs(grace);
+        tokio::spawn(super::collector::run(local.clone(), trackers.clone(), secret.clone(), grace));
+        tokio::spawn(super::compactor::run(local, trackers, secret.clone()));
     }
-    let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: a.orphan_lease_secs.max(1) };
+    let lease = a.orphan_lease_secs.or(file.orphan_lease_secs).unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
+    let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: lease.max(1) };
     cairn_meta::server::run(listener, secret, &data, opts, shutdown_on_signal()).await?;
     Ok(())
 }
@@ -446,7 +454,7 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         vec![tracker_addr.clone()],
         storage_addr.clone(),
     )?;
-    let (meta_listener, _meta_lock) = match a.meta_listen.as_deref() {
+    let (meta_listener, _meta_lock) = match a.meta_listen.as_deref().or(file.meta.listen.as_deref()) {
         Some("none") => (None, None),
         other => {
             let addr = other.map(String::from).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
@@ -463,7 +471,10 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     println!("  data     {}", data.display());
     match (&secret_path, created) {
         (Some(p), true) => {
-            println!("  secret   {} (new; give it to clients with --secret-file or CAIRN_SECRET)", p.display())
+            println!(
+                "  secret   {} (new; this user's client commands find it, others need --secret-file FILE)",
+                p.display()
+            )
         }
         (Some(p), false) => println!("  secret   {}", p.display()),
         (None, _) => println!("  secret   from CAIRN_SECRET"),
@@ -481,11 +492,13 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         Some(ml) => {
             println!("meta service on {}", ml.local_addr()?);
             let local = ml.local_addr()?.to_string();
-            let grace = std::time::Duration::from_secs(super::collector::GRACE_SECS);
+            let grace = file.meta.collect_after_secs.unwrap_or(super::collector::GRACE_SECS);
+            let grace = std::time::Duration::from_secs(grace);
             tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone(), grace));
             tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
+            let lease = file.meta.orphan_lease_secs.unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
             let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
-            let opts = cairn_meta::server::MetaOptions::default();
+            let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: lease.max(1) };
             Some(tokio::spawn(async move { cairn_meta::server::run(ml, secret, &data, opts, stop).await }))
         }
         None => None,

@@ -329,7 +329,7 @@ impl LocalBlobs for NodeBlobs {
 fn node_error(e: ProtoError) -> cairn_client::Error {
     match e {
         ProtoError::Remote(refused) => cairn_client::Error::Remote(refused),
-        other => cairn_client::Error::Node { addr: "this node".into(), source: other },
+        other => cairn_client::Error::node("this node", other),
     }
 }
 

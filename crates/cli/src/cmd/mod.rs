@@ -34,7 +34,6 @@ pub fn trackers(args: &ClusterArgs) -> Vec<String> {
 
 /// A client for a command.
 pub fn client(args: &ClusterArgs) -> Result<Client> {
-    let data = crate::config::default_data_dir();
-    let secret = secret::require(args.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::for_client(args.secret_file.as_deref())?;
     Ok(Client::new(ClientConfig::new(trackers(args), secret)))
 }

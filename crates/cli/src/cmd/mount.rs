@@ -60,8 +60,7 @@ pub async fn run(a: MountArgs) -> Result<()> {
     if a.daemon {
         return daemonize(&a).await;
     }
-    let data = crate::config::default_data_dir();
-    let secret = secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::for_client(a.cluster.secret_file.as_deref())?;
     let meta =
         MetaClient::new(a.meta.addr(), secret.clone()).retrying_for(std::time::Duration::from_secs(a.meta_retry_secs));
     let blobs = Arc::new(Client::new(ClientConfig::new(super::trackers(&a.cluster), secret)));
@@ -107,8 +106,14 @@ pub async fn run(a: MountArgs) -> Result<()> {
     let ended = tokio::task::spawn_blocking(move || session.join());
     tokio::select! {
         r = ended => r?.context("the mount ended with an error")?,
-        _ = tokio::signal::ctrl_c() => unmount(&a.mountpoint),
-        _ = term.recv() => unmount(&a.mountpoint),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("received SIGINT, unmounting");
+            unmount(&a.mountpoint)
+        }
+        _ = term.recv() => {
+            tracing::info!("received SIGTERM, unmounting");
+            unmount(&a.mountpoint)
+        }
     }
     if let Err(e) = fs.detach().await {
         tracing::warn!(error = %e.message, "cannot tell the meta service this mount has gone (it forgets it within a minute)");

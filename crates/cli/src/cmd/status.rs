@@ -102,8 +102,7 @@ pub async fn run(a: StatusArgs) -> Result<()> {
 /// Every volume of the meta service, with the groups it names that the
 /// cluster does not have.
 async fn volumes_at_risk(a: &StatusArgs, map: &cairn_proto::ClusterMap) -> Result<Vec<(String, Vec<String>)>> {
-    let data = crate::config::default_data_dir();
-    let secret = crate::secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
+    let secret = crate::secret::for_client(a.cluster.secret_file.as_deref())?;
     let meta = cairn_client::MetaClient::new(a.meta.addr(), secret);
     let vols = meta.volumes().await?;
     Ok(vols

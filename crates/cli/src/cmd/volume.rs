@@ -136,16 +136,14 @@ fn check_groups(asked: &[String], have: &[String]) -> Result<()> {
 
 /// `cairn volume ...`
 pub async fn run(a: VolumeArgs) -> Result<()> {
-    let data = crate::config::default_data_dir();
-    let secret = secret::require(a.cluster.secret_file.as_deref(), Some(&data))?;
+    let secret = secret::for_client(a.cluster.secret_file.as_deref())?;
     let addr = a.meta.addr();
     let m = MetaClient::new(addr.clone(), secret);
-    let ctx = || format!("meta service {addr}");
     match a.cmd {
         VolumeCmd::Create { name, groups, chunk_size } => {
             let chunk = parse_size(&chunk_size).map_err(anyhow::Error::msg)?;
             check_groups(&groups, &cluster_groups(&a.cluster).await?)?;
-            let v = m.create_volume(&name, groups, chunk).await.with_context(ctx)?;
+            let v = m.create_volume(&name, groups, chunk).await?;
             println!(
                 "volume {} created (groups {}, chunk size {})",
                 v.name,
@@ -154,7 +152,7 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
             );
         }
         VolumeCmd::List { json: as_json } => {
-            let vols = m.volumes().await.with_context(ctx)?;
+            let vols = m.volumes().await?;
             if as_json {
                 let all: Vec<_> = vols.iter().map(|v| json(v, None, &[], &[])).collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
@@ -174,12 +172,12 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
             }
         }
         VolumeCmd::Info { name, json: as_json } => {
-            let v = m.volume(&name).await.with_context(ctx)?;
-            let stats = match m.call(MetaRequest::Stats { vol: v.id }).await.with_context(ctx)? {
+            let v = m.volume(&name).await?;
+            let stats = match m.call(MetaRequest::Stats { vol: v.id }).await? {
                 MetaResponse::Stats(s) => Some(s),
                 _ => None,
             };
-            let clients = match m.call(MetaRequest::Clients { vol: v.id }).await.with_context(ctx)? {
+            let clients = match m.call(MetaRequest::Clients { vol: v.id }).await? {
                 MetaResponse::Clients(c) => c,
                 _ => Vec::new(),
             };
@@ -219,12 +217,12 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
             }
         }
         VolumeCmd::Delete { name, force } => {
-            m.delete_volume(&name, force).await.with_context(ctx)?;
+            m.delete_volume(&name, force).await?;
             println!("volume {name} deleted; its blobs are collected after the grace period");
         }
         VolumeCmd::Check { name, json: as_json } => {
-            let v = m.volume(&name).await.with_context(ctx)?;
-            let (examined, problems) = match m.call(MetaRequest::Check { vol: v.id }).await.with_context(ctx)? {
+            let v = m.volume(&name).await?;
+            let (examined, problems) = match m.call(MetaRequest::Check { vol: v.id }).await? {
                 MetaResponse::Checked { examined, problems } => (examined, problems),
                 other => anyhow::bail!("meta service {addr}: unexpected answer {other:?}"),
             };
