@@ -345,8 +345,9 @@ fn bound_group(data: &std::path::Path, asked: Option<String>) -> Result<String> 
 pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
     let data = a.data.or(file.tracker.data.clone()).ok_or_else(|| anyhow!("cairn tracker needs --data DIR"))?;
-    let _lock = lock_dir(&data, "tracker")?;
+    // The secret first: a role that cannot run leaves no directory behind.
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
+    let _lock = lock_dir(&data, "tracker")?;
     let cfg = tracker_config(&file, &a.opts)?;
     let listen =
         a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
@@ -370,8 +371,8 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
     if trackers.is_empty() {
         bail!("cairn storage needs --tracker ADDR[,ADDR...]");
     }
-    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let listen =
         a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
     let listener = bind(&listen, "storage", "--listen").await?;
@@ -408,8 +409,8 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
 pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?.meta;
     let data = a.data.or(file.data).ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
-    let _lock = lock_dir(&data, "meta service")?;
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
+    let _lock = lock_dir(&data, "meta service")?;
     let listen = a.listen.or(file.listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
     let trackers = if a.tracker.is_empty() { file.trackers.unwrap_or_default() } else { a.tracker };
     let listener = bind(&listen, "meta service", "--listen").await?;
