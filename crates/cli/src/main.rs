@@ -139,10 +139,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let daemon = matches!(
-        cli.command,
-        Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) | Command::Mount(_)
-    );
+    let daemon = match &cli.command {
+        Command::Server(_) | Command::Tracker(_) | Command::Storage(_) | Command::Meta(_) => true,
+        // `mount --daemon` starts the mount and returns: a client.
+        Command::Mount(m) => m.runs_here(),
+        _ => false,
+    };
     if let Err(e) = logging::init_logging(cli.log_level.as_deref(), if daemon { "info" } else { "warn" }) {
         eprintln!("cairn: error: {e}");
         return ExitCode::from(USAGE_EXIT);

@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 use crate::common::{cairn_bin, content, free_port, Cluster};
 use crate::fuse::{mounted, Mount};
 
+/// A process this test started, killed when the test ends however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -140,7 +150,7 @@ fn a_volume_over_a_missing_group_is_refused_and_its_writes_fail_with_eio() {
 }
 
 /// `cairn server` on `data` with every listener on a port of its own.
-fn server(data: &Path, log: &Path) -> std::process::Child {
+fn server(data: &Path, log: &Path) -> Killed {
     let port = || format!("127.0.0.1:{}", free_port());
     let out = std::fs::File::create(log).unwrap();
     Command::new(cairn_bin())
@@ -151,6 +161,7 @@ fn server(data: &Path, log: &Path) -> std::process::Child {
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
+        .map(Killed)
         .unwrap()
 }
 
@@ -165,10 +176,10 @@ fn a_second_process_on_one_data_directory_refuses_to_start() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut second = server(&data, &dir.path().join("second.log"));
-    let status = second.wait().unwrap();
+    let status = second.0.wait().unwrap();
     let said = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
     assert_eq!(status.code(), Some(1), "{said}");
-    assert!(said.contains(&format!("in use by another cairn process (pid {}, cairn server)", first.id())), "{said}");
+    assert!(said.contains(&format!("in use by another cairn process (pid {}, cairn server)", first.0.id())), "{said}");
     // The storage node's own directory and store path are locked too: a
     // storage node pointed at the server's is refused.
     let secret = data.join("secret");
@@ -181,19 +192,16 @@ fn a_second_process_on_one_data_directory_refuses_to_start() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("store0 is in use by another cairn process"), "{}", stderr(&o));
-    assert!(first.try_wait().unwrap().is_none(), "the first server must keep running");
-    let _ = first.kill();
-    let _ = first.wait();
+    assert!(first.0.try_wait().unwrap().is_none(), "the first server must keep running");
+    drop(first);
     // Gone with its process: the directory can be used again.
     let mut third = server(&data, &dir.path().join("third.log"));
     let deadline = Instant::now() + Duration::from_secs(15);
     while !std::fs::read_to_string(dir.path().join("third.log")).unwrap().contains("meta service on") {
-        assert!(third.try_wait().unwrap().is_none(), "the server did not start after the first was killed");
+        assert!(third.0.try_wait().unwrap().is_none(), "the server did not start after the first was killed");
         assert!(Instant::now() < deadline, "the server did not start after the first was killed");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = third.kill();
-    let _ = third.wait();
 }
 
 #[test]
@@ -281,7 +289,7 @@ fn listeners_default_to_the_nodes_host_and_a_taken_port_names_its_flag() {
             .spawn()
             .unwrap()
     };
-    let mut first = node("n1");
+    let mut first = Killed(node("n1"));
     let deadline = Instant::now() + Duration::from_secs(15);
     let fastdfs = loop {
         // The tracker may still be starting.
@@ -290,7 +298,7 @@ fn listeners_default_to_the_nodes_host_and_a_taken_port_names_its_flag() {
                 break addr;
             }
         }
-        assert!(first.try_wait().unwrap().is_none(), "the node exited");
+        assert!(first.0.try_wait().unwrap().is_none(), "the node exited");
         assert!(Instant::now() < deadline, "the node did not report its FastDFS listener");
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -301,6 +309,4 @@ fn listeners_default_to_the_nodes_host_and_a_taken_port_names_its_flag() {
     assert_eq!(second.status.code(), Some(1));
     let said = stderr(&second);
     assert!(said.contains(&format!("{host}:23000 is already in use")) && said.contains("--fastdfs-listen"), "{said}");
-    let _ = first.kill();
-    let _ = first.wait();
 }

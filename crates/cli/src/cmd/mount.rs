@@ -53,6 +53,14 @@ pub struct MountArgs {
     cluster: ClusterArgs,
 }
 
+impl MountArgs {
+    /// Whether this process serves the mount (without `--daemon`), rather
+    /// than starting one in the background and returning.
+    pub fn runs_here(&self) -> bool {
+        !self.daemon
+    }
+}
+
 /// Mounts and serves until the mount goes away (`umount`, `fusermount3
 /// -u`) or the process is told to stop (then it unmounts).
 pub async fn run(a: MountArgs) -> Result<()> {
@@ -74,7 +82,8 @@ pub async fn run(a: MountArgs) -> Result<()> {
         fs = fs.with_block_cache(cache);
     }
     let fs = Arc::new(fs);
-    let what = format!("mount {}:{} (pid {})", hostname(), a.mountpoint.display(), std::process::id());
+    let at = std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone());
+    let what = format!("mount {}:{} (pid {})", hostname(), at.display(), std::process::id());
     cairn_fs::Fs::attach(&fs, what).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?;
     match fs.missing_groups().await {
         Ok(missing) if !missing.is_empty() => tracing::error!(
