@@ -313,3 +313,30 @@ fn an_attached_volume_is_deleted_only_with_force_or_once_detached() {
     n.delete_volume("w", true, 60).unwrap();
     assert!(n.attach(w, 43, "gateway", 60).is_err(), "no attaching to a deleted volume");
 }
+
+#[test]
+fn bytes_used_are_counted_once_for_a_volume_made_before_the_counter() {
+    use cairn_meta::{Engine, KvWrite};
+    let dir = tempfile::tempdir().unwrap();
+    let v = {
+        let n = ns(&dir);
+        let v = n.create_volume("old", vec![], DEFAULT_CHUNK).unwrap().id;
+        for (i, len) in [(0u8, 700u64), (1, 300)] {
+            let f = n.mknod(v, ROOT, &[b'f', b'0' + i], file(0)).unwrap();
+            n.write(v, f.ino, vec![Slice { offset: 0, len, blob: format!("g1/M00/00/00/{i}"), blob_offset: 0 }])
+                .unwrap();
+        }
+        v
+    };
+    // As a database written before the counter was kept: no `u` key.
+    let engine = RedbEngine::open(&dir.path().join("meta.redb")).unwrap();
+    let mut key = vec![b'u'];
+    key.extend_from_slice(&v.to_be_bytes());
+    engine.write(|w: &mut dyn KvWrite| w.delete(&key)).unwrap();
+    let n = Namespace::new(engine);
+    assert_eq!(n.usage(v).unwrap(), 0);
+    n.count_usage_where_missing().unwrap();
+    assert_eq!(n.usage(v).unwrap(), 1000);
+    n.count_usage_where_missing().unwrap();
+    assert_eq!(n.usage(v).unwrap(), 1000, "counted once");
+}
