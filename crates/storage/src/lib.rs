@@ -14,6 +14,7 @@
 
 mod compact;
 mod config;
+mod delete;
 mod error;
 mod heartbeat;
 mod http;

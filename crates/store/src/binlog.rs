@@ -10,6 +10,11 @@
 //! fsync'd before any client is answered; the binlog is the index for
 //! catching up, and a full comparison covers a tail lost in a crash.
 //!
+//! A delete's line is the exception: it is the delete's durable tombstone
+//! (docs/decisions/0013-batched-deletes.md), made durable by
+//! [`Binlog::sync_through`] before the delete is answered. Concurrent
+//! deletes share that fsync (group commit, as packs do for small uploads).
+//!
 //! A crash can lose the last lines, and the numbers after them are then
 //! given again to other mutations. So the log has a *generation*, kept in
 //! `generation` beside it, that changes whenever the log was not closed
@@ -19,7 +24,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_proto::{BinlogEntry, SyncPoint};
@@ -76,11 +81,16 @@ pub struct Binlog {
     dir: PathBuf,
     generation: u64,
     inner: Mutex<Inner>,
+    /// The last sequence number known durable (see [`Binlog::sync_through`]);
+    /// its lock is held by whoever is syncing, so the others queue behind
+    /// one fsync and then find their line covered.
+    synced: Mutex<u64>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    file: File,
+    /// Shared with syncs, which run outside this lock.
+    file: Arc<File>,
     seq: u64,
     /// Bytes in the file (the offset just past the last line).
     len: u64,
@@ -98,7 +108,13 @@ impl Binlog {
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(Error::io(&path))?;
         let (seq, len) = last_seq(&mut file).map_err(Error::io(&path))?;
         let generation = open_generation(dir)?;
-        Ok(Self { path, dir: dir.to_path_buf(), generation, inner: Mutex::new(Inner { file, seq, len }) })
+        Ok(Self {
+            path,
+            dir: dir.to_path_buf(),
+            generation,
+            inner: Mutex::new(Inner { file: Arc::new(file), seq, len }),
+            synced: Mutex::new(0),
+        })
     }
 
     /// Makes the log durable and marks it closed cleanly, so the next open
@@ -177,7 +193,7 @@ impl Binlog {
             Some(a) => format!("{} {} {} {} {}\n", inner.seq, ms, op.letter(origin), file_id, a),
             None => format!("{} {} {} {}\n", inner.seq, ms, op.letter(origin), file_id),
         };
-        inner.file.write_all(line.as_bytes()).map_err(Error::io(&self.path))?;
+        (&*inner.file).write_all(line.as_bytes()).map_err(Error::io(&self.path))?;
         inner.len += line.len() as u64;
         Ok(inner.seq)
     }
@@ -189,11 +205,25 @@ impl Binlog {
 
     /// Makes every line written so far durable.
     pub fn sync(&self) -> Result<()> {
-        let file = {
+        let seq = self.last_seq();
+        self.sync_through(seq)
+    }
+
+    /// Returns once every line up to `seq` is on disk. One caller syncs for
+    /// every line written before its sync began; callers that queued behind
+    /// it find their line covered and return without a sync of their own.
+    pub fn sync_through(&self, seq: u64) -> Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= seq {
+            return Ok(());
+        }
+        let (file, upto) = {
             let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            inner.file.try_clone().map_err(Error::io(&self.path))?
+            (inner.file.clone(), inner.seq)
         };
-        file.sync_data().map_err(Error::io(&self.path))
+        file.sync_data().map_err(Error::io(&self.path))?;
+        *synced = upto;
+        Ok(())
     }
 
     /// Deleted IDs with their sequence numbers, after `after_seq`, at most

@@ -1,0 +1,146 @@
+//! Deletes, made durable by their binlog line (docs/decisions/0013-batched-deletes.md).
+//!
+//! A delete's durable record is its binlog line: the line is written under
+//! the blob's lock, the blob is taken out of the pack index or its files
+//! are unlinked (neither made durable on its own: no pack `fdatasync`, no
+//! directory `fsync`), and the caller is answered once the binlog is synced
+//! through the line. Concurrent deletes share that sync (group commit), so
+//! a batch of deletes costs one `fdatasync` per node instead of one pack
+//! sync, or one directory sync per blob file, each. A crash can leave the
+//! pack tombstone or the unlink undone while the line stands; the store
+//! opens by deleting again every blob its binlog names as deleted
+//! ([`Store::purge_packed`], [`Store::purge_loose`]), so a deleted blob is
+//! never read, listed or handed to a peer again.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use cairn_proto::FileId;
+
+use super::Store;
+use crate::binlog::{BinlogOp, Origin};
+use crate::error::{Error, Result};
+use crate::layout::StorePath;
+
+impl Store {
+    /// Deletes a blob. A replica deleting what it does not have succeeds:
+    /// the goal, absence, is reached.
+    pub fn delete(&self, id: &FileId, origin: Origin) -> Result<()> {
+        self.remove(id, origin, origin == Origin::Local)
+    }
+
+    /// Deletes a blob whose upload was never acknowledged, succeeding (and
+    /// leaving the tombstone) where it is absent, whatever the origin.
+    pub fn discard(&self, id: &FileId, origin: Origin) -> Result<()> {
+        self.remove(id, origin, false)
+    }
+
+    fn remove(&self, id: &FileId, origin: Origin, must_exist: bool) -> Result<()> {
+        let sp = self.place(id)?;
+        let name = id.to_string();
+        let (size, line) = {
+            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
+            if must_exist && !self.contains_any(id) {
+                return Err(Error::NotFound(name));
+            }
+            // A delete asked of this node is logged before it is applied
+            // (its reconcile reads its own binlog; see `log_before`), one
+            // a peer forwarded once applied.
+            let mut line = None;
+            if origin == Origin::Local {
+                line = Some(self.binlog.append(BinlogOp::Delete, origin, &name, None)?);
+            }
+            let unpacked = match self.packs_of(id) {
+                Some(packs) => packs.delete_unsynced(&name)?,
+                None => None,
+            };
+            let size = match unpacked {
+                // A packed blob has no files of its own to remove.
+                Some(loc) => Some(loc.size()),
+                None => self.unlink_files(sp, id, must_exist)?,
+            };
+            // The tombstone goes in before the lock is let go: a copy from
+            // a peer (`create_as`) checks it under the same lock, so it
+            // either lands before this delete (and is removed by it) or
+            // sees the tombstone. Set after, a copy fetched before the
+            // delete could land after it and bring the blob back.
+            self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone());
+            if origin != Origin::Local {
+                line = Some(self.binlog.append(BinlogOp::Delete, origin, &name, None)?);
+            }
+            (size, line)
+        };
+        if let Some(size) = size {
+            self.files.fetch_sub(1, Ordering::Relaxed);
+            self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+        }
+        // The line is the delete's durable tombstone: on disk before the
+        // caller answers anyone, shared with the deletes beside this one.
+        match line {
+            Some(seq) => self.binlog.sync_through(seq),
+            None => Ok(()),
+        }
+    }
+
+    /// Unlinks a blob's content and record files (caller holds its write
+    /// lock); returns the size it had, `None` when neither was there. The
+    /// directory is not synced: the binlog line makes the delete durable,
+    /// and an unlink a crash undid is done again at open.
+    fn unlink_files(&self, sp: &StorePath, id: &FileId, must_exist: bool) -> Result<Option<u64>> {
+        let rec = match self.load_record(sp, id) {
+            Ok(r) => Some(r),
+            Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let blob = sp.blob_path(id);
+        let had_blob = match std::fs::remove_file(&blob) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(&blob)(e)),
+        };
+        let rp = sp.record_path(id);
+        match std::fs::remove_file(&rp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&rp)(e)),
+        }
+        if rec.is_none() && !had_blob {
+            if must_exist {
+                return Err(Error::NotFound(id.to_string()));
+            }
+            return Ok(None);
+        }
+        Ok(Some(rec.map(|r| r.size).unwrap_or(0)))
+    }
+
+    /// At open: takes out of the pack indexes every blob the binlog names
+    /// as deleted (a tombstone a crash left unsynced), syncing each pack
+    /// that changed. Returns the blobs and bytes taken out.
+    pub(super) fn purge_packed(&self, deleted: &HashSet<String>) -> Result<(u64, u64)> {
+        let (mut files, mut bytes) = (0, 0);
+        for packs in &self.packs {
+            let stale: Vec<String> = packs.ids().into_iter().filter(|id| deleted.contains(id)).collect();
+            for id in &stale {
+                if let Some(loc) = packs.delete_unsynced(id)? {
+                    files += 1;
+                    bytes += loc.size();
+                }
+            }
+            if !stale.is_empty() {
+                packs.sync()?;
+            }
+        }
+        Ok((files, bytes))
+    }
+
+    /// At open: unlinks the files of blobs the binlog names as deleted (an
+    /// unlink a crash undid). Not synced: if a crash undoes it again, the
+    /// next open does it again.
+    pub(super) fn purge_loose(&self, ids: &[FileId]) -> Result<()> {
+        for id in ids {
+            let sp = self.place(id)?;
+            self.unlink_files(sp, id, false)?;
+        }
+        Ok(())
+    }
+}
