@@ -4,9 +4,9 @@
 //! Other mutations of an existing blob are applied here first and then
 //! forwarded (`mutate.rs`); a delete need not wait for its own apply
 //! before the peers start theirs. Each member makes its delete durable by
-//! an fsync of its binlog (`cairn_store`'s `deletes.rs`), so doing them one
-//! after the other cost two fsyncs of latency per delete; side by side it
-//! costs one. The blob's order lock is held until every member answered, so
+//! an fsync of its binlog (`cairn_store`'s `deletes.rs`, batched by the
+//! node's delete thread, `deleter.rs`), so doing them one after the other
+//! cost two fsyncs of latency per delete; side by side it costs one. The blob's order lock is held until every member answered, so
 //! the mutations of one blob stay ordered as decision 0003 requires.
 
 use cairn_proto::frame::write_frame;
@@ -59,12 +59,7 @@ pub(crate) async fn delete(
         replicate_op(node, view, op).await.settle(node).await?;
         return write_frame(conn, &Response::Ok).await;
     }
-    let store = node.store.clone();
-    let local_id = id.clone();
-    let local = blocking(move || match discard {
-        true => store.discard(&local_id, Origin::Local),
-        false => store.delete(&local_id, Origin::Local),
-    });
+    let local = node.deleter.delete(id, Origin::Local, discard);
     let (applied, outcome) = tokio::join!(local, replicate_op(node, view, op));
     let settled = outcome.settle(node).await;
     // Not applied here (a disk error, or the blob went between the check

@@ -15,6 +15,7 @@
 mod compact;
 mod config;
 mod delete;
+mod deleter;
 mod error;
 mod heartbeat;
 mod http;

@@ -35,7 +35,24 @@ impl Store {
         self.remove(id, origin, false)
     }
 
+    /// Applies a delete (or, with `discard`, a discard) without waiting for
+    /// it to be durable, for callers that batch many: it is durable once
+    /// `self.binlog().sync_through(line)` returned for the line returned
+    /// here, and nobody may be told it is done before that. Readers and
+    /// copies from peers see it at once.
+    pub fn delete_unsynced(&self, id: &FileId, origin: Origin, discard: bool) -> Result<u64> {
+        self.remove_unsynced(id, origin, !discard && origin == Origin::Local)
+    }
+
     fn remove(&self, id: &FileId, origin: Origin, must_exist: bool) -> Result<()> {
+        // The line is the delete's durable tombstone: on disk before the
+        // caller answers anyone, shared with the deletes beside this one.
+        let line = self.remove_unsynced(id, origin, must_exist)?;
+        self.binlog.sync_through(line)
+    }
+
+    /// A delete applied, not yet durable; the sequence number of its line.
+    fn remove_unsynced(&self, id: &FileId, origin: Origin, must_exist: bool) -> Result<u64> {
         let sp = self.place(id)?;
         let name = id.to_string();
         let (size, line) = {
@@ -46,10 +63,10 @@ impl Store {
             // A delete asked of this node is logged before it is applied
             // (its reconcile reads its own binlog; see `log_before`), one
             // a peer forwarded once applied.
-            let mut line = None;
-            if origin == Origin::Local {
-                line = Some(self.binlog.append(BinlogOp::Delete, origin, &name, None)?);
-            }
+            let logged_before = match origin {
+                Origin::Local => Some(self.binlog.append(BinlogOp::Delete, origin, &name, None)?),
+                Origin::Replica => None,
+            };
             let unpacked = match self.packs_of(id) {
                 Some(packs) => packs.delete_unsynced(&name)?,
                 None => None,
@@ -65,21 +82,17 @@ impl Store {
             // sees the tombstone. Set after, a copy fetched before the
             // delete could land after it and bring the blob back.
             self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone());
-            if origin != Origin::Local {
-                line = Some(self.binlog.append(BinlogOp::Delete, origin, &name, None)?);
-            }
+            let line = match logged_before {
+                Some(line) => line,
+                None => self.binlog.append(BinlogOp::Delete, origin, &name, None)?,
+            };
             (size, line)
         };
         if let Some(size) = size {
             self.files.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
         }
-        // The line is the delete's durable tombstone: on disk before the
-        // caller answers anyone, shared with the deletes beside this one.
-        match line {
-            Some(seq) => self.binlog.sync_through(seq),
-            None => Ok(()),
-        }
+        Ok(line)
     }
 
     /// Unlinks a blob's content and record files (caller holds its write
