@@ -8,13 +8,16 @@
 //! the context switches were the largest single cost in the profile
 //! (docs/decisions/0013-batched-deletes.md). Here one thread takes every
 //! delete that is waiting, applies them, syncs the binlog once, and then
-//! answers each; deletes that arrive meanwhile form the next batch.
+//! answers each; deletes that arrive meanwhile form the next batch. The
+//! content of a large blob, set aside by the delete (renamed into `tmp/`),
+//! is unlinked by a second thread afterwards: dropping a MiB of page cache
+//! costs about a millisecond, which the batch need not wait for.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use cairn_proto::{ErrorCode, FileId, ProtoError};
-use cairn_store::{Origin, Store};
+use cairn_store::{Origin, Store, Unsynced};
 use tokio::sync::oneshot;
 
 use crate::error::{refuse, remote};
@@ -38,7 +41,9 @@ impl Deleter {
     /// Starts the thread; it ends when the `Deleter` is dropped.
     pub(crate) fn start(store: Arc<Store>) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("cairn-deletes".into()).spawn(move || run(&store, rx))?;
+        let (reclaim_tx, reclaim_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("cairn-reclaim".into()).spawn(move || reclaim(reclaim_rx))?;
+        std::thread::Builder::new().name("cairn-deletes".into()).spawn(move || run(&store, rx, reclaim_tx))?;
         Ok(Self { jobs: Mutex::new(tx) })
     }
 
@@ -59,7 +64,7 @@ impl Deleter {
     }
 }
 
-fn run(store: &Store, jobs: Receiver<Job>) {
+fn run(store: &Store, jobs: Receiver<Job>, reclaim: Sender<Unsynced>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -68,22 +73,36 @@ fn run(store: &Store, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut upto = 0;
-        let applied: Vec<cairn_store::Result<()>> = batch
-            .iter()
-            .map(|j| store.delete_unsynced(&j.id, j.origin, j.discard).map(|line| upto = upto.max(line)))
-            .collect();
+        let applied: Vec<cairn_store::Result<Unsynced>> =
+            batch.iter().map(|j| store.delete_unsynced(&j.id, j.origin, j.discard)).collect();
+        let upto = applied.iter().flatten().map(|u| u.line).max().unwrap_or(0);
         let synced = store.binlog().sync_through(upto).map_err(|e| e.to_string());
         for (job, r) in batch.into_iter().zip(applied) {
             let r = match (r, &synced) {
-                (Ok(()), Err(why)) => Err(cairn_store::Error::Io {
-                    path: store.binlog().path().to_path_buf(),
-                    source: std::io::Error::other(why.clone()),
-                }),
-                (r, _) => r,
+                (Ok(done), Ok(())) => {
+                    // Freed off this thread: the next batch need not wait
+                    // for a large file's pages to be dropped.
+                    let _ = reclaim.send(done);
+                    Ok(())
+                }
+                (Ok(done), Err(why)) => {
+                    let _ = reclaim.send(done);
+                    Err(cairn_store::Error::Io {
+                        path: store.binlog().path().to_path_buf(),
+                        source: std::io::Error::other(why.clone()),
+                    })
+                }
+                (Err(e), _) => Err(e),
             };
             // The asker may have gone (its connection closed): nothing to tell.
-            let _ = job.done.send(r);
+            let _ = job.done.send(r.map(drop));
         }
+    }
+}
+
+/// Frees the space of deleted blobs that had files of their own.
+fn reclaim(set_aside: Receiver<Unsynced>) {
+    while let Ok(done) = set_aside.recv() {
+        done.reclaim();
     }
 }

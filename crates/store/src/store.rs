@@ -1074,6 +1074,7 @@ mod tests;
 
 #[path = "deletes.rs"]
 mod deletes;
+pub use deletes::Unsynced;
 
 fn empty_record() -> BlobRecord {
     BlobRecord { size: 0, crc32: 0, created: 0, source_node: 0, appender: false, blocks: vec![], meta: vec![] }
