@@ -58,7 +58,7 @@ if [ -n "${PROFILE:-}" ]; then
     "$BIN" bench --tracker "$TRACKER" "${flags[@]}" --size "${SIZE:-4K}" --count "$FILES" --concurrency 8 --json >"$WORK/bench.json" &
     bench=$!
     PIDS+=("$bench")
-    until grep -q ' D ' "$WORK/p/s1/binlog/binlog.log" "$WORK/p/s2/binlog/binlog.log" 2>/dev/null; do sleep 0.1; done
+    until grep -aq ' D ' "$WORK/p/s1/binlog/binlog.log" "$WORK/p/s2/binlog/binlog.log" 2>/dev/null; do sleep 0.1; done
     profiled "## ${SIZE:-4K} deletes, 8 clients, ${PROTOCOL:-native} protocol: CPU samples by process, then the hottest symbols (self time)" \
         sleep 4
     # Then 3 s of syscall counts on each storage node (tracepoints: cheap),
@@ -67,13 +67,13 @@ if [ -n "${PROFILE:-}" ]; then
     echo
     echo '```'
     declare -A before after
-    for i in 1 2; do before[$i]=$(grep -c ' [Dd] ' "$WORK/p/s$i/binlog/binlog.log" || true); done
+    for i in 1 2; do before[$i]=$(grep -ac ' [Dd] ' "$WORK/p/s$i/binlog/binlog.log" || true); done
     for i in 1 2; do
         perf stat -x, -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_unlink,syscalls:sys_enter_unlinkat' \
             -p "${GROUP_PIDS[$i]}" -- sleep 3 2>"$WORK/stat$i" &
     done
     sleep 3.2
-    for i in 1 2; do after[$i]=$(grep -c ' [Dd] ' "$WORK/p/s$i/binlog/binlog.log" || true); done
+    for i in 1 2; do after[$i]=$(grep -ac ' [Dd] ' "$WORK/p/s$i/binlog/binlog.log" || true); done
     for i in 1 2; do
         echo "s$i: $((after[$i] - before[$i])) deletes; $(awk -F, '{ sub("syscalls:sys_enter_", "", $3); printf "%s %s; ", $3, $1 }' "$WORK/stat$i")"
     done
