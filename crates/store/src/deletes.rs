@@ -1,16 +1,16 @@
 //! Deletes, made durable by their binlog line (docs/decisions/0013-batched-deletes.md).
 //!
 //! A delete's durable record is its binlog line: the line is written under
-//! the blob's lock, the blob is taken out of the pack index or its files
-//! are unlinked (neither made durable on its own: no pack `fdatasync`, no
-//! directory `fsync`), and the caller is answered once the binlog is synced
-//! through the line. Concurrent deletes share that sync (group commit), so
-//! a batch of deletes costs one `fdatasync` per node instead of one pack
-//! sync, or one directory sync per blob file, each. A crash can leave the
-//! pack tombstone or the unlink undone while the line stands; the store
-//! opens by deleting again every blob its binlog names as deleted
-//! ([`Store::purge_packed`], [`Store::purge_loose`]), so a deleted blob is
-//! never read, listed or handed to a peer again.
+//! the blob's lock, the blob is taken out of the pack index (a pack
+//! tombstone written, not synced) or its record unlinked and its content
+//! renamed into `tmp/` (no directory synced), and the caller is answered
+//! once the binlog is synced through the line. Concurrent deletes share
+//! that sync (group commit), so a batch of deletes costs one `fdatasync`
+//! per node instead of one pack sync, or one directory sync per blob file,
+//! each. A crash can leave the pack tombstone or the renames undone while
+//! the line stands; the store opens by deleting again every blob its binlog
+//! names as deleted ([`Store::purge_packed`], [`Store::purge_loose`]), so a
+//! deleted blob is never read, listed or handed to a peer again.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -160,9 +160,9 @@ impl Store {
         Ok((files, bytes))
     }
 
-    /// At open: unlinks the files of blobs the binlog names as deleted (an
-    /// unlink a crash undid). Not synced: if a crash undoes it again, the
-    /// next open does it again.
+    /// At open: removes the files of blobs the binlog names as deleted (a
+    /// rename or unlink a crash undid). Not synced: if a crash undoes it
+    /// again, the next open does it again.
     pub(super) fn purge_loose(&self, ids: &[FileId]) -> Result<()> {
         for id in ids {
             let sp = self.place(id)?;
