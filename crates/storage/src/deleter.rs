@@ -48,7 +48,9 @@ impl Deleter {
         let (reclaim_tx, reclaim_rx) = std::sync::mpsc::channel();
         let syncing = store.clone();
         std::thread::Builder::new().name("cairn-reclaim".into()).spawn(move || reclaim(reclaim_rx))?;
-        std::thread::Builder::new().name("cairn-del-sync".into()).spawn(move || sync(&syncing, applied_rx, reclaim_tx))?;
+        std::thread::Builder::new()
+            .name("cairn-del-sync".into())
+            .spawn(move || sync(&syncing, applied_rx, reclaim_tx))?;
         std::thread::Builder::new().name("cairn-deletes".into()).spawn(move || apply(&store, rx, applied_tx))?;
         Ok(Self { jobs: Mutex::new(tx) })
     }

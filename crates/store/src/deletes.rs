@@ -109,12 +109,7 @@ impl Store {
     /// was there) and where the files went. Nothing is synced: the
     /// binlog line makes the delete durable, a rename a crash undid is
     /// done again at open, and `tmp/` is emptied at open.
-    fn set_files_aside(
-        &self,
-        sp: &StorePath,
-        id: &FileId,
-        must_exist: bool,
-    ) -> Result<(Option<u64>, Vec<PathBuf>)> {
+    fn set_files_aside(&self, sp: &StorePath, id: &FileId, must_exist: bool) -> Result<(Option<u64>, Vec<PathBuf>)> {
         let rec = match self.load_record(sp, id) {
             Ok(r) => Some(r),
             Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,

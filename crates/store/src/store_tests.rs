@@ -510,8 +510,9 @@ fn concurrent_deletes_each_leave_their_line_and_stay_deleted() {
     for pack_max in LAYOUTS {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(open_with(dir.path(), pack_max));
-        let ids: Vec<FileId> =
-            (0..160).map(|i| store.create(spooled(&store, &data(5000, i as u8)), "", false, vec![]).unwrap().0).collect();
+        let ids: Vec<FileId> = (0..160)
+            .map(|i| store.create(spooled(&store, &data(5000, i as u8)), "", false, vec![]).unwrap().0)
+            .collect();
         let threads: Vec<_> = ids
             .chunks(20)
             .enumerate()
