@@ -444,4 +444,36 @@ mod tests {
         let b = Binlog::open(dir.path()).unwrap();
         assert_ne!(b.generation(), g, "an open without a clean close starts a new one");
     }
+
+    #[test]
+    fn lines_over_zeros_ahead_survive_a_crash_and_a_torn_line_is_overwritten() {
+        use std::os::unix::fs::FileExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        for i in 1..=3u64 {
+            b.append(BinlogOp::Delete, Origin::Local, &format!("g/M00/00/00/d{i}"), None).unwrap();
+        }
+        b.sync().unwrap();
+        let end = b.point().offset;
+        drop(b); // no clean close: a crash
+        let path = dir.path().join(BINLOG_FILE);
+        assert!(std::fs::metadata(&path).unwrap().len() > end, "zeros are written ahead of the lines");
+        // A torn fourth line, never synced, on the zeros.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all_at(b"4 17 D g/M0", end).unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        assert_eq!((b.last_seq(), b.point().offset), (3, end), "the log ends at its last whole line");
+        assert_eq!(b.append(BinlogOp::Delete, Origin::Replica, "g/M00/00/00/d4", None).unwrap(), 4);
+        let (dels, more) = b.deletes_after(0, 10).unwrap();
+        let ids: Vec<&str> = dels.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!((ids, more), (vec!["g/M00/00/00/d1", "g/M00/00/00/d2", "g/M00/00/00/d3", "g/M00/00/00/d4"], false));
+        assert_eq!(b.all_deletes().unwrap().len(), 4);
+        let (page, _, _) = b.tail(2, 0, 10).unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+        let len = b.point().offset;
+        b.close_clean().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "a clean close cuts the zeros off");
+        drop(b);
+        let b = Binlog::open(dir.path()).unwrap();
+        assert_eq!((b.last_seq(), b.point().offset), (4, len));
+    }
 }
