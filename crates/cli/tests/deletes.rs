@@ -74,13 +74,15 @@ fn deletes_acknowledged_just_before_a_sigkill_stay_done_on_every_member() {
     let (gone, kept): (Vec<_>, Vec<_>) = files.into_iter().enumerate().partition(|(i, _)| i % 3 != 0);
     let gone: Vec<FileId> = gone.into_iter().map(|(_, (id, _))| id).collect();
     let kept: Vec<(FileId, Vec<u8>)> = kept.into_iter().map(|(_, f)| f).collect();
-    // Node 1's store path (packs and blob files, not its binlog) as it is
-    // before the deletes, copied while the node is stopped.
-    let store1 = c.dir.path().join("node1/store0");
-    let saved = c.dir.path().join("node1-store0-before");
-    c.nodes[1].1.signal("STOP");
-    cp(&store1, &saved);
-    c.nodes[1].1.signal("CONT");
+    // Each node's store path (packs and blob files, not its binlog) as it
+    // is before the deletes, copied while the node is stopped.
+    let stores: Vec<_> = (0..2).map(|i| c.dir.path().join(format!("node{i}/store0"))).collect();
+    let saved: Vec<_> = (0..2).map(|i| c.dir.path().join(format!("node{i}-store0-before"))).collect();
+    for i in 0..2 {
+        c.nodes[i].1.signal("STOP");
+        cp(&stores[i], &saved[i]);
+        c.nodes[i].1.signal("CONT");
+    }
     delete_all(client.clone(), gone.clone());
     // Killed the moment the last delete was acknowledged: neither the
     // once-a-second binlog flush nor any later sync ran for these.
@@ -88,11 +90,15 @@ fn deletes_acknowledged_just_before_a_sigkill_stay_done_on_every_member() {
     for i in 0..2 {
         c.nodes[i].1.kill();
     }
-    // Node 1 comes back as a power cut may leave it: none of the pack
-    // tombstones and unlinks, which are not synced, reached its disk; the
-    // synced binlog lines did. It must delete them all again at open.
-    std::fs::remove_dir_all(&store1).unwrap();
-    cp(&saved, &store1);
+    // Both come back as a power cut of the whole group may leave them:
+    // none of the pack tombstones and renames, which are not synced,
+    // reached their disks; the synced binlog lines did. Neither has an
+    // active peer to catch up from, so each must delete them all again at
+    // open on its own.
+    for i in 0..2 {
+        std::fs::remove_dir_all(&stores[i]).unwrap();
+        cp(&saved[i], &stores[i]);
+    }
     for i in 0..2 {
         c.nodes[i].1.start();
     }
