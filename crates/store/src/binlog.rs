@@ -118,7 +118,13 @@ impl Binlog {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let path = dir.join(BINLOG_FILE);
-        let mut file = OpenOptions::new().create(true).read(true).write(true).open(&path).map_err(Error::io(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(&path))?;
         let (seq, len, zeroed) = last_seq(&mut file).map_err(Error::io(&path))?;
         let generation = open_generation(dir)?;
         Ok(Self {
