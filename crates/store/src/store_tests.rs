@@ -533,3 +533,28 @@ fn concurrent_deletes_each_leave_their_line_and_stay_deleted() {
         assert_eq!(store.stats().files, 0, "pack_max {pack_max}");
     }
 }
+
+#[test]
+fn an_unsynced_delete_is_seen_at_once_and_its_files_wait_in_tmp_until_reclaimed() {
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), pack_max);
+        let (id, _) = store.create(spooled(&store, &data(70_000, 9)), "bin", false, vec![]).unwrap();
+        let done = store.delete_unsynced(&id, Origin::Local, false).unwrap();
+        assert!(done.line > 0 && done.line <= store.binlog().last_seq(), "pack_max {pack_max}");
+        // Before any sync: no reader, listing or copy finds it.
+        assert!(matches!(read_all(&store, &id, 0, None), Err(Error::NotFound(_))), "pack_max {pack_max}");
+        assert!(store.list().unwrap().is_empty() && store.was_deleted(&id), "pack_max {pack_max}");
+        let tmp_files = || std::fs::read_dir(store.paths[0].tmp_dir()).unwrap().count();
+        // Packed: nothing to reclaim; loose: record and content set aside.
+        assert_eq!((done.set_aside.len(), tmp_files()), if pack_max == 0 { (2, 2) } else { (0, 0) });
+        let line = done.line;
+        store.binlog().sync_through(line).unwrap();
+        done.reclaim();
+        assert_eq!(tmp_files(), 0, "pack_max {pack_max}: reclaimed");
+        assert!(matches!(store.delete_unsynced(&id, Origin::Local, false), Err(Error::NotFound(_))));
+        // A discard or a replica's delete of what is gone still leaves its line.
+        let again = store.delete_unsynced(&id, Origin::Replica, false).unwrap();
+        assert!(again.line > line, "pack_max {pack_max}");
+    }
+}
