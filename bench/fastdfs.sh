@@ -34,8 +34,9 @@ one() { # PROTOCOL SIZE COUNT CONCURRENCY
     local j flags=()
     [ "$1" = fastdfs ] && flags=(--fastdfs "$FDFS_TRACKER")
     j=$("$BIN" bench --tracker "$TRACKER" "${flags[@]}" --size "$2" --count "$3" --concurrency "$4" --json)
-    for phase in upload download; do
+    for phase in upload download delete; do
         add "$1,$2,c$4,$phase" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]]["ops_per_s"])' "$phase" <<<"$j")"
+        [ "$phase" = delete ] && continue
         add "$1,$2,c$4,${phase}mib" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]]["mib_per_s"])' "$phase" <<<"$j")"
     done
 }
@@ -61,10 +62,10 @@ echo "## bench/fastdfs.sh, $(date -u +%Y-%m-%d), commit $(git rev-parse --short 
 echo
 echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); tracker and a group of two storage nodes on loopback. Medians of $RUNS runs (min–max)."
 echo
-echo "| file size | concurrency | native upload/s | FastDFS upload/s | native download/s | FastDFS download/s | native down MiB/s | FastDFS down MiB/s |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| file size | concurrency | native upload/s | FastDFS upload/s | native download/s | FastDFS download/s | native down MiB/s | FastDFS down MiB/s | native delete/s | FastDFS delete/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for c in "${CASES[@]}"; do
     read -r size _ conc <<<"$c"
     k="$size,c$conc"
-    echo "| $size | $conc | $(med "native,$k,upload") | $(med "fastdfs,$k,upload") | $(med "native,$k,download") | $(med "fastdfs,$k,download") | $(med "native,$k,downloadmib") | $(med "fastdfs,$k,downloadmib") |"
+    echo "| $size | $conc | $(med "native,$k,upload") | $(med "fastdfs,$k,upload") | $(med "native,$k,download") | $(med "fastdfs,$k,download") | $(med "native,$k,downloadmib") | $(med "fastdfs,$k,downloadmib") | $(med "native,$k,delete") | $(med "fastdfs,$k,delete") |"
 done

@@ -4,6 +4,7 @@ mod common;
 
 mod blob_ops;
 mod cli;
+mod deletes;
 mod failover;
 mod fastdfs;
 mod faults;

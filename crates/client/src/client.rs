@@ -142,6 +142,17 @@ impl Client {
         }
     }
 
+    /// The group's primary, for a mutation of `id`: from the cached map when
+    /// it names one, else from a tracker. A stale map costs one refusal
+    /// (`NotPrimary`), after which [`Client::mutate`] drops it and retries.
+    async fn primary_of(&self, id: &FileId) -> Result<String> {
+        self.refresh_routes().await;
+        match self.routes.primary(id.group()) {
+            Some(addr) => Ok(addr),
+            None => self.query_update(id).await,
+        }
+    }
+
     /// The cluster map from the first tracker that answers.
     pub async fn status(&self) -> Result<ClusterMap> {
         match self.tracker(&Request::ClusterStatus).await? {
@@ -597,7 +608,7 @@ impl Client {
         loop {
             tries += 1;
             let attempt = async {
-                let primary = self.query_update(id).await.map_err(Attempt::retry)?;
+                let primary = self.primary_of(id).await.map_err(Attempt::retry)?;
                 match body.as_mut() {
                     Some(b) => self.send_with_body(&primary, &req, b, mode).await,
                     None => self.pool.call(&primary, &req).await.map_err(|e| Attempt::retry(Error::node(&primary, e))),
@@ -628,6 +639,8 @@ impl Client {
                     if !retry || !failover || Instant::now() >= deadline {
                         return Err(err);
                     }
+                    // The cached map may name a primary that no longer is.
+                    self.routes.forget();
                     debug!(error = %err, "primary unavailable; retrying");
                     tokio::time::sleep(FAILOVER_PAUSE).await;
                 }

@@ -4,7 +4,10 @@
 //! fails), so the client keeps the trackers' whole map for [`ROUTE_TTL`]
 //! and spreads requests over members itself. A stale map is safe: a member
 //! that is no longer active refuses reads and uploads, and the client then
-//! drops the map and asks again.
+//! drops the map and asks again. Mutations of existing blobs go to the
+//! group's primary from the same map: a member that is not (or no longer)
+//! primary refuses them (`NotPrimary`, or `StaleEpoch` from its peers), and
+//! the client drops the map and asks a tracker.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +25,9 @@ struct Group {
     readers: Vec<String>,
     /// Active members ready for uploads, when the group has room.
     takers: Vec<String>,
+    /// The primary, when it is active: it takes deletes, appends and the
+    /// other mutations of existing blobs.
+    primary: Option<String>,
 }
 
 /// The cached map.
@@ -45,7 +51,8 @@ impl Routes {
                 } else {
                     Vec::new()
                 };
-                (g.name.clone(), Group { readers, takers })
+                let primary = active().find(|m| Some(m.id) == g.primary).map(|m| m.addr.clone());
+                (g.name.clone(), Group { readers, takers, primary })
             })
             .collect();
         *self.map.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), groups));
@@ -71,6 +78,16 @@ impl Routes {
     /// is fresh and the group has some.
     pub(crate) fn takers(&self, group: &str) -> Option<Vec<String>> {
         self.pick(group, |g| &g.takers)
+    }
+
+    /// The primary of `group`, if the map is fresh and names an active one.
+    pub(crate) fn primary(&self, group: &str) -> Option<String> {
+        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, groups) = m.as_ref()?;
+        if at.elapsed() >= ROUTE_TTL {
+            return None;
+        }
+        groups.get(group)?.primary.clone()
     }
 
     fn pick(&self, group: &str, which: impl Fn(&Group) -> &Vec<String>) -> Option<Vec<String>> {

@@ -14,6 +14,8 @@
 
 mod compact;
 mod config;
+mod delete;
+mod deleter;
 mod error;
 mod heartbeat;
 mod http;

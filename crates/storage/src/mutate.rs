@@ -10,18 +10,17 @@ use crate::replicate::replicate_op;
 use crate::upload::{receive, refuse_body, ConnBody};
 
 /// Delete, discard, truncate and set-metadata: apply here, then on every
-/// member of the write set, holding the blob's order lock throughout.
+/// member of the write set, holding the blob's order lock throughout
+/// (deletes and discards: here and on the members at once, `delete.rs`).
 pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoError> {
     let (view, _write) = node.begin_write()?;
     view.require_primary(node.id())?;
-    // A discard is a delete that succeeds where the blob is absent: the
-    // tombstone is what matters (replicas always take a delete that way).
-    let mut discard = false;
+    let discard = matches!(req, Request::Discard { .. });
     let op = match req {
-        Request::Delete { file_id } => ReplicaOp::Delete { file_id },
-        Request::Discard { file_id } => {
-            discard = true;
-            ReplicaOp::Delete { file_id }
+        Request::Delete { file_id } | Request::Discard { file_id } => {
+            let id = parse_id(&file_id)?;
+            let _order = node.order(&id).await;
+            return crate::delete::delete(node, conn, &view, id, discard).await;
         }
         Request::Truncate { file_id, size } => ReplicaOp::Truncate { file_id, size },
         Request::SetMeta { file_id, meta, merge } => ReplicaOp::SetMeta { file_id, meta, merge },
@@ -31,27 +30,7 @@ pub async fn op(node: &Node, conn: &mut Conn, req: Request) -> Result<(), ProtoE
     let _order = node.order(&id).await;
     let store = node.store.clone();
     let local = op.clone();
-    let local_id = id.clone();
-    let applied = blocking(move || match local {
-        ReplicaOp::Delete { .. } if discard => store.discard(&local_id, Origin::Local),
-        local => apply_op(&store, local, Origin::Local),
-    })
-    .await;
-    if let Err(e) = applied {
-        // A delete repeated after a primary died in the middle of it (its
-        // client could not tell whether it was done) finds the blob gone
-        // here, where the dead primary's forward arrived. The tombstone
-        // says this group deleted it: the delete goes to the write set
-        // again, so the members that forward never reached drop it too,
-        // and the answer stays "not found" (a second delete of a deleted
-        // file is refused, as FastDFS does; the client that repeated its
-        // own takes that as done).
-        let gone = matches!(&e, ProtoError::Remote(w) if w.code == ErrorCode::NotFound);
-        if gone && matches!(op, ReplicaOp::Delete { .. }) && node.store.was_deleted(&id) {
-            let _ = replicate_op(node, &view, op).await.settle(node).await;
-        }
-        return Err(e);
-    }
+    blocking(move || apply_op(&store, local, Origin::Local)).await?;
     replicate_op(node, &view, op).await.settle(node).await?;
     write_frame(conn, &Response::Ok).await
 }

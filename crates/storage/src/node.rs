@@ -12,6 +12,8 @@ use cairn_proto::{
     ScrubStatus, ServeLimits, Service,
 };
 use cairn_store::Store;
+
+use crate::deleter::Deleter;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -32,6 +34,8 @@ const POOL_IDLE_PER_PEER: usize = 64;
 /// One storage node.
 pub struct Node {
     pub(crate) store: Arc<Store>,
+    /// Applies deletes in batches, one binlog sync each (`deleter.rs`).
+    pub(crate) deleter: Deleter,
     pub(crate) cfg: StorageConfig,
     pub(crate) view: View,
     pub(crate) pool: Pool,
@@ -296,8 +300,17 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) {
     let (heal_rate, scrub_rate) = (cfg.heal_rate_mib, cfg.scrub_rate_mib);
+    let store = Arc::new(store);
+    let deleter = match Deleter::start(store.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "cannot start the delete thread; the storage node does not start");
+            return;
+        }
+    };
     let node = Arc::new_cyclic(|me: &Weak<Node>| Node {
-        store: Arc::new(store),
+        store,
+        deleter,
         pool: Pool::new(secret.clone(), cfg.connect_timeout, POOL_IDLE_PER_PEER),
         view: View::new(cfg.heartbeat_interval),
         cfg,

@@ -89,9 +89,15 @@ pub async fn op(node: &Node, conn: &mut Conn, epoch: u64, op: ReplicaOp) -> Resu
     if let Some(e) = stale(node, epoch) {
         return Err(e);
     }
-    let store = node.store.clone();
     let file_id = crate::mutate::op_file_id(&op).to_string();
-    let r = blocking(move || apply_op(&store, op, Origin::Replica)).await;
+    let r = match op {
+        // Batched with the other deletes on this node: one binlog sync each batch.
+        ReplicaOp::Delete { file_id } => node.deleter.delete(parse_id(&file_id)?, Origin::Replica, false).await,
+        op => {
+            let store = node.store.clone();
+            blocking(move || apply_op(&store, op, Origin::Replica)).await
+        }
+    };
     behind_is_fine(node, &file_id, r)?;
     write_frame(conn, &Response::Ok).await
 }

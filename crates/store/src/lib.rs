@@ -33,4 +33,4 @@ pub use pack::Compacted;
 pub use reader::{BlobReader, RawBlocks};
 pub use record::BlobRecord;
 pub use spool::{Spool, Spooled};
-pub use store::{Expect, Reserved, Store, StoreConfig, StoreStats, DEFAULT_PACK_MAX};
+pub use store::{Expect, Reserved, Store, StoreConfig, StoreStats, Unsynced, DEFAULT_PACK_MAX};

@@ -387,20 +387,39 @@ impl Packs {
 
     /// Deletes a packed blob durably (a tombstone). `None` if it was not here.
     pub(crate) fn delete(&self, file_id: &str) -> Result<Option<Loc>> {
-        let (old, seq) = {
-            let mut s = lock(&self.state);
-            let Some(old) = s.index.get(file_id).copied() else {
-                return Ok(None);
-            };
-            let header = Header { file_id: file_id.into(), record: None, dead_pack: Some(old.pack) };
-            let (bytes, header_len) = encode(Kind::Delete, &header, &[]);
-            let (_, seq) = self.append(&mut s, &bytes, header_len)?;
-            s.index.remove(file_id);
-            s.kill(old);
-            (old, seq)
+        let Some((old, seq)) = self.write_tombstone(file_id)? else {
+            return Ok(None);
         };
         self.sync_through(seq)?;
         Ok(Some(old))
+    }
+
+    /// Deletes a packed blob at once (gone from the index, a tombstone
+    /// written) without waiting for the tombstone to be durable: for a
+    /// delete whose durable record is its binlog line, which the store
+    /// applies again at open (see `store/deletes.rs`). The next sync of
+    /// this pack covers the tombstone.
+    pub(crate) fn delete_unsynced(&self, file_id: &str) -> Result<Option<Loc>> {
+        Ok(self.write_tombstone(file_id)?.map(|(old, _)| old))
+    }
+
+    /// Makes every entry written so far durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        let written = lock(&self.state).written;
+        self.sync_through(written)
+    }
+
+    fn write_tombstone(&self, file_id: &str) -> Result<Option<(Loc, u64)>> {
+        let mut s = lock(&self.state);
+        let Some(old) = s.index.get(file_id).copied() else {
+            return Ok(None);
+        };
+        let header = Header { file_id: file_id.into(), record: None, dead_pack: Some(old.pack) };
+        let (bytes, header_len) = encode(Kind::Delete, &header, &[]);
+        let (_, seq) = self.append(&mut s, &bytes, header_len)?;
+        s.index.remove(file_id);
+        s.kill(old);
+        Ok(Some((old, seq)))
     }
 
     /// The open pack file and record of a packed blob.

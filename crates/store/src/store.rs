@@ -220,9 +220,16 @@ impl Store {
             _locks: locks,
             removed: AtomicBool::new(data_dir.join(REMOVED_MARK).exists()),
         };
-        let (files, bytes, reserved) = store.count()?;
-        store.files.store(files + packed_files, Ordering::Relaxed);
-        store.bytes.store(bytes + packed_bytes, Ordering::Relaxed);
+        // Deletes whose binlog line is durable but whose pack tombstone or
+        // unlink a crash undid are done again (see `deletes.rs`).
+        let (purged_files, purged_bytes) = {
+            let deleted = store.deleted.lock().unwrap_or_else(|p| p.into_inner());
+            store.purge_packed(&deleted)?
+        };
+        let (files, bytes, reserved, deleted_loose) = store.count()?;
+        store.purge_loose(&deleted_loose)?;
+        store.files.store(files + packed_files - purged_files.min(packed_files), Ordering::Relaxed);
+        store.bytes.store(bytes + packed_bytes - purged_bytes.min(packed_bytes), Ordering::Relaxed);
         // A blob of this node's naming without a record is a reservation
         // whose commit never happened. One the binlog knows was named to
         // the peers (or committed, its record lost since): the node's
@@ -613,7 +620,8 @@ impl Store {
             || self.place(id).map(|sp| sp.record_path(id).exists() || sp.blob_path(id).exists()).unwrap_or(false)
     }
 
-    fn is_packed(&self, id: &FileId) -> bool {
+    /// Whether the blob is in a pack here (from memory: no disk access).
+    pub fn is_packed(&self, id: &FileId) -> bool {
         id.group() == self.group && self.packs_of(id).is_some_and(|p| p.locate(&id.to_string()).is_some())
     }
 
@@ -666,80 +674,6 @@ impl Store {
             end,
             lock,
         })
-    }
-
-    /// Deletes a blob. A replica deleting what it does not have succeeds:
-    /// the goal, absence, is reached.
-    pub fn delete(&self, id: &FileId, origin: Origin) -> Result<()> {
-        self.remove(id, origin, origin == Origin::Local)
-    }
-
-    /// Deletes a blob whose upload was never acknowledged, succeeding (and
-    /// leaving the tombstone) where it is absent, whatever the origin.
-    pub fn discard(&self, id: &FileId, origin: Origin) -> Result<()> {
-        self.remove(id, origin, false)
-    }
-
-    fn remove(&self, id: &FileId, origin: Origin, must_exist: bool) -> Result<()> {
-        let sp = self.place(id)?;
-        let size = {
-            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
-            if must_exist && !self.contains_any(id) {
-                return Err(Error::NotFound(id.to_string()));
-            }
-            self.log_before(BinlogOp::Delete, origin, id, None)?;
-            let unpacked = match self.packs_of(id) {
-                Some(packs) => packs.delete(&id.to_string())?,
-                None => None,
-            };
-            let size = match unpacked {
-                // A packed blob has no files of its own to remove.
-                Some(loc) => Some(loc.size()),
-                None => self.remove_files(sp, id, must_exist)?,
-            };
-            // The tombstone goes in before the lock is let go: a copy from
-            // a peer (`create_as`) checks it under the same lock, so it
-            // either lands before this delete (and is removed by it) or
-            // sees the tombstone. Set after, a copy fetched before the
-            // delete could land after it and bring the blob back.
-            self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
-            size
-        };
-        if let Some(size) = size {
-            self.files.fetch_sub(1, Ordering::Relaxed);
-            self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-        }
-        self.log_after(BinlogOp::Delete, origin, id, None)
-    }
-
-    /// Removes a blob's content and record files (caller holds its write
-    /// lock); returns the size it had, `None` when neither was there.
-    fn remove_files(&self, sp: &StorePath, id: &FileId, must_exist: bool) -> Result<Option<u64>> {
-        let rec = match self.load_record(sp, id) {
-            Ok(r) => Some(r),
-            Err(Error::NotFound(_)) | Err(Error::CorruptRecord { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        let blob = sp.blob_path(id);
-        let had_blob = match std::fs::remove_file(&blob) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io(&blob)(e)),
-        };
-        let rp = sp.record_path(id);
-        match std::fs::remove_file(&rp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&rp)(e)),
-        }
-        if rec.is_none() && !had_blob {
-            if must_exist {
-                return Err(Error::NotFound(id.to_string()));
-            }
-            return Ok(None);
-        }
-        fsync_dir(&sp.dir_of(id))?;
-        Ok(Some(rec.map(|r| r.size).unwrap_or(0)))
     }
 
     fn appender_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
@@ -1040,23 +974,32 @@ impl Store {
         Ok(out.into_iter().flatten().collect())
     }
 
-    /// Blobs and bytes stored, and this node's own blobs that have content
-    /// but no record.
-    fn count(&self) -> Result<(u64, u64, Vec<FileId>)> {
-        let (mut files, mut bytes, mut reserved) = (0, 0, Vec::new());
+    /// Blobs and bytes stored, this node's own blobs that have content but
+    /// no record, and blobs whose files are there although the binlog names
+    /// them deleted (left out of the counts).
+    fn count(&self) -> Result<(u64, u64, Vec<FileId>, Vec<FileId>)> {
+        let (mut files, mut bytes, mut reserved, mut deleted_here) = (0, 0, Vec::new(), Vec::new());
+        let deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
         for sp in &self.paths {
             walk(sp, |(d1, d2, name), listed| {
+                let id = FileId::new(&self.group, sp.index(), d1, d2, &name);
+                if let Ok(id) = &id {
+                    if !deleted.is_empty() && deleted.contains(&id.to_string()) {
+                        deleted_here.push(id.clone());
+                        return;
+                    }
+                }
                 files += 1;
                 bytes += listed.size;
                 if !listed.record {
-                    match FileId::new(&self.group, sp.index(), d1, d2, &name) {
+                    match id {
                         Ok(id) if id.info().source_node == self.node_id => reserved.push(id),
                         _ => {}
                     }
                 }
             })?;
         }
-        Ok((files, bytes, reserved))
+        Ok((files, bytes, reserved, deleted_here))
     }
 
     /// Takes the uploads found named but uncommitted at open (see
@@ -1141,6 +1084,10 @@ fn resum_blocks(blob: &File, path: &Path, rec: &mut BlobRecord, first: u64, last
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
+
+#[path = "deletes.rs"]
+mod deletes;
+pub use deletes::Unsynced;
 
 fn empty_record() -> BlobRecord {
     BlobRecord { size: 0, crc32: 0, created: 0, source_node: 0, appender: false, blocks: vec![], meta: vec![] }

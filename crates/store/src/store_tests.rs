@@ -462,3 +462,116 @@ fn a_removed_mark_holds_at_once_and_after_a_restart() {
     drop(store);
     assert!(open(dir.path()).is_removed(), "read back from the data directory at open");
 }
+
+/// Every file under `dir`, with its content.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_delete_stays_done_when_a_crash_undid_all_but_its_binlog_line() {
+    // A delete is durable by its binlog line alone: the pack tombstone and
+    // the unlinks are not synced. Here every file of the store path is put
+    // back as it was before the delete (what a crash may leave), the
+    // binlog keeps the line, and the blob must stay deleted, twice over.
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let content = data(100_000, 3);
+        let (gone, kept) = {
+            let store = open_with(dir.path(), pack_max);
+            let (gone, _) = store.create(spooled(&store, &content), "bin", false, vec![]).unwrap();
+            let (kept, _) = store.create(spooled(&store, &content), "bin", false, vec![]).unwrap();
+            let before = snapshot(&dir.path().join("store0"));
+            store.delete(&gone, Origin::Local).unwrap();
+            assert!(!store.contains_any(&gone));
+            drop(store);
+            for (path, bytes) in before {
+                std::fs::write(path, bytes).unwrap();
+            }
+            (gone, kept)
+        };
+        for reopening in 0..2 {
+            let store = open_with(dir.path(), pack_max);
+            let what = format!("pack_max {pack_max}, reopening {reopening}");
+            assert!(store.was_deleted(&gone), "{what}");
+            assert!(!store.contains_any(&gone), "{what}: the deleted blob is back");
+            assert!(matches!(read_all(&store, &gone, 0, None), Err(Error::NotFound(_))), "{what}");
+            assert_eq!(store.list().unwrap(), vec![kept.clone()], "{what}: listed for a peer's catch-up");
+            assert_eq!((store.stats().files, store.stats().bytes), (1, 100_000), "{what}");
+            assert!(!store.paths[0].blob_path(&gone).exists(), "{what}: its file is unlinked at open");
+            assert_eq!(read_all(&store, &kept, 0, None).unwrap(), content, "{what}");
+            let info = info_of(&store, &kept);
+            assert!(store.replace(spooled(&store, &content), &gone, &info, vec![], Expect::Any).is_err(), "{what}");
+        }
+    }
+}
+
+fn info_of(store: &Store, id: &FileId) -> BlobInfo {
+    store.record(id).unwrap().info()
+}
+
+#[test]
+fn concurrent_deletes_each_leave_their_line_and_stay_deleted() {
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(open_with(dir.path(), pack_max));
+        let ids: Vec<FileId> = (0..160)
+            .map(|i| store.create(spooled(&store, &data(5000, i as u8)), "", false, vec![]).unwrap().0)
+            .collect();
+        let threads: Vec<_> = ids
+            .chunks(20)
+            .enumerate()
+            .map(|(t, chunk)| {
+                let (store, chunk) = (store.clone(), chunk.to_vec());
+                // Half the threads delete as the primary, half as a replica.
+                let origin = if t % 2 == 0 { Origin::Local } else { Origin::Replica };
+                std::thread::spawn(move || chunk.iter().for_each(|id| store.delete(id, origin).unwrap()))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(store.stats().files, 0, "pack_max {pack_max}");
+        let (dels, more) = store.binlog().deletes_after(0, 1000).unwrap();
+        assert_eq!((dels.len(), more), (160, false), "pack_max {pack_max}: one line per delete");
+        drop(store);
+        let store = open_with(dir.path(), pack_max);
+        assert!(ids.iter().all(|id| store.was_deleted(id) && !store.contains_any(id)), "pack_max {pack_max}");
+        assert_eq!(store.stats().files, 0, "pack_max {pack_max}");
+    }
+}
+
+#[test]
+fn an_unsynced_delete_is_seen_at_once_and_its_files_wait_in_tmp_until_reclaimed() {
+    for pack_max in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), pack_max);
+        let (id, _) = store.create(spooled(&store, &data(70_000, 9)), "bin", false, vec![]).unwrap();
+        let done = store.delete_unsynced(&id, Origin::Local, false).unwrap();
+        assert!(done.line > 0 && done.line <= store.binlog().last_seq(), "pack_max {pack_max}");
+        // Before any sync: no reader, listing or copy finds it.
+        assert!(matches!(read_all(&store, &id, 0, None), Err(Error::NotFound(_))), "pack_max {pack_max}");
+        assert!(store.list().unwrap().is_empty() && store.was_deleted(&id), "pack_max {pack_max}");
+        let tmp_files = || std::fs::read_dir(store.paths[0].tmp_dir()).unwrap().count();
+        // Packed: nothing to reclaim; loose: record and content set aside.
+        assert_eq!((done.set_aside.len(), tmp_files()), if pack_max == 0 { (2, 2) } else { (0, 0) });
+        let line = done.line;
+        store.binlog().sync_through(line).unwrap();
+        done.reclaim();
+        assert_eq!(tmp_files(), 0, "pack_max {pack_max}: reclaimed");
+        assert!(matches!(store.delete_unsynced(&id, Origin::Local, false), Err(Error::NotFound(_))));
+        // A discard or a replica's delete of what is gone still leaves its line.
+        let again = store.delete_unsynced(&id, Origin::Replica, false).unwrap();
+        assert!(again.line > line, "pack_max {pack_max}");
+    }
+}
