@@ -124,7 +124,7 @@ fn sync(store: &Store, applied: Receiver<Applied>, reclaim: Sender<Unsynced>) {
                     let _ = reclaim.send(done);
                     Err(cairn_store::Error::Io {
                         path: store.binlog().path().to_path_buf(),
-                        source: std::io::Error::other(why.clone()),
+                        error: std::io::Error::other(why.clone()),
                     })
                 }
                 (Err(e), _) => Err(e),

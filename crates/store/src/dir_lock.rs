@@ -30,12 +30,12 @@ pub enum LockError {
         holder: String,
     },
     /// The lock file could not be made or locked.
-    #[error("cannot lock {dir}: {source}")]
+    #[error("cannot lock {dir}: {error}")]
     Io {
         /// The directory.
         dir: PathBuf,
-        /// What failed.
-        source: std::io::Error,
+        /// What failed (in the message, so not also a source).
+        error: std::io::Error,
     },
 }
 
@@ -50,7 +50,7 @@ impl DirLock {
     /// Locks `dir` (created if missing) for this process, as `role`
     /// (`storage node`, `tracker`, …).
     pub fn acquire(dir: &Path, role: &str) -> Result<Self, LockError> {
-        let io = |source| LockError::Io { dir: dir.to_path_buf(), source };
+        let io = |error| LockError::Io { dir: dir.to_path_buf(), error };
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
