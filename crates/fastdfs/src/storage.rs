@@ -60,6 +60,11 @@ pub trait LocalBlobs: Send + Sync + 'static {
         ext: &'a str,
         content: BoxStream<'static, std::io::Result<Bytes>>,
     ) -> BoxFuture<'a, Result<FileId, cairn_client::Error>>;
+
+    /// Deletes `id` from its group, durable on every member before the
+    /// answer, if the node in this process can (it is the group's
+    /// primary); `None` to go through the cluster.
+    fn delete<'a>(&'a self, id: &'a FileId) -> BoxFuture<'a, Option<Result<(), cairn_client::Error>>>;
 }
 
 /// A first chunk up to this size leaves in the same write as the reply
@@ -207,7 +212,18 @@ impl StorageService {
         let fail = |e: cairn_client::Error| Refusal::new(status_of(&e));
         let answer: Result<Vec<u8>, Refusal> = match req {
             StorageRequest::Download { id, offset, length } => return self.download(conn, id, offset, length).await,
-            StorageRequest::Delete { id } => self.client.delete(&id).await.map(|()| Vec::new()).map_err(fail),
+            StorageRequest::Delete { id } => {
+                let local = match &self.local {
+                    Some(l) => l.delete(&id).await,
+                    None => None,
+                };
+                match local {
+                    Some(done) => done,
+                    None => self.client.delete(&id).await,
+                }
+                .map(|()| Vec::new())
+                .map_err(fail)
+            }
             // FastDFS keeps metadata in a file beside the blob, made by the
             // first set: a file without any has none, and says ENOENT.
             StorageRequest::GetMeta { id } => match self.client.get_meta(&id).await {

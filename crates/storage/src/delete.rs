@@ -27,6 +27,13 @@ pub(crate) async fn delete(
     id: FileId,
     discard: bool,
 ) -> Result<(), ProtoError> {
+    delete_here(node, view, id, discard).await?;
+    write_frame(conn, &Response::Ok).await
+}
+
+/// [`delete`] without a connection to answer on (a front end in this
+/// process): done once it returns `Ok`.
+pub(crate) async fn delete_here(node: &Node, view: &Snapshot, id: FileId, discard: bool) -> Result<(), ProtoError> {
     let op = ReplicaOp::Delete { file_id: id.to_string() };
     // A packed blob is known from memory; a blob in files of its own
     // costs a `stat`, off the async threads.
@@ -57,7 +64,7 @@ pub(crate) async fn delete(
         }
         // It arrived between the check and the delete (a catch-up's copy).
         replicate_op(node, view, op).await.settle(node).await?;
-        return write_frame(conn, &Response::Ok).await;
+        return Ok(());
     }
     let local = node.deleter.delete(id, Origin::Local, discard);
     let (applied, outcome) = tokio::join!(local, replicate_op(node, view, op));
@@ -67,5 +74,5 @@ pub(crate) async fn delete(
     // deletes stand, as a delete never undone does.
     applied?;
     settled?;
-    write_frame(conn, &Response::Ok).await
+    Ok(())
 }

@@ -9,6 +9,7 @@
 //! - Uploads and slave uploads take the path a native one to this node
 //!   takes: spooled here while streamed to the group's other active
 //!   members, answered once every one of them has the blob on disk.
+//! - Deletes on the primary take the path of a native delete to it.
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -115,6 +116,20 @@ impl LocalNode {
         let node = self.running()?;
         let _load = node.busy();
         crate::upload::upload_slave_from(&node, &mut StreamBody(body), &master.to_string(), prefix, ext).await
+    }
+
+    /// Deletes `id` from the group, as a native delete to this node does
+    /// (here and on every other member at once, durable on each before the
+    /// answer), if this node is the group's primary and ready; `None` sends
+    /// the caller to the cluster. A FastDFS client is sent to the primary
+    /// for a delete, so its delete costs no hop over loopback.
+    pub async fn delete(&self, id: &FileId) -> Option<Result<(), ProtoError>> {
+        let node = self.node.get()?.upgrade()?;
+        let (view, _write) = node.begin_write().ok()?;
+        view.require_primary(node.id()).ok()?;
+        let _load = node.busy();
+        let _order = node.order(id).await;
+        Some(crate::delete::delete_here(&node, &view, id.clone(), false).await)
     }
 
     fn running(&self) -> Result<Arc<Node>, ProtoError> {

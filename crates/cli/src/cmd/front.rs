@@ -322,6 +322,10 @@ impl LocalBlobs for NodeBlobs {
     ) -> BoxFuture<'a, Result<FileId, cairn_client::Error>> {
         Box::pin(async move { self.0.upload_slave(master, prefix, ext, content).await.map_err(node_error) })
     }
+
+    fn delete<'a>(&'a self, id: &'a FileId) -> BoxFuture<'a, Option<Result<(), cairn_client::Error>>> {
+        Box::pin(async move { self.0.delete(id).await.map(|r| r.map_err(node_error)) })
+    }
 }
 
 /// The node's refusal as the client would have reported it over the wire,
