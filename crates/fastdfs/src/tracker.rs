@@ -28,6 +28,13 @@ pub trait LocalPlacement: Send + Sync + 'static {
     /// to ask the trackers over the network.
     fn place(&self, group: Option<&str>, exclude: &[String]) -> Option<Result<StoreTarget, cairn_client::Error>>;
 
+    /// The primary of `id`'s group (where a delete or other change goes),
+    /// as a `QueryUpdate` to the tracker answers; `None` to ask the
+    /// trackers over the network.
+    fn primary(&self, _id: &FileId) -> Option<Result<String, cairn_client::Error>> {
+        None
+    }
+
     /// What the tracker knows beyond the cluster map (reserve, members'
     /// join and start times); `None` when it does not run here.
     fn facts(&self) -> Option<TrackerFacts> {
@@ -224,7 +231,15 @@ impl TrackerService {
     }
 
     async fn update(&self, id: &FileId) -> Result<Vec<u8>, Refusal> {
-        let primary = self.client.query_update(id).await.map_err(|e| Refusal::new(status_of(&e)))?;
+        // From the tracker in this process when there is one: a FastDFS
+        // delete asks this before every call, and the hop over loopback
+        // to the native tracker cost as much as the rest of the query.
+        let local = self.local.as_ref().and_then(|l| l.primary(id));
+        let primary = match local {
+            Some(answer) => answer,
+            None => self.client.query_update(id).await,
+        }
+        .map_err(|e| Refusal::new(status_of(&e)))?;
         let ep = self.map.endpoint_of(&primary).await.ok_or(Refusal::new(status::ENOENT))?;
         Ok(reply::fetch_one(id.group(), &ep, self.ip))
     }

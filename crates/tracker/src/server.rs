@@ -88,6 +88,16 @@ impl LocalTracker {
         Some(placed)
     }
 
+    /// The group's primary for a change of `id`, as a `QueryUpdate` to
+    /// this tracker answers; `None` while the tracker does not run here.
+    pub fn primary(&self, id: &cairn_proto::FileId) -> Option<Result<String, WireError>> {
+        let tracker = self.tracker.get()?.upgrade()?;
+        let answer = tracker.state().update(id);
+        Some(answer.and_then(|members| {
+            members.into_iter().next().ok_or_else(|| WireError::new(cairn_proto::ErrorCode::Unavailable, "no primary"))
+        }))
+    }
+
     /// The reserve kept on members and, per member, when this tracker
     /// first heard from it and from its current process; `None` while the
     /// tracker does not run here.

@@ -157,6 +157,10 @@ impl LocalPlacement for TrackerPlacement {
         self.0.place(group, exclude).map(|placed| placed.map_err(cairn_client::Error::Remote))
     }
 
+    fn primary(&self, id: &FileId) -> Option<Result<String, cairn_client::Error>> {
+        self.0.primary(id).map(|answer| answer.map_err(cairn_client::Error::Remote))
+    }
+
     fn facts(&self) -> Option<TrackerFacts> {
         let (reserved, times) = self.0.facts()?;
         let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
