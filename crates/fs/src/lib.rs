@@ -318,8 +318,7 @@ impl Fs {
     /// The volume's groups that the cluster does not have (a group removed
     /// since the volume was made): writes to them fail.
     pub async fn missing_groups(&self) -> Result<Vec<String>> {
-        let map = self.blobs.status().await?;
-        Ok(self.vol.groups.iter().filter(|g| !map.groups.iter().any(|m| &m.name == *g)).cloned().collect())
+        Ok(self.vol.groups_missing_from(&self.blobs.status().await?))
     }
 
     /// The volume.

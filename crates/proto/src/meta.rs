@@ -26,6 +26,14 @@ pub struct Volume {
     pub created: u64,
 }
 
+impl Volume {
+    /// The groups this volume names that `map` does not have (a group
+    /// removed since the volume was made): writes to them fail.
+    pub fn groups_missing_from(&self, map: &crate::ClusterMap) -> Vec<String> {
+        self.groups.iter().filter(|g| !map.groups.iter().any(|m| &m.name == *g)).cloned().collect()
+    }
+}
+
 /// Kinds of inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {

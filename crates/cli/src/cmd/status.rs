@@ -108,7 +108,7 @@ async fn volumes_at_risk(a: &StatusArgs, map: &cairn_proto::ClusterMap) -> Resul
     Ok(vols
         .into_iter()
         .map(|v| {
-            let missing = v.groups.iter().filter(|g| !map.groups.iter().any(|m| &m.name == *g)).cloned().collect();
+            let missing = v.groups_missing_from(map);
             (v.name, missing)
         })
         .collect())

@@ -105,15 +105,9 @@ fn groups_text(v: &Volume) -> String {
     }
 }
 
-/// The groups the cluster has now, by name (from a tracker).
-async fn cluster_groups(cluster: &ClusterArgs) -> Result<Vec<String>> {
-    let map = super::client(cluster)?.status().await.context("cannot ask the tracker which groups exist")?;
-    Ok(map.groups.into_iter().map(|g| g.name).collect())
-}
-
-/// The volume's groups that the cluster does not have.
-fn missing_of(v: &Volume, have: &[String]) -> Vec<String> {
-    v.groups.iter().filter(|g| !have.contains(g)).cloned().collect()
+/// The cluster map, from a tracker.
+async fn cluster_map(cluster: &ClusterArgs) -> Result<cairn_proto::ClusterMap> {
+    super::client(cluster)?.status().await.context("cannot ask the tracker which groups exist")
 }
 
 /// Refuses groups the cluster does not have: a volume over them would take
@@ -142,7 +136,8 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
     match a.cmd {
         VolumeCmd::Create { name, groups, chunk_size } => {
             let chunk = parse_size(&chunk_size).map_err(anyhow::Error::msg)?;
-            check_groups(&groups, &cluster_groups(&a.cluster).await?)?;
+            let have: Vec<String> = cluster_map(&a.cluster).await?.groups.into_iter().map(|g| g.name).collect();
+            check_groups(&groups, &have)?;
             let v = m.create_volume(&name, groups, chunk).await?;
             println!(
                 "volume {} created (groups {}, chunk size {})",
@@ -182,8 +177,8 @@ pub async fn run(a: VolumeArgs) -> Result<()> {
                 _ => Vec::new(),
             };
             // The trackers may be unreachable: the rest is still worth showing.
-            let (missing, unknown) = match cluster_groups(&a.cluster).await {
-                Ok(have) => (missing_of(&v, &have), None),
+            let (missing, unknown) = match cluster_map(&a.cluster).await {
+                Ok(map) => (v.groups_missing_from(&map), None),
                 Err(e) => (Vec::new(), Some(format!("{e:#}"))),
             };
             if as_json {
