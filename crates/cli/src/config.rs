@@ -6,86 +6,24 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-/// The whole file: one section per role.
+/// The whole file: one section per role, each the role's own settings
+/// struct (the same struct its flags fill in).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
     /// `[tracker]`
-    pub tracker: TrackerSection,
+    pub tracker: cairn_tracker::TrackerSettings,
     /// `[storage]`
-    pub storage: StorageSection,
+    pub storage: cairn_storage::StorageSettings,
     /// `[meta]`
     pub meta: MetaSection,
 }
 
 /// The sections a file may have, for the message about an unknown one.
 const SECTIONS: &str = "[tracker], [storage] and [meta]";
-
-/// `[tracker]` settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrackerSection {
-    /// Address to listen on.
-    pub listen: Option<String>,
-    /// Data directory.
-    pub data: Option<PathBuf>,
-    /// Milliseconds without a heartbeat before a member is offline.
-    pub offline_after_ms: Option<u64>,
-    /// `round-robin` or `most-free`.
-    pub group_policy: Option<cairn_tracker::GroupPolicy>,
-    /// `round-robin` or `least-load`.
-    pub member_policy: Option<cairn_tracker::MemberPolicy>,
-    /// Space kept free on members: `5%`, `10G`.
-    pub reserved_space: Option<String>,
-    /// FastDFS protocol listener (`none`: off).
-    pub fastdfs_listen: Option<String>,
-    /// IP field size in FastDFS replies: `16` or `46`.
-    pub fastdfs_ip_size: Option<String>,
-}
-
-/// `[storage]` settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageSection {
-    /// Address to listen on.
-    pub listen: Option<String>,
-    /// Address others reach this node at.
-    pub advertise: Option<String>,
-    /// Data directory.
-    pub data: Option<PathBuf>,
-    /// Group served.
-    pub group: Option<String>,
-    /// Trackers to report to.
-    pub trackers: Option<Vec<String>>,
-    /// Store paths (disks), in index order.
-    pub store_paths: Option<Vec<PathBuf>>,
-    /// `round-robin` or `most-free`.
-    pub store_path_policy: Option<String>,
-    /// Milliseconds between heartbeats.
-    pub heartbeat_interval_ms: Option<u64>,
-    /// Milliseconds a peer may take per replication step.
-    pub replica_timeout_ms: Option<u64>,
-    /// Seconds between background scrubs (0: on demand only).
-    pub scrub_interval_secs: Option<u64>,
-    /// Scrub pace, MiB/s (0: unlimited).
-    pub scrub_rate_mib: Option<u64>,
-    /// Catch-up and repair pace, MiB/s (0: unlimited).
-    pub heal_rate_mib: Option<u64>,
-    /// Largest blob packed into shared pack files (`0`: none), e.g. `256K`.
-    pub pack_max_size: Option<String>,
-    /// FastDFS protocol listener (`none`: off).
-    pub fastdfs_listen: Option<String>,
-    /// IP field size in FastDFS replies: `16` or `46`.
-    pub fastdfs_ip_size: Option<String>,
-    /// HTTP download listener (`none`: off).
-    pub http_listen: Option<String>,
-    /// Secret of the FastDFS anti-steal token for HTTP downloads.
-    pub http_token_secret: Option<String>,
-    /// Seconds a token stays valid.
-    pub http_token_ttl_secs: Option<u64>,
-}
 
 /// `[meta]` settings (the meta service, alone or inside `cairn server`).
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +39,24 @@ pub struct MetaSection {
     pub orphan_lease_secs: Option<u64>,
     /// Seconds a blob no file refers to any more is kept before deletion.
     pub collect_after_secs: Option<u64>,
+}
+
+/// `over` laid over `base`: every option `over` sets replaces `base`'s.
+/// Settings structs have only optional fields, so "set" is "not null":
+/// defaults, then the file, then flags and variables, in one function for
+/// every role instead of a merge written out per option.
+pub fn overlay<T: Serialize + DeserializeOwned>(base: &T, over: &T) -> Result<T> {
+    let mut merged = serde_json::to_value(base).context("settings to merge")?;
+    if let (serde_json::Value::Object(into), serde_json::Value::Object(from)) =
+        (&mut merged, serde_json::to_value(over).context("settings to merge")?)
+    {
+        for (key, value) in from {
+            if !value.is_null() {
+                into.insert(key, value);
+            }
+        }
+    }
+    serde_json::from_value(merged).context("merged settings")
 }
 
 /// Reads the file, or the defaults when there is none.
@@ -186,6 +142,16 @@ mod tests {
         assert!(e.starts_with("line 2: unknown field `grup`") && !e.contains('\n'), "{e}");
         let c = parse("[meta]\nlisten = \"127.0.0.1:1\"\norphan_lease_secs = 5\n").unwrap();
         assert_eq!(c.meta.orphan_lease_secs, Some(5));
+    }
+
+    #[test]
+    fn flags_lay_over_the_file_and_the_file_over_the_defaults() {
+        let file = parse("[storage]\nheartbeat_interval_ms = 500\nscrub_rate_mib = 8\n").unwrap().storage;
+        let flags = cairn_storage::StorageSettings { scrub_rate_mib: Some(16), ..Default::default() };
+        let merged = overlay(&overlay(&cairn_storage::StorageSettings::defaults(), &file).unwrap(), &flags).unwrap();
+        assert_eq!(merged.heartbeat_interval_ms, Some(500));
+        assert_eq!(merged.scrub_rate_mib, Some(16));
+        assert_eq!(merged.replica_timeout_ms, cairn_storage::StorageSettings::defaults().replica_timeout_ms);
     }
 
     #[test]

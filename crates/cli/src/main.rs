@@ -18,10 +18,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// Default native-protocol port of a tracker.
-pub const DEFAULT_TRACKER_PORT: u16 = 22300;
-/// Default native-protocol port of a storage node.
-pub const DEFAULT_STORAGE_PORT: u16 = 23300;
+pub use cairn_storage::DEFAULT_STORAGE_PORT;
+pub use cairn_tracker::DEFAULT_TRACKER_PORT;
 
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, about = "Cairn: a distributed file system", propagate_version = true)]

@@ -9,6 +9,7 @@
 //!   validation and the encoding of the name.
 //! - [`cluster`]: the cluster map as trackers report it.
 //! - [`buffers`]: chunk buffers reused across bodies (no fresh 1 MiB pages per chunk).
+//! - [`units`]: sizes as people write them (`4K`, `256KiB`, `2G`).
 //!
 //! Read [`message::Request`] first: it lists every operation the cluster knows.
 
@@ -22,6 +23,7 @@ pub mod frame;
 pub mod message;
 pub mod meta;
 pub mod net;
+pub mod units;
 
 pub use auth::{ClusterSecret, Handshake};
 pub use buffers::ChunkBuf;

@@ -8,6 +8,8 @@
 //!   peer forwards; `replicate.rs` forwards to peers.
 //! - `view.rs` holds the group as the trackers last described it: who is
 //!   active, who is primary, under which epoch.
+//! - `settings.rs`: its options, as the configuration file's `[storage]`
+//!   section and as flags.
 //!
 //! The rule this crate keeps: a client hears "done" only after every active
 //! member that answered has the data on disk (fsync'd).
@@ -30,12 +32,14 @@ mod replica;
 mod replicate;
 mod scrub;
 mod sendfile;
+mod settings;
 mod spare;
 mod sync;
 mod upload;
 mod view;
 
 pub use config::StorageConfig;
+pub use settings::{StorageSettings, DEFAULT_STORAGE_PORT};
 pub use http::{token_for, HttpToken};
 pub use local::{LocalNode, LocalRead};
 pub use node::run;

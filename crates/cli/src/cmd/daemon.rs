@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cairn_proto::ClusterSecret;
-use cairn_storage::StorageConfig;
-use cairn_store::{DirLock, PathPolicy, Store, StoreConfig};
-use cairn_tracker::{GroupPolicy, MemberPolicy, Reserved, TrackerConfig};
+use cairn_storage::{StorageConfig, StorageSettings};
+use cairn_store::{DirLock, Store, StoreConfig};
+use cairn_tracker::{TrackerConfig, TrackerSettings};
 use clap::Args;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -16,53 +15,7 @@ use tokio::sync::watch;
 use super::front::{ServerFrontOpts, StorageFront, StorageFrontOpts, TrackerFront, TrackerFrontOpts};
 use super::volume::DEFAULT_META_PORT;
 use crate::config::{self, FileConfig};
-use crate::{secret, DEFAULT_STORAGE_PORT, DEFAULT_TRACKER_PORT};
-
-/// Tracker settings shared by `tracker` and `server`.
-#[derive(Args, Debug, Clone)]
-pub struct TrackerOpts {
-    /// Milliseconds without a heartbeat before a member is marked offline [default: 6000]
-    #[arg(long, env = "CAIRN_OFFLINE_AFTER_MS")]
-    offline_after_ms: Option<u64>,
-    /// Group choice for uploads: most-free or round-robin [default: most-free]
-    #[arg(long, env = "CAIRN_GROUP_POLICY")]
-    group_policy: Option<String>,
-    /// Member choice for uploads: round-robin or least-load [default: round-robin]
-    #[arg(long, env = "CAIRN_MEMBER_POLICY")]
-    member_policy: Option<String>,
-    /// Space kept free on every member, e.g. 5% or 20G [default: 5%]
-    #[arg(long, env = "CAIRN_RESERVED_SPACE")]
-    reserved_space: Option<String>,
-}
-
-/// Storage settings shared by `storage` and `server`.
-#[derive(Args, Debug, Clone)]
-pub struct StorageOpts {
-    /// Store path (disk); repeat for several, in index order [default: DATA/store0]
-    #[arg(long = "store-path")]
-    store_paths: Vec<PathBuf>,
-    /// Store path choice for new files: most-free or round-robin [default: most-free]
-    #[arg(long, env = "CAIRN_STORE_PATH_POLICY")]
-    store_path_policy: Option<String>,
-    /// Milliseconds between heartbeats to each tracker [default: 2000]
-    #[arg(long, env = "CAIRN_HEARTBEAT_MS")]
-    heartbeat_ms: Option<u64>,
-    /// Milliseconds a peer may stay silent in one replication step before it is left out of the write [default: 350]
-    #[arg(long, env = "CAIRN_REPLICA_TIMEOUT_MS")]
-    replica_timeout_ms: Option<u64>,
-    /// Seconds between background scrubs, 0 for on demand only [default: 86400]
-    #[arg(long, env = "CAIRN_SCRUB_INTERVAL_SECS")]
-    scrub_interval_secs: Option<u64>,
-    /// Scrub reading pace in MiB/s, 0 for unlimited [default: 64]
-    #[arg(long, env = "CAIRN_SCRUB_RATE_MIB")]
-    scrub_rate_mib: Option<u64>,
-    /// Catch-up and repair copying pace in MiB/s, 0 for unlimited [default: 0]
-    #[arg(long, env = "CAIRN_HEAL_RATE_MIB")]
-    heal_rate_mib: Option<u64>,
-    /// Largest file packed into shared append-only pack files (one fsync per batch of uploads), e.g. 256K; 0 gives every file its own [default: 256K]
-    #[arg(long, env = "CAIRN_PACK_MAX_SIZE")]
-    pack_max_size: Option<String>,
-}
+use crate::secret;
 
 /// `cairn tracker`
 #[derive(Args, Debug)]
@@ -80,7 +33,7 @@ pub struct TrackerArgs {
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
-    opts: TrackerOpts,
+    opts: TrackerSettings,
     #[command(flatten)]
     front: TrackerFrontOpts,
 }
@@ -113,7 +66,7 @@ pub struct StorageArgs {
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
-    opts: StorageOpts,
+    opts: StorageSettings,
     #[command(flatten)]
     front: StorageFrontOpts,
 }
@@ -172,48 +125,16 @@ pub struct ServerArgs {
     #[arg(long)]
     secret_file: Option<PathBuf>,
     #[command(flatten)]
-    tracker: TrackerOpts,
+    tracker: TrackerSettings,
     #[command(flatten)]
-    storage: StorageOpts,
+    storage: StorageSettings,
     #[command(flatten)]
     front: ServerFrontOpts,
 }
 
-fn tracker_config(file: &FileConfig, o: &TrackerOpts) -> Result<TrackerConfig> {
-    let mut cfg = TrackerConfig::default();
-    if let Some(ms) = o.offline_after_ms.or(file.tracker.offline_after_ms) {
-        cfg.offline_after = Duration::from_millis(ms);
-    }
-    if let Some(p) = &o.group_policy {
-        cfg.group_policy = match p.as_str() {
-            "round-robin" => GroupPolicy::RoundRobin,
-            "most-free" => GroupPolicy::MostFree,
-            other => bail!("unknown group policy {other:?} (most-free or round-robin)"),
-        };
-    } else if let Some(p) = file.tracker.group_policy {
-        cfg.group_policy = p;
-    }
-    if let Some(p) = &o.member_policy {
-        cfg.member_policy = match p.as_str() {
-            "round-robin" => MemberPolicy::RoundRobin,
-            "least-load" => MemberPolicy::LeastLoad,
-            other => bail!("unknown member policy {other:?} (round-robin or least-load)"),
-        };
-    } else if let Some(p) = file.tracker.member_policy {
-        cfg.member_policy = p;
-    }
-    if let Some(r) = o.reserved_space.as_ref().or(file.tracker.reserved_space.as_ref()) {
-        cfg.reserved = r.parse::<Reserved>().map_err(|e| anyhow!("reserved space: {e}"))?;
-    }
-    Ok(cfg)
-}
-
-fn path_policy(s: Option<&String>) -> Result<PathPolicy> {
-    Ok(match s.map(String::as_str) {
-        None | Some("most-free") => PathPolicy::MostFree,
-        Some("round-robin") => PathPolicy::RoundRobin,
-        Some(other) => bail!("unknown store path policy {other:?} (most-free or round-robin)"),
-    })
+/// The tracker's configuration: its flags over the file's `[tracker]`.
+fn tracker_config(file: &FileConfig, flags: &TrackerSettings) -> Result<TrackerConfig> {
+    config::overlay(&file.tracker, flags)?.config().map_err(|e| anyhow!(e))
 }
 
 /// Binds the listener of `what`, whose address `flag` sets: a port that
@@ -271,45 +192,20 @@ struct StorageParts {
 
 fn storage_parts(
     file: &FileConfig,
-    o: &StorageOpts,
+    flags: &StorageSettings,
     group: Option<&String>,
     data: &std::path::Path,
     trackers: Vec<String>,
     advertise: String,
 ) -> Result<StorageParts> {
-    let group = bound_group(data, group.or(file.storage.group.as_ref()).cloned())?;
-    let store_paths = if o.store_paths.is_empty() {
-        file.storage.store_paths.clone().unwrap_or_default()
-    } else {
-        o.store_paths.clone()
-    };
-    let policy = path_policy(o.store_path_policy.as_ref().or(file.storage.store_path_policy.as_ref()))?;
-    let pack_max = match o.pack_max_size.as_ref().or(file.storage.pack_max_size.as_ref()) {
-        Some(s) => crate::units::parse_size(s).map_err(|e| anyhow::anyhow!("pack max size {s:?}: {e}"))?,
-        None => cairn_store::DEFAULT_PACK_MAX,
-    };
-    if pack_max > 64 << 20 {
-        bail!("pack max size is at most 64M (larger files are better in files of their own)");
-    }
+    let o = config::overlay(&file.storage, flags)?;
+    let group = bound_group(data, group.or(o.group.as_ref()).cloned())?;
+    let store_paths = o.store_paths.clone().unwrap_or_default();
+    let policy = o.path_policy().map_err(|e| anyhow!(e))?;
+    let pack_max = o.pack_max().map_err(|e| anyhow!(e))?;
     let store = Store::open(data, StoreConfig { group, store_paths, policy, pack_max })
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
-    let mut cfg = StorageConfig::new(trackers, advertise);
-    if let Some(ms) = o.heartbeat_ms.or(file.storage.heartbeat_interval_ms) {
-        cfg.heartbeat_interval = Duration::from_millis(ms.max(10));
-    }
-    if let Some(ms) = o.replica_timeout_ms.or(file.storage.replica_timeout_ms) {
-        cfg.replica_timeout = Duration::from_millis(ms.max(10));
-    }
-    if let Some(secs) = o.scrub_interval_secs.or(file.storage.scrub_interval_secs) {
-        cfg.scrub_interval = (secs > 0).then(|| Duration::from_secs(secs));
-    }
-    if let Some(r) = o.scrub_rate_mib.or(file.storage.scrub_rate_mib) {
-        cfg.scrub_rate_mib = r;
-    }
-    if let Some(r) = o.heal_rate_mib.or(file.storage.heal_rate_mib) {
-        cfg.heal_rate_mib = r;
-    }
-    Ok(StorageParts { store, cfg })
+    Ok(StorageParts { store, cfg: o.config(trackers, advertise) })
 }
 
 /// File in a data dir naming the group its blobs belong to.
@@ -350,7 +246,7 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let _lock = lock_dir(&data, "tracker")?;
     let cfg = tracker_config(&file, &a.opts)?;
     let listen =
-        a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+        a.listen.unwrap_or_else(|| file.tracker.listen_or_default());
     let front = TrackerFront::from_tracker(&a.front, &file, &listen)?;
     let listener = bind(&listen, "tracker", "--listen").await?;
     let local = listener.local_addr()?;
@@ -374,7 +270,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let listen =
-        a.listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
+        a.listen.unwrap_or_else(|| file.storage.listen_or_default());
     let listener = bind(&listen, "storage", "--listen").await?;
     let advertise = advertise_for(&listener, a.advertise.as_ref().or(file.storage.advertise.as_ref()))?;
     let shutdown = shutdown_on_signal();
@@ -384,7 +280,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
             "spare storage node listening on {} (advertised as {advertise}); waiting for a group",
             listener.local_addr()?
         );
-        let every = Duration::from_millis(a.opts.heartbeat_ms.or(file.storage.heartbeat_interval_ms).unwrap_or(2000));
+        let every = config::overlay(&file.storage, &a.opts)?.heartbeat_interval();
         match cairn_storage::wait_for_group(&trackers, secret.clone(), &advertise, every, shutdown.clone()).await {
             Some(g) => group = Some(g),
             None => return Ok(()),
@@ -440,9 +336,9 @@ pub async fn server(a: ServerArgs) -> Result<()> {
         secret::for_server(a.secret_file.as_deref(), &data)?;
     let tcfg = tracker_config(&file, &a.tracker)?;
     let tlisten =
-        a.listen.or(file.tracker.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_TRACKER_PORT}"));
+        a.listen.unwrap_or_else(|| file.tracker.listen_or_default());
     let slisten =
-        a.storage_listen.or(file.storage.listen.clone()).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_STORAGE_PORT}"));
+        a.storage_listen.unwrap_or_else(|| file.storage.listen_or_default());
     let tl = bind(&tlisten, "tracker", "--listen").await?;
     let sl = bind(&slisten, "storage", "--storage-listen").await?;
     let tracker_addr = advertise_for(&tl, None)?;
