@@ -1,14 +1,19 @@
-//! Writes `tests/fixtures/meta-v1.redb`: a small meta database holding every
-//! kind of record the namespace stores (`src/model.rs`), as the code of its
-//! commit writes them. `tests/format.rs` opens it with the code of today, so
-//! a change that would silently change the stored format fails there.
+//! Writes a small meta database holding every kind of record the namespace
+//! stores (`src/key.rs`), as the code of its commit writes them: the
+//! fixtures of `tests/fixtures/`, which `tests/format.rs` opens with the
+//! code of today, so that a change that would silently change the stored
+//! format fails there.
 //!
-//! Run once per format version, from the commit that introduces it:
+//! Run once per format version, from the commit that introduces it, and
+//! keep the file as `tests/fixtures/meta-vN.redb`:
 //! `cargo run -p cairn-meta --example write_fixture -- OUT.redb`.
+//! (`meta-v1.redb` was written by this example at commit cf3a0ad, before the
+//! database had a version key.)
 
 use std::path::PathBuf;
 
-use cairn_meta::model::{encode, key, Inode};
+use cairn_meta::key;
+use cairn_meta::records::{decode, encode, Inode, Slice as StoredSlice};
 use cairn_meta::{Engine, Kind, Namespace, NewNode, RedbEngine, SetAttr, Slice, ROOT};
 
 fn slice(offset: u64, len: u64, blob: &str) -> Slice {
@@ -25,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = dir.path().join("meta.redb");
     let inline_ino;
     {
-        let ns = Namespace::new(RedbEngine::open(&db)?);
+        let ns = Namespace::open(RedbEngine::open(&db)?)?;
         // `v` and `n`: two volumes, so the counter is past the first.
         let v = ns.create_volume("photos", vec!["group1".into(), "group2".into()], 1 << 20)?.id;
         let other = ns.create_volume("empty", vec![], 64 << 20)?.id;
@@ -75,16 +80,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let engine = RedbEngine::open(&db)?;
         engine.write(|w| {
             let k = key::inode(1, inline_ino);
-            let mut i: Inode = cairn_meta::model::decode(
-                &w.get(&k)?.ok_or_else(|| cairn_meta::MetaError::NotFound("inline".into()))?,
-            )?;
-            i.slices =
-                vec![slice(0, 300, "group1/M00/00/05/inline-a.bin"), slice(300, 200, "group1/M00/00/05/inline-b.bin")];
+            let mut i: Inode = decode(&w.get(&k)?.ok_or_else(|| cairn_meta::MetaError::NotFound("inline".into()))?)?;
+            let inline =
+                [slice(0, 300, "group1/M00/00/05/inline-a.bin"), slice(300, 200, "group1/M00/00/05/inline-b.bin")];
+            i.slices = inline.into_iter().map(StoredSlice::from).collect();
             i.attr.size = 500;
             w.put(&k, &encode(&i)?)?;
             // Its bytes in the volume's counter, as a save would move it.
             let u = key::usage(1);
-            let now: u64 = cairn_meta::model::decode(&w.get(&u)?.unwrap_or_default()).unwrap_or(0);
+            let now: u64 = decode(&w.get(&u)?.unwrap_or_default()).unwrap_or(0);
             w.put(&u, &encode(&(now + 500))?)
         })?;
     }

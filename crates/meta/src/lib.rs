@@ -17,18 +17,21 @@ pub mod changes;
 mod clients;
 mod engine;
 mod error;
+mod format;
+pub mod key;
 mod lazy_sync;
-pub mod model;
 mod namespace;
+pub mod records;
 mod redb_engine;
 mod redo_log;
 pub mod server;
 pub mod slices;
 mod usage;
 
+pub use cairn_proto::meta::{Attr, Dirent, Kind, Slice, Time, Volume, ROOT};
 pub use engine::{Engine, KvRead, KvWrite};
 pub use error::{MetaError, Result};
-pub use model::{Attr, Dirent, Inode, Kind, Slice, Time, Volume, ROOT};
+pub use format::{stored_version, FORMAT_VERSION};
 pub use namespace::{
     Namespace, NewNode, RenameMode, SetAttr, VolumeStats, COMPACT_AFTER, DEFAULT_CHUNK, LINK_MAX, NAME_MAX,
     ORPHAN_LEASE_SECS,

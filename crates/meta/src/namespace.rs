@@ -11,9 +11,11 @@ pub use cairn_proto::meta::{NewNode, RenameMode, SetAttr, VolumeStats};
 
 use crate::engine::{Engine, KvRead, KvWrite};
 use crate::error::{MetaError, Result};
-use crate::model::{decode, encode, key, Attr, Dirent, Holders, Inode, Kind, Slice, Time, Volume, ROOT};
+use crate::key;
+use crate::records::{self, decode, encode, Attr, Dirent, Holders, Inode, Kind, Slice, SliceRef, Time, Volume};
 use crate::slices::{self, Piece};
 use crate::usage;
+use cairn_proto::meta::{self as wire, ROOT};
 
 pub use cairn_proto::meta::NAME_MAX;
 /// Most hard links to one inode.
@@ -116,11 +118,11 @@ fn save_slices(w: &mut dyn KvWrite, vol: u32, ino: u64, generation: u64, slices:
 /// file written at random holds thousands, so they are not decoded: the
 /// record is two varints (generation, count) and then the items back to
 /// back, and only the count changes.
-fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: &[Slice]) -> Result<usize> {
+fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: Vec<Slice>) -> Result<usize> {
     let ino = inode.attr.ino;
     if !inode.slices.is_empty() {
         let (generation, mut all) = load_slice_record(w, vol, inode)?;
-        all.extend_from_slice(new);
+        all.extend(new);
         save_slices(w, vol, ino, generation, &all)?;
         return Ok(all.len());
     }
@@ -130,7 +132,7 @@ fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: &[Slice]
     let total = count + new.len() as u64;
     let mut out = encode(&(generation, total))?;
     out.extend_from_slice(items);
-    for s in new {
+    for s in &new {
         out.extend_from_slice(&encode(s)?);
     }
     w.put(&k, &out)?;
@@ -176,31 +178,21 @@ fn replace_oldest(
     save(w, vol, inode)
 }
 
-/// A slice as stored, borrowing its blob's name: the same encoding as
-/// [`Slice`], read without allocating.
-#[derive(serde::Deserialize)]
-struct StoredSlice<'a> {
-    offset: u64,
-    len: u64,
-    blob: &'a str,
-    blob_offset: u64,
-}
-
 /// Up to `limit` slices from the `from`th of a stored record, with its
 /// generation and length: the slices before the page are stepped over
 /// without allocating, those after it are not read (a page of a list of
 /// 150,000 costs a fraction of decoding it).
-fn page_of(raw: &[u8], ino: u64, from: u64, limit: usize) -> Result<(u64, u64, Vec<Slice>)> {
+fn page_of(raw: &[u8], ino: u64, from: u64, limit: usize) -> Result<(u64, u64, Vec<wire::Slice>)> {
     let (generation, total, mut rest) = slice_record_head(raw, ino)?;
     let mut page = Vec::with_capacity(limit.min(total.saturating_sub(from) as usize));
     for at in 0..total {
         if page.len() >= limit {
             break;
         }
-        let (s, after) = postcard::take_from_bytes::<StoredSlice>(rest).map_err(corrupt_slices(ino))?;
+        let (s, after) = postcard::take_from_bytes::<SliceRef>(rest).map_err(corrupt_slices(ino))?;
         rest = after;
         if at >= from {
-            page.push(Slice { offset: s.offset, len: s.len, blob: s.blob.to_string(), blob_offset: s.blob_offset });
+            page.push(s.into());
         }
     }
     Ok((generation, total, page))
@@ -389,9 +381,12 @@ fn new_attr(ino: u64, kind: Kind, perm: u32, uid: u32, gid: u32, now: Time) -> A
 }
 
 impl<E: Engine> Namespace<E> {
-    /// A namespace kept in `engine`.
-    pub fn new(engine: E) -> Self {
-        Self { engine }
+    /// The namespace kept in `engine`, whose database is made one of
+    /// this code's format version first: stamped if new, migrated if
+    /// older, refused ([`MetaError::FormatTooNew`]) if newer.
+    pub fn open(engine: E) -> Result<Self> {
+        crate::format::open(&engine)?;
+        Ok(Self { engine })
     }
 
     /// The engine (for the operations kept in files of their own).
@@ -454,7 +449,7 @@ impl<E: Engine> Namespace<E> {
     // ---- volumes ----
 
     /// Creates a volume with an empty root directory.
-    pub fn create_volume(&self, name: &str, groups: Vec<String>, chunk_size: u64) -> Result<Volume> {
+    pub fn create_volume(&self, name: &str, groups: Vec<String>, chunk_size: u64) -> Result<wire::Volume> {
         check_volume_name(name)?;
         if !(1 << 16..=1 << 30).contains(&chunk_size) {
             return Err(MetaError::Invalid("chunk size must be between 64 KiB and 1 GiB".into()));
@@ -476,18 +471,22 @@ impl<E: Engine> Namespace<E> {
                 xattrs: Default::default(),
             };
             save(w, id, &root)?;
-            Ok(v)
+            Ok(v.into())
         })
     }
 
     /// Every volume, by name.
-    pub fn volumes(&self) -> Result<Vec<Volume>> {
-        self.engine.read(|r| r.scan(b"v", b"w", usize::MAX)?.iter().map(|(_, v)| decode(v)).collect())
+    pub fn volumes(&self) -> Result<Vec<wire::Volume>> {
+        self.engine
+            .read(|r| r.scan(b"v", b"w", usize::MAX)?.iter().map(|(_, v)| Ok(decode::<Volume>(v)?.into())).collect())
     }
 
     /// One volume.
-    pub fn volume(&self, name: &str) -> Result<Volume> {
-        self.engine.read(|r| get(r, &key::volume(name)))?.ok_or_else(|| MetaError::NotFound(format!("volume {name}")))
+    pub fn volume(&self, name: &str) -> Result<wire::Volume> {
+        self.engine
+            .read(|r| get::<Volume>(r, &key::volume(name)))?
+            .map(Into::into)
+            .ok_or_else(|| MetaError::NotFound(format!("volume {name}")))
     }
 
     /// Deletes a volume and its whole namespace; its blobs go to the
@@ -547,7 +546,7 @@ impl<E: Engine> Namespace<E> {
     // ---- lookups ----
 
     /// The entry `name` in directory `parent`.
-    pub fn lookup(&self, vol: u32, parent: u64, name: &[u8]) -> Result<Attr> {
+    pub fn lookup(&self, vol: u32, parent: u64, name: &[u8]) -> Result<wire::Attr> {
         if name.len() > NAME_MAX {
             return Err(MetaError::NameTooLong);
         }
@@ -562,13 +561,13 @@ impl<E: Engine> Namespace<E> {
                         .ino
                 }
             };
-            Ok(load(r, vol, ino)?.attr)
+            Ok(load(r, vol, ino)?.attr.into())
         })
     }
 
     /// Attributes of an inode.
-    pub fn getattr(&self, vol: u32, ino: u64) -> Result<Attr> {
-        self.engine.read(|r| Ok(load(r, vol, ino)?.attr))
+    pub fn getattr(&self, vol: u32, ino: u64) -> Result<wire::Attr> {
+        self.engine.read(|r| Ok(load(r, vol, ino)?.attr.into()))
     }
 
     /// A symlink's target.
@@ -584,8 +583,15 @@ impl<E: Engine> Namespace<E> {
 
     /// Up to `limit` entries of a directory after the name `after`, in
     /// name order (paging through any size of directory).
-    pub fn readdir(&self, vol: u32, ino: u64, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Dirent)>> {
-        self.engine.read(|r| dir_page(r, vol, ino, after, limit))
+    pub fn readdir(
+        &self,
+        vol: u32,
+        ino: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, wire::Dirent)>> {
+        let page = self.engine.read(|r| dir_page(r, vol, ino, after, limit))?;
+        Ok(page.into_iter().map(|(name, d)| (name, d.into())).collect())
     }
 
     /// Like [`Namespace::readdir`], with each entry's attributes, read in
@@ -597,13 +603,13 @@ impl<E: Engine> Namespace<E> {
         ino: u64,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Attr, bool)>> {
+    ) -> Result<Vec<(Vec<u8>, wire::Attr, bool)>> {
         self.engine.read(|r| {
             dir_page(r, vol, ino, after, limit)?
                 .into_iter()
                 .map(|(name, d)| {
                     let i = load(r, vol, d.ino)?;
-                    Ok((name, i.attr, !i.xattrs.is_empty()))
+                    Ok((name, i.attr.into(), !i.xattrs.is_empty()))
                 })
                 .collect()
         })
@@ -633,23 +639,25 @@ impl<E: Engine> Namespace<E> {
     }
 
     /// Creates a file, device, fifo, socket or symlink.
-    pub fn mknod(&self, vol: u32, parent: u64, name: &[u8], n: NewNode) -> Result<Attr> {
-        if n.kind == Kind::Dir {
+    pub fn mknod(&self, vol: u32, parent: u64, name: &[u8], n: NewNode) -> Result<wire::Attr> {
+        let kind = Kind::from(n.kind);
+        if kind == Kind::Dir {
             return Err(MetaError::Invalid("use mkdir for directories".into()));
         }
         self.create_in(vol, parent, name, |ino, now| {
-            let mut attr = new_attr(ino, n.kind, n.perm, n.uid, n.gid, now);
+            let mut attr = new_attr(ino, kind, n.perm, n.uid, n.gid, now);
             attr.rdev = n.rdev;
-            if n.kind == Kind::Symlink {
+            if kind == Kind::Symlink {
                 attr.size = n.target.len() as u64;
                 attr.perm = 0o777;
             }
             Inode { attr, parent, target: n.target, slices: Vec::new(), xattrs: Default::default() }
         })
+        .map(Into::into)
     }
 
     /// Creates a directory.
-    pub fn mkdir(&self, vol: u32, parent: u64, name: &[u8], perm: u32, uid: u32, gid: u32) -> Result<Attr> {
+    pub fn mkdir(&self, vol: u32, parent: u64, name: &[u8], perm: u32, uid: u32, gid: u32) -> Result<wire::Attr> {
         self.create_in(vol, parent, name, |ino, now| Inode {
             attr: new_attr(ino, Kind::Dir, perm, uid, gid, now),
             parent,
@@ -657,10 +665,11 @@ impl<E: Engine> Namespace<E> {
             slices: Vec::new(),
             xattrs: Default::default(),
         })
+        .map(Into::into)
     }
 
     /// A new hard link `newname` in `newparent` to `ino`.
-    pub fn link(&self, vol: u32, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
+    pub fn link(&self, vol: u32, ino: u64, newparent: u64, newname: &[u8]) -> Result<wire::Attr> {
         check_name(newname)?;
         self.change(|w| {
             let mut inode = load(w, vol, ino)?;
@@ -684,7 +693,7 @@ impl<E: Engine> Namespace<E> {
             put(w, &key::dirent(vol, newparent, newname), &Dirent { ino, kind: inode.attr.kind })?;
             save(w, vol, &inode)?;
             save(w, vol, &dir)?;
-            Ok(inode.attr)
+            Ok(inode.attr.into())
         })
     }
 
@@ -1054,7 +1063,7 @@ impl<E: Engine> Namespace<E> {
 
     /// Changes attributes; a size change truncates or extends (with a
     /// hole), and blobs no longer shown go to the collector.
-    pub fn setattr(&self, vol: u32, ino: u64, s: SetAttr) -> Result<Attr> {
+    pub fn setattr(&self, vol: u32, ino: u64, s: SetAttr) -> Result<wire::Attr> {
         self.change(|w| {
             let mut i = load(w, vol, ino)?;
             let now = Time::now();
@@ -1068,10 +1077,10 @@ impl<E: Engine> Namespace<E> {
                 i.attr.gid = g;
             }
             if let Some(t) = s.atime {
-                i.attr.atime = t;
+                i.attr.atime = t.into();
             }
             if let Some(t) = s.mtime {
-                i.attr.mtime = t;
+                i.attr.mtime = t.into();
             }
             if let Some(size) = s.size {
                 match i.attr.kind {
@@ -1081,8 +1090,9 @@ impl<E: Engine> Namespace<E> {
                 }
                 if size < i.attr.size {
                     let (generation, before) = load_slice_record(w, vol, &mut i)?;
-                    let mut after = before.clone();
+                    let mut after = records::to_wire(before.clone());
                     slices::truncate(&mut after, size);
+                    let after = records::from_wire(after);
                     let kept: std::collections::HashSet<&String> = after.iter().map(|s| &s.blob).collect();
                     let gone: Vec<String> =
                         before.iter().map(|s| s.blob.clone()).filter(|b| !kept.contains(b)).collect();
@@ -1099,13 +1109,14 @@ impl<E: Engine> Namespace<E> {
             }
             i.attr.ctime = now;
             save(w, vol, &i)?;
-            Ok(i.attr)
+            Ok(i.attr.into())
         })
     }
 
     /// Commits written data: `new` slices (already uploaded as blobs) go
     /// on top of the file's content; the size grows to cover them.
-    pub fn write(&self, vol: u32, ino: u64, new: Vec<Slice>) -> Result<Attr> {
+    pub fn write(&self, vol: u32, ino: u64, new: Vec<wire::Slice>) -> Result<wire::Attr> {
+        let new = records::from_wire(new);
         self.change(|w| {
             let mut i = load(w, vol, ino)?;
             if i.attr.kind != Kind::File {
@@ -1119,25 +1130,26 @@ impl<E: Engine> Namespace<E> {
             for s in &new {
                 i.attr.size = i.attr.size.max(s.offset + s.len);
             }
-            if append_slices(w, vol, &mut i, &new)? > COMPACT_AFTER {
+            if append_slices(w, vol, &mut i, new)? > COMPACT_AFTER {
                 w.put(&key::compact(vol, ino), &[])?;
             }
             i.attr.mtime = now;
             i.attr.ctime = now;
             save(w, vol, &i)?;
-            Ok(i.attr)
+            Ok(i.attr.into())
         })
     }
 
     /// The pieces that make `[offset, offset + len)` of a file.
-    pub fn read(&self, vol: u32, ino: u64, offset: u64, len: u64) -> Result<(Attr, Vec<Piece>)> {
+    pub fn read(&self, vol: u32, ino: u64, offset: u64, len: u64) -> Result<(wire::Attr, Vec<Piece>)> {
         self.engine.read(|r| {
             let mut i = load(r, vol, ino)?;
             if i.attr.kind == Kind::Dir {
                 return Err(MetaError::IsDir);
             }
-            let pieces = slices::resolve(&load_slices(r, vol, &mut i)?, i.attr.size, offset, len);
-            Ok((i.attr, pieces))
+            let content = records::to_wire(load_slices(r, vol, &mut i)?);
+            let pieces = slices::resolve(&content, i.attr.size, offset, len);
+            Ok((i.attr.into(), pieces))
         })
     }
 
@@ -1146,14 +1158,16 @@ impl<E: Engine> Namespace<E> {
     /// file's oldest: slices written since the merge began stay on top of
     /// it (later slices win), so a file being written to all the time can
     /// still be compacted; a truncate changes the slices and voids it.
-    pub fn compact(&self, vol: u32, ino: u64, expected: &[Slice], merged: Vec<Slice>) -> Result<bool> {
+    pub fn compact(&self, vol: u32, ino: u64, expected: &[wire::Slice], merged: Vec<wire::Slice>) -> Result<bool> {
+        let expected = records::from_wire(expected.to_vec());
+        let merged = records::from_wire(merged);
         self.change(|w| {
             let Some(mut i) = get::<Inode>(w, &key::inode(vol, ino))? else {
                 w.delete(&key::compact(vol, ino))?;
                 return Ok(false);
             };
             let (generation, all) = load_slice_record(w, vol, &mut i)?;
-            if !all.starts_with(expected) {
+            if !all.starts_with(&expected) {
                 return Ok(false);
             }
             replace_oldest(w, vol, &i, generation, all, expected.len(), merged)?;
@@ -1165,7 +1179,15 @@ impl<E: Engine> Namespace<E> {
     /// which read them a page at a time) if the slices are still those of
     /// `generation`: only appended to since. Replacing none by nothing
     /// takes the file off the compactor's queue.
-    pub fn compact_prefix(&self, vol: u32, ino: u64, generation: u64, count: u64, merged: Vec<Slice>) -> Result<bool> {
+    pub fn compact_prefix(
+        &self,
+        vol: u32,
+        ino: u64,
+        generation: u64,
+        count: u64,
+        merged: Vec<wire::Slice>,
+    ) -> Result<bool> {
+        let merged = records::from_wire(merged);
         self.change(|w| {
             let Some(mut i) = get::<Inode>(w, &key::inode(vol, ino))? else {
                 w.delete(&key::compact(vol, ino))?;
@@ -1189,19 +1211,25 @@ impl<E: Engine> Namespace<E> {
     /// A page of a file's slices: up to `limit` from the `from`th, with the
     /// file's attributes, how many it has and their generation (see
     /// `load_slice_record`).
-    pub fn slices_page(&self, vol: u32, ino: u64, from: u64, limit: usize) -> Result<(Attr, Vec<Slice>, u64, u64)> {
+    pub fn slices_page(
+        &self,
+        vol: u32,
+        ino: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<(wire::Attr, Vec<wire::Slice>, u64, u64)> {
         self.engine.read(|r| {
             let mut i = load(r, vol, ino)?;
             if !i.slices.is_empty() {
                 // An older inode, its slices inline: few enough to decode.
                 let (generation, all) = load_slice_record(r, vol, &mut i)?;
                 let total = all.len() as u64;
-                let page = all.into_iter().skip(from.min(total) as usize).take(limit).collect();
-                return Ok((i.attr, page, total, generation));
+                let page = all.into_iter().skip(from.min(total) as usize).take(limit).map(Into::into).collect();
+                return Ok((i.attr.into(), page, total, generation));
             }
-            let Some(raw) = r.get(&key::slices(vol, ino))? else { return Ok((i.attr, Vec::new(), 0, 0)) };
+            let Some(raw) = r.get(&key::slices(vol, ino))? else { return Ok((i.attr.into(), Vec::new(), 0, 0)) };
             let (generation, total, page) = page_of(&raw, ino, from, limit)?;
-            Ok((i.attr, page, total, generation))
+            Ok((i.attr.into(), page, total, generation))
         })
     }
 
@@ -1213,11 +1241,11 @@ impl<E: Engine> Namespace<E> {
     }
 
     /// A file's attributes and slices (oldest first).
-    pub fn slices(&self, vol: u32, ino: u64) -> Result<(Attr, Vec<Slice>)> {
+    pub fn slices(&self, vol: u32, ino: u64) -> Result<(wire::Attr, Vec<wire::Slice>)> {
         self.engine.read(|r| {
             let mut i = load(r, vol, ino)?;
             let slices = load_slices(r, vol, &mut i)?;
-            Ok((i.attr, slices))
+            Ok((i.attr.into(), records::to_wire(slices)))
         })
     }
 
@@ -1309,15 +1337,15 @@ mod tests {
     use super::*;
     use crate::RedbEngine;
 
-    fn slice(offset: u64, blob: &str) -> Slice {
-        Slice { offset, len: 4096, blob: blob.into(), blob_offset: offset }
+    fn slice(offset: u64, blob: &str) -> wire::Slice {
+        wire::Slice { offset, len: 4096, blob: blob.into(), blob_offset: offset }
     }
 
     /// A namespace in `dir` with one volume holding one empty file.
     fn one_file(dir: &tempfile::TempDir) -> (Namespace<RedbEngine>, u32, u64) {
-        let n = Namespace::new(RedbEngine::open(&dir.path().join("m.redb")).unwrap());
+        let n = Namespace::open(RedbEngine::open(&dir.path().join("m.redb")).unwrap()).unwrap();
         let v = n.create_volume("v", vec![], crate::DEFAULT_CHUNK).unwrap().id;
-        let node = NewNode { kind: Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
+        let node = NewNode { kind: wire::Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
         let f = n.mknod(v, ROOT, b"f", node).unwrap().ino;
         (n, v, f)
     }
@@ -1327,7 +1355,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (n, v, f) = one_file(&dir);
         // Past 127 items the length takes two varint bytes, past 16,383 three.
-        let all: Vec<Slice> = (0..20_000u64).map(|i| slice(i * 4096, &format!("g1/M00/00/00/b{}", i % 7))).collect();
+        let all: Vec<wire::Slice> =
+            (0..20_000u64).map(|i| slice(i * 4096, &format!("g1/M00/00/00/b{}", i % 7))).collect();
         for batch in all.chunks(3_000) {
             n.write(v, f, batch.to_vec()).unwrap();
         }
@@ -1343,7 +1372,7 @@ mod tests {
         }
         assert_eq!(paged, all);
         assert!(n.slices_page(v, f, 30_000, 10).unwrap().1.is_empty());
-        let merged = vec![Slice { offset: 0, len: 4096 * 19_000, blob: "g1/M00/00/00/m".into(), blob_offset: 0 }];
+        let merged = vec![wire::Slice { offset: 0, len: 4096 * 19_000, blob: "g1/M00/00/00/m".into(), blob_offset: 0 }];
         n.write(v, f, vec![slice(0, "g1/M00/00/00/late")]).unwrap();
         assert!(!n.compact_prefix(v, f, 1, 19_000, merged.clone()).unwrap(), "a stale generation is refused");
         assert!(n.compact_prefix(v, f, 0, 19_000, merged.clone()).unwrap(), "appends since do not void it");
@@ -1369,7 +1398,7 @@ mod tests {
         n.engine
             .write(|w| {
                 let mut i = load(w, v, f)?;
-                i.slices = vec![slice(0, "g1/M00/00/00/a"), slice(4096, "g1/M00/00/00/b")];
+                i.slices = vec![slice(0, "g1/M00/00/00/a").into(), slice(4096, "g1/M00/00/00/b").into()];
                 i.attr.size = 8192;
                 save(w, v, &i)
             })

@@ -375,7 +375,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
-    let ns = Arc::new(Namespace::new(RedbEngine::open(&data.join(DB_FILE))?));
+    let ns = Arc::new(Namespace::open(RedbEngine::open(&data.join(DB_FILE))?)?);
     ns.count_usage_where_missing()?;
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data = %data.display(), "meta service listening");

@@ -1,7 +1,7 @@
 //! Which blob ranges make up a range of a file: later slices win where
 //! they overlap, and what no slice covers reads as zeros (a hole).
 
-use crate::model::Slice;
+use cairn_proto::meta::Slice;
 
 pub use cairn_proto::meta::{resolve, Piece};
 
