@@ -20,6 +20,7 @@ mod error;
 mod format;
 pub mod key;
 mod lazy_sync;
+mod mem_engine;
 mod namespace;
 pub mod records;
 mod redb_engine;
@@ -32,6 +33,7 @@ pub use cairn_proto::meta::{Attr, Dirent, Kind, Slice, Time, Volume, ROOT};
 pub use engine::{Engine, KvRead, KvWrite};
 pub use error::{MetaError, Result};
 pub use format::{stored_version, FORMAT_VERSION};
+pub use mem_engine::MemEngine;
 pub use namespace::{
     Namespace, NewNode, RenameMode, SetAttr, VolumeStats, COMPACT_AFTER, DEFAULT_CHUNK, LINK_MAX, NAME_MAX,
     ORPHAN_LEASE_SECS,

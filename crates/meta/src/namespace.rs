@@ -118,11 +118,11 @@ fn save_slices(w: &mut dyn KvWrite, vol: u32, ino: u64, generation: u64, slices:
 /// file written at random holds thousands, so they are not decoded: the
 /// record is two varints (generation, count) and then the items back to
 /// back, and only the count changes.
-fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: Vec<Slice>) -> Result<usize> {
+fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: &[Slice]) -> Result<usize> {
     let ino = inode.attr.ino;
     if !inode.slices.is_empty() {
         let (generation, mut all) = load_slice_record(w, vol, inode)?;
-        all.extend(new);
+        all.extend_from_slice(new);
         save_slices(w, vol, ino, generation, &all)?;
         return Ok(all.len());
     }
@@ -132,7 +132,7 @@ fn append_slices(w: &mut dyn KvWrite, vol: u32, inode: &mut Inode, new: Vec<Slic
     let total = count + new.len() as u64;
     let mut out = encode(&(generation, total))?;
     out.extend_from_slice(items);
-    for s in &new {
+    for s in new {
         out.extend_from_slice(&encode(s)?);
     }
     w.put(&k, &out)?;
@@ -399,7 +399,7 @@ impl<E: Engine> Namespace<E> {
     /// is already recorded fails with [`MetaError::AlreadyApplied`] and
     /// changes nothing; checking inside the transaction makes a retry
     /// that races its original safe.
-    pub(crate) fn change<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+    pub(crate) fn change<T>(&self, mut f: impl FnMut(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         let tag = REQUEST_TAG.with(Cell::get);
         let txn = |w: &mut dyn KvWrite| match tag {
             None => f(w),
@@ -440,6 +440,12 @@ impl<E: Engine> Namespace<E> {
         self.engine.writes_lazily_without_waiting()
     }
 
+    /// Whether a read answers without waiting on a disk or a network (see
+    /// [`Engine::reads_without_waiting`]).
+    pub fn reads_without_waiting(&self) -> bool {
+        self.engine.reads_without_waiting()
+    }
+
     /// Runs `f` (one change) tagged with `(session, seq)`: applied at most
     /// once, however often a client sends it.
     pub fn tagged<T>(&self, session: u64, seq: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -461,7 +467,7 @@ impl<E: Engine> Namespace<E> {
             let id: u32 = get(w, key::NEXT_VOLUME)?.unwrap_or(1);
             put(w, key::NEXT_VOLUME, &(id + 1))?;
             let now = Time::now();
-            let v = Volume { id, name: name.to_string(), groups, chunk_size, created: now.secs as u64 };
+            let v = Volume { id, name: name.to_string(), groups: groups.clone(), chunk_size, created: now.secs as u64 };
             put(w, &key::volume(name), &v)?;
             let root = Inode {
                 attr: new_attr(ROOT, Kind::Dir, 0o755, 0, 0, now),
@@ -617,7 +623,7 @@ impl<E: Engine> Namespace<E> {
 
     // ---- creating ----
 
-    fn create_in(&self, vol: u32, parent: u64, name: &[u8], make: impl FnOnce(u64, Time) -> Inode) -> Result<Attr> {
+    fn create_in(&self, vol: u32, parent: u64, name: &[u8], make: impl Fn(u64, Time) -> Inode) -> Result<Attr> {
         check_name(name)?;
         self.change(|w| {
             let mut dir = load_dir(w, vol, parent)?;
@@ -651,7 +657,7 @@ impl<E: Engine> Namespace<E> {
                 attr.size = n.target.len() as u64;
                 attr.perm = 0o777;
             }
-            Inode { attr, parent, target: n.target, slices: Vec::new(), xattrs: Default::default() }
+            Inode { attr, parent, target: n.target.clone(), slices: Vec::new(), xattrs: Default::default() }
         })
         .map(Into::into)
     }
@@ -797,7 +803,7 @@ impl<E: Engine> Namespace<E> {
         }
         self.change(|w| {
             let now = Time::now().secs;
-            for ino in orphans {
+            for &ino in &orphans {
                 if let Some(record) = w.get(&key::orphan(vol, ino))? {
                     let mut holders: Holders = decode(&record).unwrap_or_default();
                     holders.sessions.insert(session, now);
@@ -1130,7 +1136,7 @@ impl<E: Engine> Namespace<E> {
             for s in &new {
                 i.attr.size = i.attr.size.max(s.offset + s.len);
             }
-            if append_slices(w, vol, &mut i, new)? > COMPACT_AFTER {
+            if append_slices(w, vol, &mut i, &new)? > COMPACT_AFTER {
                 w.put(&key::compact(vol, ino), &[])?;
             }
             i.attr.mtime = now;
@@ -1170,7 +1176,7 @@ impl<E: Engine> Namespace<E> {
             if !all.starts_with(&expected) {
                 return Ok(false);
             }
-            replace_oldest(w, vol, &i, generation, all, expected.len(), merged)?;
+            replace_oldest(w, vol, &i, generation, all, expected.len(), merged.clone())?;
             Ok(true)
         })
     }
@@ -1203,7 +1209,7 @@ impl<E: Engine> Namespace<E> {
                 w.delete(&key::compact(vol, ino))?;
                 return Ok(true);
             }
-            replace_oldest(w, vol, &i, generation, all, count as usize, merged)?;
+            replace_oldest(w, vol, &i, generation, all, count as usize, merged.clone())?;
             Ok(true)
         })
     }

@@ -16,15 +16,15 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::changes::ChangeFeed;
-use crate::{MetaError, Namespace, RedbEngine, Time};
+use crate::{Engine, MetaError, Namespace, RedbEngine, Time};
 
 use MetaRequest as Q;
 
 /// File of the embedded engine inside the data directory.
 pub const DB_FILE: &str = "meta.redb";
 
-struct MetaService {
-    ns: Arc<Namespace<RedbEngine>>,
+struct MetaService<E: Engine> {
+    ns: Arc<Namespace<E>>,
     opts: MetaOptions,
     feed: ChangeFeed,
     /// Changes being carried out now (see [`Changing`]).
@@ -79,8 +79,8 @@ impl Default for MetaOptions {
 }
 
 /// Carries out one request from client `session` (0: untagged).
-fn dispatch(
-    ns: &Namespace<RedbEngine>,
+fn dispatch<E: Engine>(
+    ns: &Namespace<E>,
     opts: MetaOptions,
     session: u64,
     req: MetaRequest,
@@ -92,8 +92,8 @@ fn dispatch(
     }
 }
 
-fn carry_out(
-    ns: &Namespace<RedbEngine>,
+fn carry_out<E: Engine>(
+    ns: &Namespace<E>,
     opts: MetaOptions,
     session: u64,
     req: MetaRequest,
@@ -211,8 +211,8 @@ fn carry_out(
 
 /// Carries out a change tagged `(session, seq)`, at most once: a retry of
 /// one already applied gets the answer from the namespace as it is now.
-fn dispatch_once(
-    ns: &Namespace<RedbEngine>,
+fn dispatch_once<E: Engine>(
+    ns: &Namespace<E>,
     opts: MetaOptions,
     session: u64,
     seq: u64,
@@ -256,7 +256,7 @@ enum Replay {
 /// forgets old change tags; twice per lease when the lease is shorter.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn sweep_loop(ns: Arc<Namespace<RedbEngine>>, opts: MetaOptions, mut shutdown: watch::Receiver<bool>) {
+async fn sweep_loop<E: Engine>(ns: Arc<Namespace<E>>, opts: MetaOptions, mut shutdown: watch::Receiver<bool>) {
     let every = SWEEP_EVERY.min(std::time::Duration::from_millis(opts.orphan_lease_secs * 500));
     loop {
         tokio::select! {
@@ -297,17 +297,18 @@ fn answer_of(r: Result<Result<MetaResponse, MetaError>, tokio::task::JoinError>)
         .unwrap_or_else(|e| MetaResponse::Err { errno: e.errno(), message: e.to_string() })
 }
 
-/// Reads of one key or two, answered on the connection's own task: a
-/// blocking-pool thread's wake-up and the task's own cost more than the
-/// read (a few microseconds from redb's cache), and on this project's test
-/// machine a negative lookup before each create is a third of a create's
-/// meta round trips. Everything that writes, fsyncs or reads many keys goes
-/// to the blocking pool.
+/// Reads of one key or two, answered on the connection's own task when the
+/// engine reads without waiting (redb: a few microseconds from its cache):
+/// a blocking-pool thread's wake-up and the task's own cost more than the
+/// read, and on this project's test machine a negative lookup before each
+/// create is a third of a create's meta round trips. Everything that
+/// writes, fsyncs or reads many keys goes to the blocking pool, and so does
+/// every call of an engine across a network.
 fn answers_in_place(q: &MetaRequest) -> bool {
     matches!(q, Q::Lookup { .. } | Q::GetAttr { .. } | Q::GetXattr { .. } | Q::ListXattr { .. } | Q::Readlink { .. })
 }
 
-impl Service for MetaService {
+impl<E: Engine> Service for MetaService<E> {
     async fn handle<'a>(&'a self, req: Request, conn: &'a mut Conn) -> Result<(), ProtoError> {
         match req {
             Request::Namespace(Q::Changes { vol, session, epoch, after, wait_ms }) => {
@@ -319,7 +320,7 @@ impl Service for MetaService {
             Request::Namespace(q) => {
                 let (ns, opts) = (self.ns.clone(), self.opts);
                 let (vol, stale) = q.touched();
-                let answer = if answers_in_place(&q) {
+                let answer = if answers_in_place(&q) && ns.reads_without_waiting() {
                     Ok(dispatch(&ns, opts, 0, q))
                 } else {
                     // Counted, so a change beside it goes to the pool too.
@@ -336,7 +337,7 @@ impl Service for MetaService {
                 // Nearly every close is of a file with links: nothing to
                 // change, answered here without a blocking-pool hand-off.
                 if let Q::Release { vol, ino } = &req {
-                    if matches!(self.ns.is_orphan(*vol, *ino), Ok(false)) {
+                    if self.ns.reads_without_waiting() && matches!(self.ns.is_orphan(*vol, *ino), Ok(false)) {
                         return send(conn, MetaResponse::Ok).await;
                     }
                 }
@@ -366,7 +367,8 @@ impl Service for MetaService {
 }
 
 /// Runs the meta service on `listener` with its engine in `data`, until
-/// `shutdown` turns true.
+/// `shutdown` turns true. The one place that chooses the engine: the
+/// embedded redb file `data/meta.redb`.
 pub async fn run(
     listener: TcpListener,
     secret: ClusterSecret,
@@ -375,11 +377,25 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
-    let ns = Arc::new(Namespace::open(RedbEngine::open(&data.join(DB_FILE))?)?);
-    ns.count_usage_where_missing()?;
+    let engine = RedbEngine::open(&data.join(DB_FILE))?;
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, data = %data.display(), "meta service listening");
     }
+    serve(listener, secret, engine, opts, shutdown).await
+}
+
+/// Runs the meta service on `listener` over the namespace in `engine`,
+/// until `shutdown` turns true: whatever the engine, from here on nothing
+/// knows which it is.
+pub async fn serve<E: Engine>(
+    listener: TcpListener,
+    secret: ClusterSecret,
+    engine: E,
+    opts: MetaOptions,
+    shutdown: watch::Receiver<bool>,
+) -> crate::Result<()> {
+    let ns = Arc::new(Namespace::open(engine)?);
+    ns.count_usage_where_missing()?;
     tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
     let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });
     cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;
@@ -389,7 +405,7 @@ pub async fn run(
 /// The answer to a create or link: the new inode with its directory's
 /// attributes, read right after the change (a later change by another
 /// client reaches mounts through the change feed, which forgets them).
-fn made(ns: &Namespace<RedbEngine>, vol: u32, parent: u64, attr: Attr) -> MetaResponse {
+fn made<E: Engine>(ns: &Namespace<E>, vol: u32, parent: u64, attr: Attr) -> MetaResponse {
     match ns.getattr(vol, parent) {
         Ok(parent) => MetaResponse::Made { attr, parent },
         Err(_) => MetaResponse::Attr(attr),
@@ -397,7 +413,7 @@ fn made(ns: &Namespace<RedbEngine>, vol: u32, parent: u64, attr: Attr) -> MetaRe
 }
 
 /// The answer to a removal or rename: the directories it changed.
-fn dirs(ns: &Namespace<RedbEngine>, vol: u32, inos: &[u64]) -> MetaResponse {
+fn dirs<E: Engine>(ns: &Namespace<E>, vol: u32, inos: &[u64]) -> MetaResponse {
     let mut out: Vec<Attr> = Vec::new();
     for &ino in inos {
         if out.iter().all(|a| a.ino != ino) {
