@@ -28,6 +28,7 @@ mod redo_log;
 pub mod server;
 pub mod slices;
 mod usage;
+pub mod workers;
 
 pub use cairn_proto::meta::{Attr, Dirent, Kind, Slice, Time, Volume, ROOT};
 pub use engine::{Engine, KvRead, KvWrite};

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_client::{Client, ClientConfig};
 use cairn_proto::frame::{encode_frame, write_frame};
 use cairn_proto::meta::{Attr, MetaRequest, MetaResponse};
 use cairn_proto::{ClusterSecret, Conn, ErrorCode, ProtoError, Request, Response, ServeLimits, Service, WireError};
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::changes::ChangeFeed;
+use crate::workers::{self, WorkerOptions};
 use crate::{Engine, MetaError, Namespace, RedbEngine, Time};
 
 use MetaRequest as Q;
@@ -25,7 +27,8 @@ pub const DB_FILE: &str = "meta.redb";
 
 struct MetaService<E: Engine> {
     ns: Arc<Namespace<E>>,
-    opts: MetaOptions,
+    /// See [`MetaOptions::orphan_lease_secs`].
+    lease_secs: u64,
     feed: ChangeFeed,
     /// Changes being carried out now (see [`Changing`]).
     changing: AtomicUsize,
@@ -65,36 +68,40 @@ impl Drop for Changing<'_> {
 const CHANGES_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Settings of the meta service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaOptions {
     /// How long a file unlinked while open is kept after a mount last said
     /// it has it open.
     pub orphan_lease_secs: u64,
+    /// The blob collector and the slice merger, started with the service;
+    /// `None` (no trackers known): blobs no file refers to stay, and files
+    /// keep their slices.
+    pub workers: Option<WorkerOptions>,
 }
 
 impl Default for MetaOptions {
     fn default() -> Self {
-        Self { orphan_lease_secs: crate::ORPHAN_LEASE_SECS }
+        Self { orphan_lease_secs: crate::ORPHAN_LEASE_SECS, workers: None }
     }
 }
 
 /// Carries out one request from client `session` (0: untagged).
 fn dispatch<E: Engine>(
     ns: &Namespace<E>,
-    opts: MetaOptions,
+    lease_secs: u64,
     session: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
     if req.durable_when_answered() {
-        carry_out(ns, opts, session, req)
+        carry_out(ns, lease_secs, session, req)
     } else {
-        ns.lazily(|| carry_out(ns, opts, session, req))
+        ns.lazily(|| carry_out(ns, lease_secs, session, req))
     }
 }
 
 fn carry_out<E: Engine>(
     ns: &Namespace<E>,
-    opts: MetaOptions,
+    lease_secs: u64,
     session: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
@@ -104,7 +111,7 @@ fn carry_out<E: Engine>(
         Q::ListVolumes => A::Volumes(ns.volumes()?),
         Q::GetVolume { name } => A::Volume(ns.volume(&name)?),
         Q::DeleteVolume { name, force } => {
-            ns.delete_volume(&name, force, opts.orphan_lease_secs)?;
+            ns.delete_volume(&name, force, lease_secs)?;
             A::Ok
         }
         Q::Stats { vol } => A::Stats(ns.stats(vol)?),
@@ -142,7 +149,7 @@ fn carry_out<E: Engine>(
             A::Pieces(attr, pieces)
         }
         Q::Release { vol, ino } => {
-            ns.release(vol, ino, session, opts.orphan_lease_secs)?;
+            ns.release(vol, ino, session, lease_secs)?;
             A::Ok
         }
         Q::SetXattr { vol, ino, name, value, create, replace } => {
@@ -191,21 +198,21 @@ fn carry_out<E: Engine>(
         }
         Q::KeepOpen { vol, session, inodes } => {
             ns.keep_open(vol, session, &inodes)?;
-            A::KeptOpen { lease_secs: opts.orphan_lease_secs }
+            A::KeptOpen { lease_secs }
         }
         Q::Sync => {
             ns.sync()?;
             A::Ok
         }
         Q::Attach { vol, session, what } => {
-            ns.attach(vol, session, &what, opts.orphan_lease_secs)?;
+            ns.attach(vol, session, &what, lease_secs)?;
             A::Ok
         }
         Q::Detach { vol, session } => {
             ns.detach(vol, session)?;
             A::Ok
         }
-        Q::Clients { vol } => A::Clients(ns.clients(vol, opts.orphan_lease_secs)?),
+        Q::Clients { vol } => A::Clients(ns.clients(vol, lease_secs)?),
     })
 }
 
@@ -213,13 +220,13 @@ fn carry_out<E: Engine>(
 /// one already applied gets the answer from the namespace as it is now.
 fn dispatch_once<E: Engine>(
     ns: &Namespace<E>,
-    opts: MetaOptions,
+    lease_secs: u64,
     session: u64,
     seq: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
     if !req.is_change() {
-        return dispatch(ns, opts, session, req);
+        return dispatch(ns, lease_secs, session, req);
     }
     let again = match &req {
         Q::CreateVolume { name, .. } => Replay::Volume(name.clone()),
@@ -231,7 +238,7 @@ fn dispatch_once<E: Engine>(
         Q::Compact { .. } => Replay::Compacted,
         _ => Replay::Done,
     };
-    match ns.tagged(session, seq, || dispatch(ns, opts, session, req)) {
+    match ns.tagged(session, seq, || dispatch(ns, lease_secs, session, req)) {
         Err(MetaError::AlreadyApplied) => Ok(match again {
             Replay::Volume(name) => MetaResponse::Volume(ns.volume(&name)?),
             Replay::Entry(vol, parent, name) => MetaResponse::Attr(ns.lookup(vol, parent, &name)?),
@@ -256,8 +263,8 @@ enum Replay {
 /// forgets old change tags; twice per lease when the lease is shorter.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn sweep_loop<E: Engine>(ns: Arc<Namespace<E>>, opts: MetaOptions, mut shutdown: watch::Receiver<bool>) {
-    let every = SWEEP_EVERY.min(std::time::Duration::from_millis(opts.orphan_lease_secs * 500));
+async fn sweep_loop<E: Engine>(ns: Arc<Namespace<E>>, lease_secs: u64, mut shutdown: watch::Receiver<bool>) {
+    let every = SWEEP_EVERY.min(std::time::Duration::from_millis(lease_secs * 500));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -265,7 +272,7 @@ async fn sweep_loop<E: Engine>(ns: Arc<Namespace<E>>, opts: MetaOptions, mut shu
         }
         let ns = ns.clone();
         let now = Time::now().secs;
-        match tokio::task::spawn_blocking(move || ns.sweep(now, opts.orphan_lease_secs, 10_000)).await {
+        match tokio::task::spawn_blocking(move || ns.sweep(now, lease_secs, 10_000)).await {
             Ok(Ok((freed, forgotten))) if freed > 0 || forgotten > 0 => {
                 info!(freed, forgotten, "freed unlinked files no mount holds open; forgot old change tags")
             }
@@ -318,14 +325,14 @@ impl<E: Engine> Service for MetaService<E> {
                 send(conn, answer).await
             }
             Request::Namespace(q) => {
-                let (ns, opts) = (self.ns.clone(), self.opts);
+                let (ns, lease_secs) = (self.ns.clone(), self.lease_secs);
                 let (vol, stale) = q.touched();
                 let answer = if answers_in_place(&q) && ns.reads_without_waiting() {
-                    Ok(dispatch(&ns, opts, 0, q))
+                    Ok(dispatch(&ns, lease_secs, 0, q))
                 } else {
                     // Counted, so a change beside it goes to the pool too.
                     let _changing = Changing::begin(&self.changing);
-                    tokio::task::spawn_blocking(move || dispatch(&ns, opts, 0, q)).await
+                    tokio::task::spawn_blocking(move || dispatch(&ns, lease_secs, 0, q)).await
                 };
                 let answer = answer_of(answer);
                 if !matches!(answer, MetaResponse::Err { .. }) {
@@ -341,14 +348,14 @@ impl<E: Engine> Service for MetaService<E> {
                         return send(conn, MetaResponse::Ok).await;
                     }
                 }
-                let (ns, opts) = (self.ns.clone(), self.opts);
+                let (ns, lease_secs) = (self.ns.clone(), self.lease_secs);
                 let (vol, stale) = req.touched();
                 let changing = Changing::begin(&self.changing);
                 let answer =
                     if !req.durable_when_answered() && changing.alone() && self.ns.changes_lazily_without_waiting() {
-                        Ok(dispatch_once(&ns, opts, session, seq, req))
+                        Ok(dispatch_once(&ns, lease_secs, session, seq, req))
                     } else {
-                        tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await
+                        tokio::task::spawn_blocking(move || dispatch_once(&ns, lease_secs, session, seq, req)).await
                     };
                 drop(changing);
                 let answer = answer_of(answer);
@@ -396,8 +403,16 @@ pub async fn serve<E: Engine>(
 ) -> crate::Result<()> {
     let ns = Arc::new(Namespace::open(engine)?);
     ns.count_usage_where_missing()?;
-    tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
-    let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });
+    let lease_secs = opts.orphan_lease_secs.max(1);
+    tokio::spawn(sweep_loop(ns.clone(), lease_secs, shutdown.clone()));
+    match &opts.workers {
+        Some(w) => {
+            let blobs = Arc::new(Client::new(ClientConfig::new(w.trackers.clone(), secret.clone())));
+            workers::spawn(ns.clone(), blobs, w, shutdown.clone());
+        }
+        None => warn!("no trackers known: blobs no file refers to are not deleted, and slices are not merged"),
+    }
+    let service = Arc::new(MetaService { ns, lease_secs, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });
     cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;
     Ok(())
 }
