@@ -385,9 +385,7 @@ pub async fn run(
 ) -> crate::Result<()> {
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
     let engine = RedbEngine::open(&data.join(DB_FILE))?;
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, data = %data.display(), "meta service listening");
-    }
+    info!(data = %data.display(), "meta engine: redb");
     serve(listener, secret, engine, opts, shutdown).await
 }
 
@@ -403,6 +401,9 @@ pub async fn serve<E: Engine>(
 ) -> crate::Result<()> {
     let ns = Arc::new(Namespace::open(engine)?);
     ns.count_usage_where_missing()?;
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "meta service listening");
+    }
     let lease_secs = opts.orphan_lease_secs.max(1);
     tokio::spawn(sweep_loop(ns.clone(), lease_secs, shutdown.clone()));
     match &opts.workers {
