@@ -5,7 +5,7 @@
 //!
 //! What the trait asks of an engine, and what it allows a remote one:
 //! - keys and values are bytes, keys ordered bytewise; no engine type
-//!   crosses the trait, and errors are [`MetaError::Engine`] with a cause;
+//!   crosses the trait, and errors are [`crate::MetaError::Engine`] with a cause;
 //! - a write transaction is serialisable: it sees its own writes, and it
 //!   commits whole or not at all. An engine with optimistic transactions
 //!   (etcd's compare-and-swap on revisions) may run the closure again

@@ -27,9 +27,8 @@ pub(crate) struct Migration {
     pub from: u32,
     /// What it changes, for the log.
     pub what: &'static str,
-    /// The rewrite. A step must be idempotent over a partly migrated
-    /// database only within its own transaction; across steps the stamp
-    /// says where to resume.
+    /// The rewrite, in the same transaction as the stamp that follows it:
+    /// a step is applied whole, once, or not at all.
     pub apply: fn(&mut dyn crate::KvWrite) -> Result<()>,
 }
 

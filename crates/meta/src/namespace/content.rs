@@ -28,7 +28,7 @@ pub(super) fn load_slices(r: &dyn KvRead, vol: u32, inode: &mut Inode) -> Result
 
 /// Saves a file's slices under `generation`. An emptied list is kept too
 /// (a few bytes): its generation must not start again from zero, or a
-/// compactor that read the list before it was emptied could swap its merge
+/// slice merger that read the list before it was emptied could swap its merge
 /// into the file's new content.
 pub(super) fn save_slices(w: &mut dyn KvWrite, vol: u32, ino: u64, generation: u64, slices: &[Slice]) -> Result<()> {
     put(w, &key::slices(vol, ino), &(generation, slices))
@@ -71,7 +71,7 @@ pub(super) fn corrupt_slices(ino: u64) -> impl Fn(postcard::Error) -> MetaError 
     move |e| MetaError::Engine(format!("corrupt slice list of inode {ino}: {e}"))
 }
 
-/// The compactor's swap: the oldest `count` of `all` become `merged`, the
+/// The slice merger's swap: the oldest `count` of `all` become `merged`, the
 /// blobs no slice refers to any more go to the collector, and the
 /// generation moves on.
 pub(super) fn replace_oldest(
@@ -222,7 +222,7 @@ impl<E: Engine> Namespace<E> {
     }
 
     /// Replaces a file's oldest slices, `expected`, by fewer ones covering
-    /// the same content (the compactor), provided they are still the
+    /// the same content (the slice merger), provided they are still the
     /// file's oldest: slices written since the merge began stay on top of
     /// it (later slices win), so a file being written to all the time can
     /// still be compacted; a truncate changes the slices and voids it.
@@ -243,10 +243,10 @@ impl<E: Engine> Namespace<E> {
         })
     }
 
-    /// Replaces a file's oldest `count` slices by `merged` (the compactor,
+    /// Replaces a file's oldest `count` slices by `merged` (the slice merger,
     /// which read them a page at a time) if the slices are still those of
     /// `generation`: only appended to since. Replacing none by nothing
-    /// takes the file off the compactor's queue.
+    /// takes the file off the slice merger's queue.
     pub fn compact_prefix(
         &self,
         vol: u32,
@@ -266,7 +266,7 @@ impl<E: Engine> Namespace<E> {
                 return Ok(false);
             }
             if count == 0 && merged.is_empty() {
-                // The compactor found nothing to merge: off the queue
+                // The slice merger found nothing to merge: off the queue
                 // (writes that add many slices put it back).
                 w.delete(&key::compact(vol, ino))?;
                 return Ok(true);
@@ -301,7 +301,7 @@ impl<E: Engine> Namespace<E> {
         })
     }
 
-    /// Files queued for the compactor, as (volume, inode).
+    /// Files queued for the slice merger, as (volume, inode).
     pub fn compact_candidates(&self, limit: usize) -> Result<Vec<(u32, u64)>> {
         self.engine.read(|r| {
             Ok(r.scan(b"k", b"l", limit)?.iter().filter_map(|(k, _)| Some((be_u32(k, 1)?, be_u64(k, 5)?))).collect())

@@ -37,7 +37,7 @@ pub const DEFAULT_CHUNK: u64 = 64 << 20;
 /// lease; one that stops has gone away, and its open-unlinked files are
 /// freed).
 pub const ORPHAN_LEASE_SECS: u64 = 60;
-/// A file with more slices than this is queued for the compactor.
+/// A file with more slices than this is queued for the slice merger.
 pub const COMPACT_AFTER: usize = 16;
 /// How long the service remembers that a change was applied: longer than
 /// any client retries it.
