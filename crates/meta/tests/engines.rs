@@ -64,3 +64,32 @@ fn every_operation_is_applied_once_when_the_engine_reruns_each_write() {
     assert_eq!(n.check(v).unwrap().1, Vec::<String>::new());
     assert_eq!(n.stats(v).unwrap().inodes, 5);
 }
+
+/// The meta service over the in-memory engine, through the protocol: the
+/// server takes any engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meta_service_serves_a_namespace_over_any_engine() {
+    use cairn_client::MetaClient;
+    use cairn_meta::server::{serve, MetaOptions};
+    use cairn_proto::meta::{MetaRequest, MetaResponse};
+    use cairn_proto::ClusterSecret;
+
+    let secret = ClusterSecret::from_text("test-secret-please-ignore").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(serve(listener, secret.clone(), MemEngine::new(), MetaOptions::default(), shutdown));
+    let m = MetaClient::new(addr, secret);
+    let v = m.create_volume("photos", vec![], DEFAULT_CHUNK).await.unwrap();
+    let made = m
+        .call(MetaRequest::Mkdir { vol: v.id, parent: ROOT, name: b"d".to_vec(), perm: 0o755, uid: 0, gid: 0 })
+        .await
+        .unwrap();
+    let MetaResponse::Made { attr, parent } = made else { panic!("{made:?}") };
+    assert_eq!((attr.kind, parent.nlink), (Kind::Dir, 3));
+    let found = m.call(MetaRequest::Lookup { vol: v.id, parent: ROOT, name: b"d".to_vec() }).await.unwrap();
+    assert_eq!(found, MetaResponse::Attr(attr));
+    assert_eq!(m.volumes().await.unwrap(), vec![v]);
+    stop.send(true).unwrap();
+    server.await.unwrap().unwrap();
+}
