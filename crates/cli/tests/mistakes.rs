@@ -310,3 +310,41 @@ fn listeners_default_to_the_nodes_host_and_a_taken_port_names_its_flag() {
     let said = stderr(&second);
     assert!(said.contains(&format!("{host}:23000 is already in use")) && said.contains("--fastdfs-listen"), "{said}");
 }
+
+/// A meta database written by a newer Cairn (a format version this binary
+/// does not know) is refused at start, in one line that says what to do,
+/// and left as it was.
+#[test]
+fn a_meta_database_of_a_newer_format_is_refused_in_one_line() {
+    use cairn_meta::records::encode;
+    use cairn_meta::{key, Engine, Namespace, RedbEngine, FORMAT_VERSION};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("meta");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("meta.redb");
+    {
+        let ns = Namespace::open(RedbEngine::open(&db).unwrap()).unwrap();
+        ns.create_volume("v", vec![], cairn_meta::DEFAULT_CHUNK).unwrap();
+        drop(ns);
+        let engine = RedbEngine::open(&db).unwrap();
+        engine.write(|w| w.put(key::FORMAT, &encode(&(FORMAT_VERSION + 1))?)).unwrap();
+    }
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "test-secret-please-ignore\n").unwrap();
+    let o = Command::new(cairn_bin())
+        .args(["meta", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--data", data.to_str().unwrap(), "--secret-file", secret.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    let newer = format!("format version {}, newer than this cairn reads (up to {FORMAT_VERSION})", FORMAT_VERSION + 1);
+    assert!(said.contains(&newer), "{said}");
+    let errors: Vec<&str> = said.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{said}");
+    assert!(errors[0].contains(&newer) && errors[0].ends_with("run a newer cairn"), "one line: {said}");
+    let engine = RedbEngine::open(&db).unwrap();
+    let kept = engine.read(|r| r.get(key::FORMAT)).unwrap();
+    assert_eq!(kept, Some(encode(&(FORMAT_VERSION + 1)).unwrap()), "not stamped over");
+}

@@ -6,8 +6,10 @@
 
 use crate::engine::{Engine, KvWrite};
 use crate::error::{MetaError, Result};
-use crate::model::{decode, encode, key, Time, VolumeClient, ROOT};
+use crate::key;
 use crate::namespace::Namespace;
+use crate::records::{decode, encode, Client, Time};
+use cairn_proto::meta::{VolumeClient, ROOT};
 
 /// A description is cut to this many bytes (it comes from the client).
 const WHAT_MAX: usize = 256;
@@ -30,7 +32,7 @@ impl<E: Engine> Namespace<E> {
         let fresh = self.engine().read(|r| {
             Ok(match r.get(&k)? {
                 Some(b) => {
-                    let c: VolumeClient = decode(&b)?;
+                    let c: Client = decode(&b)?;
                     c.what == what && now - c.last_seen < (lease_secs / 3) as i64
                 }
                 None => false,
@@ -43,7 +45,7 @@ impl<E: Engine> Namespace<E> {
             if !volume_exists(w, vol)? {
                 return Err(MetaError::NotFound(format!("volume {vol}")));
             }
-            w.put(&k, &encode(&VolumeClient { session, what: what.clone(), last_seen: now })?)
+            w.put(&k, &encode(&Client { session, what: what.clone(), last_seen: now })?)
         })
     }
 
@@ -59,9 +61,9 @@ impl<E: Engine> Namespace<E> {
         self.engine().read(|r| {
             let mut live = Vec::new();
             for (_, v) in r.scan(&start, &end, 100_000)? {
-                let c: VolumeClient = decode(&v)?;
+                let c: Client = decode(&v)?;
                 if now - c.last_seen <= lease_secs as i64 {
-                    live.push(c);
+                    live.push(c.into());
                 }
             }
             Ok(live)

@@ -1,7 +1,22 @@
 //! The engine trait: an ordered, transactional key-value store. The
-//! namespace (`namespace.rs`) is written against it alone, so another
-//! engine (a distributed transactional store) can replace the embedded one
-//! without anything above this trait knowing.
+//! namespace (`namespace.rs`) and the server are written against it alone,
+//! so another engine (a distributed transactional store: etcd, TiKV) can
+//! replace the embedded one without anything above this trait knowing.
+//!
+//! What the trait asks of an engine, and what it allows a remote one:
+//! - keys and values are bytes, keys ordered bytewise; no engine type
+//!   crosses the trait, and errors are [`crate::MetaError::Engine`] with a cause;
+//! - a write transaction is serialisable: it sees its own writes, and it
+//!   commits whole or not at all. An engine with optimistic transactions
+//!   (etcd's compare-and-swap on revisions) may run the closure again
+//!   after a conflict, so closures are `FnMut` and must have no effects
+//!   outside the transaction: everything they do goes through `KvWrite`;
+//! - a read is one consistent snapshot (etcd: one revision), and may be
+//!   run again too;
+//! - every call may block for a network round trip: the server calls the
+//!   engine on blocking threads, except where the engine says it would
+//!   not wait ([`Engine::reads_without_waiting`],
+//!   [`Engine::writes_lazily_without_waiting`]).
 
 use crate::error::Result;
 
@@ -26,15 +41,17 @@ pub trait KvWrite: KvRead {
 /// all of it or none.
 pub trait Engine: Send + Sync + 'static {
     /// Runs `f` in one read-write transaction, committed if it returns `Ok`
-    /// and rolled back otherwise. Write transactions run one at a time.
-    fn write<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T>;
+    /// and rolled back otherwise. Write transactions are serialisable; an
+    /// engine may run `f` more than once (a conflict), committing only the
+    /// last run.
+    fn write<T>(&self, f: impl FnMut(&mut dyn KvWrite) -> Result<T>) -> Result<T>;
     /// [`Engine::write`], except that a power cut (not a process crash)
     /// right after it returns may still lose the transaction: it is on
     /// disk a few milliseconds later, or at the next [`Engine::write`] or
     /// [`Engine::sync`], whichever comes first, and never after a later
     /// transaction (what survives is always a prefix). Namespace changes
     /// take this, as they do on a local file system: durable at `fsync`.
-    fn write_lazily<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+    fn write_lazily<T>(&self, f: impl FnMut(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         self.write(f)
     }
     /// Puts every transaction committed so far on disk.
@@ -47,8 +64,16 @@ pub trait Engine: Send + Sync + 'static {
     fn writes_lazily_without_waiting(&self) -> bool {
         false
     }
-    /// Runs `f` on a consistent snapshot; readers do not block writers.
-    fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T>;
+    /// Whether a read answers without waiting on a disk or a network (an
+    /// embedded engine's cached pages): the server then answers small
+    /// reads on the connection's own task instead of a blocking thread.
+    /// `false` when unknown, as for any remote engine.
+    fn reads_without_waiting(&self) -> bool {
+        false
+    }
+    /// Runs `f` on a consistent snapshot; readers do not block writers. An
+    /// engine may run `f` more than once (a snapshot it lost).
+    fn read<T>(&self, f: impl FnMut(&dyn KvRead) -> Result<T>) -> Result<T>;
 }
 
 /// One operation's writes, held aside over a shared transaction until the

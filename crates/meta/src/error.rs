@@ -40,23 +40,34 @@ pub enum MetaError {
     /// service answers from the namespace as it is.
     #[error("change already applied")]
     AlreadyApplied,
+    /// The database was written by a newer Cairn, in a format this one
+    /// would misread (`format.rs`).
+    #[error(
+        "the meta database is format version {found}, newer than this cairn reads (up to {newest}): run a newer cairn"
+    )]
+    FormatTooNew {
+        /// The database's version.
+        found: u32,
+        /// The newest this binary reads.
+        newest: u32,
+    },
 }
 
 impl MetaError {
     /// The errno for this error.
     pub fn errno(&self) -> i32 {
         match self {
-            MetaError::NotFound(_) => 2,                           // ENOENT
-            MetaError::Exists(_) => 17,                            // EEXIST
-            MetaError::NotDir => 20,                               // ENOTDIR
-            MetaError::IsDir => 21,                                // EISDIR
-            MetaError::NotEmpty => 39,                             // ENOTEMPTY
-            MetaError::NameTooLong => 36,                          // ENAMETOOLONG
-            MetaError::NoAttr => 61,                               // ENODATA
-            MetaError::Invalid(_) => 22,                           // EINVAL
-            MetaError::TooManyLinks => 31,                         // EMLINK
-            MetaError::Busy(_) => 16,                              // EBUSY
-            MetaError::Engine(_) | MetaError::AlreadyApplied => 5, // EIO
+            MetaError::NotFound(_) => 2,   // ENOENT
+            MetaError::Exists(_) => 17,    // EEXIST
+            MetaError::NotDir => 20,       // ENOTDIR
+            MetaError::IsDir => 21,        // EISDIR
+            MetaError::NotEmpty => 39,     // ENOTEMPTY
+            MetaError::NameTooLong => 36,  // ENAMETOOLONG
+            MetaError::NoAttr => 61,       // ENODATA
+            MetaError::Invalid(_) => 22,   // EINVAL
+            MetaError::TooManyLinks => 31, // EMLINK
+            MetaError::Busy(_) => 16,      // EBUSY
+            MetaError::Engine(_) | MetaError::AlreadyApplied | MetaError::FormatTooNew { .. } => 5, // EIO
         }
     }
 }

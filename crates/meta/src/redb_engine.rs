@@ -325,11 +325,11 @@ impl Drop for RedbEngine {
 }
 
 impl Engine for RedbEngine {
-    fn write<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnMut(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         self.write_as(true, f)
     }
 
-    fn write_lazily<T>(&self, f: impl FnOnce(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
+    fn write_lazily<T>(&self, f: impl FnMut(&mut dyn KvWrite) -> Result<T>) -> Result<T> {
         self.write_as(false, f)
     }
 
@@ -347,7 +347,13 @@ impl Engine for RedbEngine {
         idle && !self.lazy.failed() && self.redo.try_lock().is_ok_and(|r| !r.durable_due())
     }
 
-    fn read<T>(&self, f: impl FnOnce(&dyn KvRead) -> Result<T>) -> Result<T> {
+    /// redb reads from its page cache or the local disk, in microseconds.
+    fn reads_without_waiting(&self) -> bool {
+        true
+    }
+
+    /// Runs `f` once: redb never conflicts.
+    fn read<T>(&self, mut f: impl FnMut(&dyn KvRead) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read().map_err(engine_err)?;
         let table = txn.open_table(KV).map_err(engine_err)?;
         f(&Reader { table })

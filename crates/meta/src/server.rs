@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_client::{Client, ClientConfig};
 use cairn_proto::frame::{encode_frame, write_frame};
 use cairn_proto::meta::{Attr, MetaRequest, MetaResponse};
 use cairn_proto::{ClusterSecret, Conn, ErrorCode, ProtoError, Request, Response, ServeLimits, Service, WireError};
@@ -16,16 +17,18 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::changes::ChangeFeed;
-use crate::{MetaError, Namespace, RedbEngine, Time};
+use crate::workers::{self, WorkerOptions};
+use crate::{Engine, MetaError, Namespace, RedbEngine, Time};
 
 use MetaRequest as Q;
 
 /// File of the embedded engine inside the data directory.
 pub const DB_FILE: &str = "meta.redb";
 
-struct MetaService {
-    ns: Arc<Namespace<RedbEngine>>,
-    opts: MetaOptions,
+struct MetaService<E: Engine> {
+    ns: Arc<Namespace<E>>,
+    /// See [`MetaOptions::orphan_lease_secs`].
+    lease_secs: u64,
     feed: ChangeFeed,
     /// Changes being carried out now (see [`Changing`]).
     changing: AtomicUsize,
@@ -65,36 +68,40 @@ impl Drop for Changing<'_> {
 const CHANGES_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Settings of the meta service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaOptions {
     /// How long a file unlinked while open is kept after a mount last said
     /// it has it open.
     pub orphan_lease_secs: u64,
+    /// The blob collector and the slice merger, started with the service;
+    /// `None` (no trackers known): blobs no file refers to stay, and files
+    /// keep their slices.
+    pub workers: Option<WorkerOptions>,
 }
 
 impl Default for MetaOptions {
     fn default() -> Self {
-        Self { orphan_lease_secs: crate::ORPHAN_LEASE_SECS }
+        Self { orphan_lease_secs: crate::ORPHAN_LEASE_SECS, workers: None }
     }
 }
 
 /// Carries out one request from client `session` (0: untagged).
-fn dispatch(
-    ns: &Namespace<RedbEngine>,
-    opts: MetaOptions,
+fn dispatch<E: Engine>(
+    ns: &Namespace<E>,
+    lease_secs: u64,
     session: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
     if req.durable_when_answered() {
-        carry_out(ns, opts, session, req)
+        carry_out(ns, lease_secs, session, req)
     } else {
-        ns.lazily(|| carry_out(ns, opts, session, req))
+        ns.lazily(|| carry_out(ns, lease_secs, session, req))
     }
 }
 
-fn carry_out(
-    ns: &Namespace<RedbEngine>,
-    opts: MetaOptions,
+fn carry_out<E: Engine>(
+    ns: &Namespace<E>,
+    lease_secs: u64,
     session: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
@@ -104,7 +111,7 @@ fn carry_out(
         Q::ListVolumes => A::Volumes(ns.volumes()?),
         Q::GetVolume { name } => A::Volume(ns.volume(&name)?),
         Q::DeleteVolume { name, force } => {
-            ns.delete_volume(&name, force, opts.orphan_lease_secs)?;
+            ns.delete_volume(&name, force, lease_secs)?;
             A::Ok
         }
         Q::Stats { vol } => A::Stats(ns.stats(vol)?),
@@ -142,7 +149,7 @@ fn carry_out(
             A::Pieces(attr, pieces)
         }
         Q::Release { vol, ino } => {
-            ns.release(vol, ino, session, opts.orphan_lease_secs)?;
+            ns.release(vol, ino, session, lease_secs)?;
             A::Ok
         }
         Q::SetXattr { vol, ino, name, value, create, replace } => {
@@ -191,35 +198,35 @@ fn carry_out(
         }
         Q::KeepOpen { vol, session, inodes } => {
             ns.keep_open(vol, session, &inodes)?;
-            A::KeptOpen { lease_secs: opts.orphan_lease_secs }
+            A::KeptOpen { lease_secs }
         }
         Q::Sync => {
             ns.sync()?;
             A::Ok
         }
         Q::Attach { vol, session, what } => {
-            ns.attach(vol, session, &what, opts.orphan_lease_secs)?;
+            ns.attach(vol, session, &what, lease_secs)?;
             A::Ok
         }
         Q::Detach { vol, session } => {
             ns.detach(vol, session)?;
             A::Ok
         }
-        Q::Clients { vol } => A::Clients(ns.clients(vol, opts.orphan_lease_secs)?),
+        Q::Clients { vol } => A::Clients(ns.clients(vol, lease_secs)?),
     })
 }
 
 /// Carries out a change tagged `(session, seq)`, at most once: a retry of
 /// one already applied gets the answer from the namespace as it is now.
-fn dispatch_once(
-    ns: &Namespace<RedbEngine>,
-    opts: MetaOptions,
+fn dispatch_once<E: Engine>(
+    ns: &Namespace<E>,
+    lease_secs: u64,
     session: u64,
     seq: u64,
     req: MetaRequest,
 ) -> Result<MetaResponse, MetaError> {
     if !req.is_change() {
-        return dispatch(ns, opts, session, req);
+        return dispatch(ns, lease_secs, session, req);
     }
     let again = match &req {
         Q::CreateVolume { name, .. } => Replay::Volume(name.clone()),
@@ -231,7 +238,7 @@ fn dispatch_once(
         Q::Compact { .. } => Replay::Compacted,
         _ => Replay::Done,
     };
-    match ns.tagged(session, seq, || dispatch(ns, opts, session, req)) {
+    match ns.tagged(session, seq, || dispatch(ns, lease_secs, session, req)) {
         Err(MetaError::AlreadyApplied) => Ok(match again {
             Replay::Volume(name) => MetaResponse::Volume(ns.volume(&name)?),
             Replay::Entry(vol, parent, name) => MetaResponse::Attr(ns.lookup(vol, parent, &name)?),
@@ -256,8 +263,8 @@ enum Replay {
 /// forgets old change tags; twice per lease when the lease is shorter.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn sweep_loop(ns: Arc<Namespace<RedbEngine>>, opts: MetaOptions, mut shutdown: watch::Receiver<bool>) {
-    let every = SWEEP_EVERY.min(std::time::Duration::from_millis(opts.orphan_lease_secs * 500));
+async fn sweep_loop<E: Engine>(ns: Arc<Namespace<E>>, lease_secs: u64, mut shutdown: watch::Receiver<bool>) {
+    let every = SWEEP_EVERY.min(std::time::Duration::from_millis(lease_secs * 500));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -265,7 +272,7 @@ async fn sweep_loop(ns: Arc<Namespace<RedbEngine>>, opts: MetaOptions, mut shutd
         }
         let ns = ns.clone();
         let now = Time::now().secs;
-        match tokio::task::spawn_blocking(move || ns.sweep(now, opts.orphan_lease_secs, 10_000)).await {
+        match tokio::task::spawn_blocking(move || ns.sweep(now, lease_secs, 10_000)).await {
             Ok(Ok((freed, forgotten))) if freed > 0 || forgotten > 0 => {
                 info!(freed, forgotten, "freed unlinked files no mount holds open; forgot old change tags")
             }
@@ -297,17 +304,18 @@ fn answer_of(r: Result<Result<MetaResponse, MetaError>, tokio::task::JoinError>)
         .unwrap_or_else(|e| MetaResponse::Err { errno: e.errno(), message: e.to_string() })
 }
 
-/// Reads of one key or two, answered on the connection's own task: a
-/// blocking-pool thread's wake-up and the task's own cost more than the
-/// read (a few microseconds from redb's cache), and on this project's test
-/// machine a negative lookup before each create is a third of a create's
-/// meta round trips. Everything that writes, fsyncs or reads many keys goes
-/// to the blocking pool.
+/// Reads of one key or two, answered on the connection's own task when the
+/// engine reads without waiting (redb: a few microseconds from its cache):
+/// a blocking-pool thread's wake-up and the task's own cost more than the
+/// read, and on this project's test machine a negative lookup before each
+/// create is a third of a create's meta round trips. Everything that
+/// writes, fsyncs or reads many keys goes to the blocking pool, and so does
+/// every call of an engine across a network.
 fn answers_in_place(q: &MetaRequest) -> bool {
     matches!(q, Q::Lookup { .. } | Q::GetAttr { .. } | Q::GetXattr { .. } | Q::ListXattr { .. } | Q::Readlink { .. })
 }
 
-impl Service for MetaService {
+impl<E: Engine> Service for MetaService<E> {
     async fn handle<'a>(&'a self, req: Request, conn: &'a mut Conn) -> Result<(), ProtoError> {
         match req {
             Request::Namespace(Q::Changes { vol, session, epoch, after, wait_ms }) => {
@@ -317,14 +325,14 @@ impl Service for MetaService {
                 send(conn, answer).await
             }
             Request::Namespace(q) => {
-                let (ns, opts) = (self.ns.clone(), self.opts);
+                let (ns, lease_secs) = (self.ns.clone(), self.lease_secs);
                 let (vol, stale) = q.touched();
-                let answer = if answers_in_place(&q) {
-                    Ok(dispatch(&ns, opts, 0, q))
+                let answer = if answers_in_place(&q) && ns.reads_without_waiting() {
+                    Ok(dispatch(&ns, lease_secs, 0, q))
                 } else {
                     // Counted, so a change beside it goes to the pool too.
                     let _changing = Changing::begin(&self.changing);
-                    tokio::task::spawn_blocking(move || dispatch(&ns, opts, 0, q)).await
+                    tokio::task::spawn_blocking(move || dispatch(&ns, lease_secs, 0, q)).await
                 };
                 let answer = answer_of(answer);
                 if !matches!(answer, MetaResponse::Err { .. }) {
@@ -336,18 +344,18 @@ impl Service for MetaService {
                 // Nearly every close is of a file with links: nothing to
                 // change, answered here without a blocking-pool hand-off.
                 if let Q::Release { vol, ino } = &req {
-                    if matches!(self.ns.is_orphan(*vol, *ino), Ok(false)) {
+                    if self.ns.reads_without_waiting() && matches!(self.ns.is_orphan(*vol, *ino), Ok(false)) {
                         return send(conn, MetaResponse::Ok).await;
                     }
                 }
-                let (ns, opts) = (self.ns.clone(), self.opts);
+                let (ns, lease_secs) = (self.ns.clone(), self.lease_secs);
                 let (vol, stale) = req.touched();
                 let changing = Changing::begin(&self.changing);
                 let answer =
                     if !req.durable_when_answered() && changing.alone() && self.ns.changes_lazily_without_waiting() {
-                        Ok(dispatch_once(&ns, opts, session, seq, req))
+                        Ok(dispatch_once(&ns, lease_secs, session, seq, req))
                     } else {
-                        tokio::task::spawn_blocking(move || dispatch_once(&ns, opts, session, seq, req)).await
+                        tokio::task::spawn_blocking(move || dispatch_once(&ns, lease_secs, session, seq, req)).await
                     };
                 drop(changing);
                 let answer = answer_of(answer);
@@ -366,7 +374,8 @@ impl Service for MetaService {
 }
 
 /// Runs the meta service on `listener` with its engine in `data`, until
-/// `shutdown` turns true.
+/// `shutdown` turns true. The one place that chooses the engine: the
+/// embedded redb file `data/meta.redb`.
 pub async fn run(
     listener: TcpListener,
     secret: ClusterSecret,
@@ -375,13 +384,36 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
     std::fs::create_dir_all(data).map_err(|e| MetaError::Engine(format!("cannot create {}: {e}", data.display())))?;
-    let ns = Arc::new(Namespace::new(RedbEngine::open(&data.join(DB_FILE))?));
+    let engine = RedbEngine::open(&data.join(DB_FILE))?;
+    info!(data = %data.display(), "meta engine: redb");
+    serve(listener, secret, engine, opts, shutdown).await
+}
+
+/// Runs the meta service on `listener` over the namespace in `engine`,
+/// until `shutdown` turns true: whatever the engine, from here on nothing
+/// knows which it is.
+pub async fn serve<E: Engine>(
+    listener: TcpListener,
+    secret: ClusterSecret,
+    engine: E,
+    opts: MetaOptions,
+    shutdown: watch::Receiver<bool>,
+) -> crate::Result<()> {
+    let ns = Arc::new(Namespace::open(engine)?);
     ns.count_usage_where_missing()?;
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, data = %data.display(), "meta service listening");
+        info!(%addr, "meta service listening");
     }
-    tokio::spawn(sweep_loop(ns.clone(), opts, shutdown.clone()));
-    let service = Arc::new(MetaService { ns, opts, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });
+    let lease_secs = opts.orphan_lease_secs.max(1);
+    tokio::spawn(sweep_loop(ns.clone(), lease_secs, shutdown.clone()));
+    match &opts.workers {
+        Some(w) => {
+            let blobs = Arc::new(Client::new(ClientConfig::new(w.trackers.clone(), secret.clone())));
+            workers::spawn(ns.clone(), blobs, w, shutdown.clone());
+        }
+        None => warn!("no trackers known: blobs no file refers to are not deleted, and slices are not merged"),
+    }
+    let service = Arc::new(MetaService { ns, lease_secs, feed: ChangeFeed::new(), changing: AtomicUsize::new(0) });
     cairn_proto::net::serve(listener, secret, service, ServeLimits::default(), shutdown).await;
     Ok(())
 }
@@ -389,7 +421,7 @@ pub async fn run(
 /// The answer to a create or link: the new inode with its directory's
 /// attributes, read right after the change (a later change by another
 /// client reaches mounts through the change feed, which forgets them).
-fn made(ns: &Namespace<RedbEngine>, vol: u32, parent: u64, attr: Attr) -> MetaResponse {
+fn made<E: Engine>(ns: &Namespace<E>, vol: u32, parent: u64, attr: Attr) -> MetaResponse {
     match ns.getattr(vol, parent) {
         Ok(parent) => MetaResponse::Made { attr, parent },
         Err(_) => MetaResponse::Attr(attr),
@@ -397,7 +429,7 @@ fn made(ns: &Namespace<RedbEngine>, vol: u32, parent: u64, attr: Attr) -> MetaRe
 }
 
 /// The answer to a removal or rename: the directories it changed.
-fn dirs(ns: &Namespace<RedbEngine>, vol: u32, inos: &[u64]) -> MetaResponse {
+fn dirs<E: Engine>(ns: &Namespace<E>, vol: u32, inos: &[u64]) -> MetaResponse {
     let mut out: Vec<Attr> = Vec::new();
     for &ino in inos {
         if out.iter().all(|a| a.ino != ino) {

@@ -1,11 +1,11 @@
 //! Which blob ranges make up a range of a file: later slices win where
 //! they overlap, and what no slice covers reads as zeros (a hole).
 
-use crate::model::Slice;
+use cairn_proto::meta::Slice;
 
 pub use cairn_proto::meta::{resolve, Piece};
 
-/// A stretch of a file's content that the compactor rewrites as one blob:
+/// A stretch of a file's content that the slice merger rewrites as one blob:
 /// contiguous data (no hole inside), from `pieces` in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
@@ -17,7 +17,7 @@ pub struct Run {
     pub pieces: Vec<Piece>,
 }
 
-/// How the compactor would rewrite a file whose content is `slices` and
+/// How the slice merger would rewrite a file whose content is `slices` and
 /// whose size is `size`: its data as runs of at most `max_run` bytes,
 /// holes left out (they read as zeros without a slice).
 pub fn plan_merge(slices: &[Slice], size: u64, max_run: u64) -> Vec<Run> {

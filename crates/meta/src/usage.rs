@@ -6,8 +6,9 @@
 
 use crate::engine::{Engine, KvRead, KvWrite};
 use crate::error::Result;
-use crate::model::{decode, encode, key, Attr, Inode, Kind};
+use crate::key;
 use crate::namespace::Namespace;
+use crate::records::{decode, encode, Attr, Inode, Kind};
 
 /// The size a regular file's saved inode has, if it is saved. Only the
 /// attributes, the record's first field, are decoded.

@@ -4,7 +4,7 @@ use cairn_meta::slices::Piece;
 use cairn_meta::{Kind, MetaError, Namespace, NewNode, RedbEngine, RenameMode, SetAttr, Slice, DEFAULT_CHUNK, ROOT};
 
 fn ns(dir: &tempfile::TempDir) -> Namespace<RedbEngine> {
-    Namespace::new(RedbEngine::open(&dir.path().join("meta.redb")).unwrap())
+    Namespace::open(RedbEngine::open(&dir.path().join("meta.redb")).unwrap()).unwrap()
 }
 
 fn file(uid: u32) -> NewNode {
@@ -333,7 +333,7 @@ fn bytes_used_are_counted_once_for_a_volume_made_before_the_counter() {
     let mut key = vec![b'u'];
     key.extend_from_slice(&v.to_be_bytes());
     engine.write(|w: &mut dyn KvWrite| w.delete(&key)).unwrap();
-    let n = Namespace::new(engine);
+    let n = Namespace::open(engine).unwrap();
     assert_eq!(n.usage(v).unwrap(), 0);
     n.count_usage_where_missing().unwrap();
     assert_eq!(n.usage(v).unwrap(), 1000);

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
+use cairn_meta::server::MetaOptions;
+use cairn_meta::workers::{WorkerOptions, COLLECT_AFTER_SECS};
 use cairn_proto::ClusterSecret;
 use cairn_storage::{StorageConfig, StorageSettings};
 use cairn_store::{DirLock, Store, StoreConfig};
@@ -311,17 +313,15 @@ pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
     let trackers = if a.tracker.is_empty() { file.trackers.unwrap_or_default() } else { a.tracker };
     let listener = bind(&listen, "meta service", "--listen").await?;
     println!("meta service listening on {} (data {})", listener.local_addr()?, data.display());
-    let local = listener.local_addr()?.to_string();
-    if trackers.is_empty() {
+    let grace = a.collect_after_secs.or(file.collect_after_secs).unwrap_or(COLLECT_AFTER_SECS);
+    let workers = if trackers.is_empty() {
         println!("no --tracker given: blobs of deleted files are not collected");
+        None
     } else {
-        let grace = a.collect_after_secs.or(file.collect_after_secs).unwrap_or(super::collector::GRACE_SECS);
-        let grace = std::time::Duration::from_secs(grace);
-        tokio::spawn(super::collector::run(local.clone(), trackers.clone(), secret.clone(), grace));
-        tokio::spawn(super::compactor::run(local, trackers, secret.clone()));
-    }
+        Some(WorkerOptions { trackers, collect_after: Duration::from_secs(grace) })
+    };
     let lease = a.orphan_lease_secs.or(file.orphan_lease_secs).unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
-    let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: lease.max(1) };
+    let opts = MetaOptions { orphan_lease_secs: lease.max(1), workers };
     cairn_meta::server::run(listener, secret, &data, opts, shutdown_on_signal()).await?;
     Ok(())
 }
@@ -388,14 +388,12 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let meta = match meta_listener {
         Some(ml) => {
             println!("meta service on {}", ml.local_addr()?);
-            let local = ml.local_addr()?.to_string();
-            let grace = file.meta.collect_after_secs.unwrap_or(super::collector::GRACE_SECS);
-            let grace = std::time::Duration::from_secs(grace);
-            tokio::spawn(super::collector::run(local.clone(), vec![tracker_addr.clone()], secret.clone(), grace));
-            tokio::spawn(super::compactor::run(local, vec![tracker_addr.clone()], secret.clone()));
+            let grace = file.meta.collect_after_secs.unwrap_or(COLLECT_AFTER_SECS);
+            let workers =
+                WorkerOptions { trackers: vec![tracker_addr.clone()], collect_after: Duration::from_secs(grace) };
             let lease = file.meta.orphan_lease_secs.unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
             let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
-            let opts = cairn_meta::server::MetaOptions { orphan_lease_secs: lease.max(1) };
+            let opts = MetaOptions { orphan_lease_secs: lease.max(1), workers: Some(workers) };
             Some(tokio::spawn(async move { cairn_meta::server::run(ml, secret, &data, opts, stop).await }))
         }
         None => None,

@@ -2,8 +2,6 @@
 
 pub mod bench;
 pub mod blob;
-pub mod collector;
-pub mod compactor;
 pub mod daemon;
 pub mod front;
 pub mod group;
