@@ -19,26 +19,21 @@ pub struct FileConfig {
     /// `[storage]`
     pub storage: cairn_storage::StorageSettings,
     /// `[meta]`
-    pub meta: MetaSection,
+    pub meta: cairn_meta::MetaSettings,
+    /// `[server]`
+    pub server: ServerSection,
 }
 
 /// The sections a file may have, for the message about an unknown one.
-const SECTIONS: &str = "[tracker], [storage] and [meta]";
+const SECTIONS: &str = "[tracker], [storage], [meta] and [server]";
 
-/// `[meta]` settings (the meta service, alone or inside `cairn server`).
+/// `[server]`: `cairn server`'s own options (its roles take theirs from
+/// their sections).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetaSection {
-    /// Address to listen on.
-    pub listen: Option<String>,
-    /// Data directory (the namespace database).
+pub struct ServerSection {
+    /// Data directory of every role it runs.
     pub data: Option<PathBuf>,
-    /// Trackers of the cluster whose blobs hold the volumes' data.
-    pub trackers: Option<Vec<String>>,
-    /// Seconds a file unlinked while open is kept after its mount last said so.
-    pub orphan_lease_secs: Option<u64>,
-    /// Seconds a blob no file refers to any more is kept before deletion.
-    pub collect_after_secs: Option<u64>,
 }
 
 /// `over` laid over `base`: every option `over` sets replaces `base`'s.
@@ -137,7 +132,7 @@ mod tests {
     #[test]
     fn errors_are_one_line_and_name_the_sections() {
         let e = parse("[tracker]\nlisten = \"a:1\"\n[gateway]\nx = 1\n").unwrap_err();
-        assert_eq!(e, "line 3: unknown section [gateway]; this version reads [tracker], [storage] and [meta]");
+        assert_eq!(e, "line 3: unknown section [gateway]; this version reads [tracker], [storage], [meta] and [server]");
         let e = parse("[storage]\ngrup = \"g\"\n").unwrap_err();
         assert!(e.starts_with("line 2: unknown field `grup`") && !e.contains('\n'), "{e}");
         let c = parse("[meta]\nlisten = \"127.0.0.1:1\"\norphan_lease_secs = 5\n").unwrap();

@@ -21,7 +21,9 @@
 //!   `mem_engine.rs` (in memory, for tests).
 //! - The daemon: `server.rs` (`cairn meta`, and the meta service inside
 //!   `cairn server`), `changes.rs` (what mounts are told changed),
-//!   `workers/` (the blob collector and the slice merger, which it starts).
+//!   `workers/` (the blob collector and the slice merger, which it starts),
+//!   `settings.rs` (its options, as the configuration file's `[meta]`
+//!   section and as flags).
 //!
 //! ```
 //! use cairn_meta::{Kind, MemEngine, Namespace, NewNode, DEFAULT_CHUNK, ROOT};
@@ -47,6 +49,7 @@ pub mod records;
 mod redb_engine;
 mod redo_log;
 pub mod server;
+mod settings;
 pub mod slices;
 mod usage;
 pub mod workers;
@@ -56,6 +59,7 @@ pub use engine::{Engine, KvRead, KvWrite};
 pub use error::{MetaError, Result};
 pub use format::{stored_version, FORMAT_VERSION};
 pub use mem_engine::MemEngine;
+pub use settings::{MetaSettings, DEFAULT_META_PORT};
 pub use namespace::{
     Namespace, NewNode, RenameMode, SetAttr, VolumeStats, COMPACT_AFTER, DEFAULT_CHUNK, LINK_MAX, NAME_MAX,
     ORPHAN_LEASE_SECS,

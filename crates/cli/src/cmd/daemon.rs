@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cairn_meta::server::MetaOptions;
-use cairn_meta::workers::{WorkerOptions, COLLECT_AFTER_SECS};
+use cairn_meta::MetaSettings;
 use cairn_proto::ClusterSecret;
 use cairn_storage::{StorageConfig, StorageSettings};
 use cairn_store::{DirLock, Store, StoreConfig};
@@ -15,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::front::{ServerFrontOpts, StorageFront, StorageFrontOpts, TrackerFront, TrackerFrontOpts};
-use super::volume::DEFAULT_META_PORT;
 use crate::config::{self, FileConfig};
 use crate::secret;
 
@@ -91,15 +89,8 @@ pub struct MetaDaemonArgs {
     /// File holding the cluster secret [without it: the secret itself from $CAIRN_SECRET, else DATA/secret]
     #[arg(long)]
     secret_file: Option<PathBuf>,
-    /// Seconds a file unlinked while open is kept after its mount last said
-    /// it has it open (a mount that died stops saying so) [default: 60]
-    #[arg(long)]
-    orphan_lease_secs: Option<u64>,
-    /// Seconds a blob no file refers to any more (deleted, overwritten,
-    /// merged away) is kept before it is deleted: readers that still hold
-    /// the old slices finish reading it meanwhile [default: 600]
-    #[arg(long)]
-    collect_after_secs: Option<u64>,
+    #[command(flatten)]
+    opts: MetaSettings,
 }
 
 /// `cairn server`
@@ -130,6 +121,8 @@ pub struct ServerArgs {
     tracker: TrackerSettings,
     #[command(flatten)]
     storage: StorageSettings,
+    #[command(flatten)]
+    meta: MetaSettings,
     #[command(flatten)]
     front: ServerFrontOpts,
 }
@@ -306,22 +299,17 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
 /// `cairn meta`
 pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?.meta;
-    let data = a.data.or(file.data).ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
+    let data = a.data.or(file.data.clone()).ok_or_else(|| anyhow!("cairn meta needs --data DIR"))?;
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
     let _lock = lock_dir(&data, "meta service")?;
-    let listen = a.listen.or(file.listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
-    let trackers = if a.tracker.is_empty() { file.trackers.unwrap_or_default() } else { a.tracker };
+    let listen = a.listen.unwrap_or_else(|| file.listen_or_default());
+    let trackers = if a.tracker.is_empty() { file.trackers.clone().unwrap_or_default() } else { a.tracker };
     let listener = bind(&listen, "meta service", "--listen").await?;
     println!("meta service listening on {} (data {})", listener.local_addr()?, data.display());
-    let grace = a.collect_after_secs.or(file.collect_after_secs).unwrap_or(COLLECT_AFTER_SECS);
-    let workers = if trackers.is_empty() {
+    if trackers.is_empty() {
         println!("no --tracker given: blobs of deleted files are not collected");
-        None
-    } else {
-        Some(WorkerOptions { trackers, collect_after: Duration::from_secs(grace) })
-    };
-    let lease = a.orphan_lease_secs.or(file.orphan_lease_secs).unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
-    let opts = MetaOptions { orphan_lease_secs: lease.max(1), workers };
+    }
+    let opts = config::overlay(&file, &a.opts)?.options(trackers);
     cairn_meta::server::run(listener, secret, &data, opts, shutdown_on_signal()).await?;
     Ok(())
 }
@@ -329,7 +317,7 @@ pub async fn meta(a: MetaDaemonArgs) -> Result<()> {
 /// `cairn server`: a tracker and a storage node in one process.
 pub async fn server(a: ServerArgs) -> Result<()> {
     let file = config::load(a.config.as_deref())?;
-    let data = a.data.clone().unwrap_or_else(config::default_data_dir);
+    let data = a.data.clone().or(file.server.data.clone()).unwrap_or_else(config::default_data_dir);
     // Before anything is written there (the secret, the node ID).
     let _lock = lock_dir(&data, "server")?;
     let (secret, secret_path, created): (ClusterSecret, Option<PathBuf>, bool) =
@@ -354,7 +342,7 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let (meta_listener, _meta_lock) = match a.meta_listen.as_deref().or(file.meta.listen.as_deref()) {
         Some("none") => (None, None),
         other => {
-            let addr = other.map(String::from).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_META_PORT}"));
+            let addr = other.map(String::from).unwrap_or_else(|| file.meta.listen_or_default());
             let lock = lock_dir(&data.join("meta"), "server (meta service)")?;
             (Some(bind(&addr, "meta service", "--meta-listen").await?), Some(lock))
         }
@@ -388,12 +376,8 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let meta = match meta_listener {
         Some(ml) => {
             println!("meta service on {}", ml.local_addr()?);
-            let grace = file.meta.collect_after_secs.unwrap_or(COLLECT_AFTER_SECS);
-            let workers =
-                WorkerOptions { trackers: vec![tracker_addr.clone()], collect_after: Duration::from_secs(grace) };
-            let lease = file.meta.orphan_lease_secs.unwrap_or(cairn_meta::ORPHAN_LEASE_SECS);
+            let opts = config::overlay(&file.meta, &a.meta)?.options(vec![tracker_addr.clone()]);
             let (secret, data, stop) = (secret.clone(), data.join("meta"), shutdown.clone());
-            let opts = MetaOptions { orphan_lease_secs: lease.max(1), workers: Some(workers) };
             Some(tokio::spawn(async move { cairn_meta::server::run(ml, secret, &data, opts, stop).await }))
         }
         None => None,

@@ -9,7 +9,7 @@ use crate::units::{human_bytes, parse_size, rfc3339};
 use crate::{secret, ClusterArgs};
 
 /// Default port of the meta service.
-pub const DEFAULT_META_PORT: u16 = 22500;
+pub use cairn_meta::DEFAULT_META_PORT;
 
 /// Where commands find the meta service.
 #[derive(Args, Debug, Clone)]
