@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn errors_are_one_line_and_name_the_sections() {
         let e = parse("[tracker]\nlisten = \"a:1\"\n[gateway]\nx = 1\n").unwrap_err();
-        assert_eq!(e, "line 3: unknown section [gateway]; this version reads [tracker], [storage], [meta] and [server]");
+        assert_eq!(
+            e,
+            "line 3: unknown section [gateway]; this version reads [tracker], [storage], [meta] and [server]"
+        );
         let e = parse("[storage]\ngrup = \"g\"\n").unwrap_err();
         assert!(e.starts_with("line 2: unknown field `grup`") && !e.contains('\n'), "{e}");
         let c = parse("[meta]\nlisten = \"127.0.0.1:1\"\norphan_lease_secs = 5\n").unwrap();
@@ -147,6 +150,71 @@ mod tests {
         assert_eq!(merged.heartbeat_interval_ms, Some(500));
         assert_eq!(merged.scrub_rate_mib, Some(16));
         assert_eq!(merged.replica_timeout_ms, cairn_storage::StorageSettings::defaults().replica_timeout_ms);
+    }
+
+    /// `docs/configuration.md`'s table of `section`: key → default cell.
+    fn documented(section: &str) -> std::collections::BTreeMap<String, String> {
+        let doc = include_str!("../../../docs/configuration.md");
+        let heading = format!("## `[{section}]`");
+        let start = doc.find(&heading).unwrap_or_else(|| panic!("docs/configuration.md has no {heading}"));
+        let body = &doc[start + heading.len()..];
+        let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+        body.lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[2].to_string())
+            })
+            .collect()
+    }
+
+    /// How the docs write a built-in default: as TOML, or `—` when it
+    /// depends on other options.
+    fn cell(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Null => "—".into(),
+            serde_json::Value::String(s) => format!("`\"{s}\"`"),
+            other => format!("`{other}`"),
+        }
+    }
+
+    /// Every key of a settings struct is in its section's table with its
+    /// built-in default, and every flag's `[default: …]` says the same.
+    fn check_section<T: Serialize + Default + clap::Args>(section: &str, defaults: T) {
+        let keys = serde_json::to_value(T::default()).unwrap();
+        let defaults = serde_json::to_value(defaults).unwrap();
+        let documented = documented(section);
+        let keys: Vec<&String> = keys.as_object().unwrap().keys().collect();
+        let listed: Vec<&String> = documented.keys().collect();
+        let (mut k, mut l) = (keys.clone(), listed.clone());
+        k.sort();
+        l.sort();
+        assert_eq!(k, l, "the keys of [{section}] in docs/configuration.md");
+        for key in keys {
+            let want = cell(&defaults[key.as_str()]);
+            assert_eq!(documented[key.as_str()], want, "default of [{section}] {key} in docs/configuration.md");
+        }
+        let cmd = T::augment_args(clap::Command::new("settings"));
+        for arg in cmd.get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(said) = help.split("[default: ").nth(1).and_then(|r| r.split(']').next()) else { continue };
+            let value = &defaults[arg.get_id().as_str()];
+            let plain = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(said, plain, "--help of [{section}] {} says [default: {said}]", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn the_configuration_reference_lists_every_key_with_its_default() {
+        check_section("tracker", cairn_tracker::TrackerSettings::defaults());
+        check_section("storage", cairn_storage::StorageSettings::defaults());
+        check_section("meta", cairn_meta::MetaSettings::defaults());
+        let server = documented("server");
+        assert_eq!(server.keys().collect::<Vec<_>>(), ["data"], "[server] in docs/configuration.md");
     }
 
     #[test]

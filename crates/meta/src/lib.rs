@@ -59,9 +59,9 @@ pub use engine::{Engine, KvRead, KvWrite};
 pub use error::{MetaError, Result};
 pub use format::{stored_version, FORMAT_VERSION};
 pub use mem_engine::MemEngine;
-pub use settings::{MetaSettings, DEFAULT_META_PORT};
 pub use namespace::{
     Namespace, NewNode, RenameMode, SetAttr, VolumeStats, COMPACT_AFTER, DEFAULT_CHUNK, LINK_MAX, NAME_MAX,
     ORPHAN_LEASE_SECS,
 };
 pub use redb_engine::RedbEngine;
+pub use settings::{MetaSettings, DEFAULT_META_PORT};

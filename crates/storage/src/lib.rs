@@ -39,8 +39,8 @@ mod upload;
 mod view;
 
 pub use config::StorageConfig;
-pub use settings::{StorageSettings, DEFAULT_STORAGE_PORT};
 pub use http::{token_for, HttpToken};
 pub use local::{LocalNode, LocalRead};
 pub use node::run;
+pub use settings::{StorageSettings, DEFAULT_STORAGE_PORT};
 pub use spare::wait_for_group;

@@ -173,11 +173,15 @@ mod tests {
     #[test]
     fn the_built_in_values_are_the_configs_defaults() {
         let d = StorageSettings::defaults();
-        let (from_defaults, plain) = (d.config(Vec::new(), String::new()), StorageConfig::new(Vec::new(), String::new()));
+        let (from_defaults, plain) =
+            (d.config(Vec::new(), String::new()), StorageConfig::new(Vec::new(), String::new()));
         assert_eq!(from_defaults.heartbeat_interval, plain.heartbeat_interval);
         assert_eq!(from_defaults.replica_timeout, plain.replica_timeout);
         assert_eq!(from_defaults.scrub_interval, plain.scrub_interval);
-        assert_eq!((from_defaults.scrub_rate_mib, from_defaults.heal_rate_mib), (plain.scrub_rate_mib, plain.heal_rate_mib));
+        assert_eq!(
+            (from_defaults.scrub_rate_mib, from_defaults.heal_rate_mib),
+            (plain.scrub_rate_mib, plain.heal_rate_mib)
+        );
         assert_eq!(d.pack_max(), Ok(DEFAULT_PACK_MAX));
         assert_eq!(d.path_policy(), Ok(PathPolicy::MostFree));
     }

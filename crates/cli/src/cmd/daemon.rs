@@ -240,8 +240,7 @@ pub async fn tracker(a: TrackerArgs) -> Result<()> {
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
     let _lock = lock_dir(&data, "tracker")?;
     let cfg = tracker_config(&file, &a.opts)?;
-    let listen =
-        a.listen.unwrap_or_else(|| file.tracker.listen_or_default());
+    let listen = a.listen.unwrap_or_else(|| file.tracker.listen_or_default());
     let front = TrackerFront::from_tracker(&a.front, &file, &listen)?;
     let listener = bind(&listen, "tracker", "--listen").await?;
     let local = listener.local_addr()?;
@@ -264,8 +263,7 @@ pub async fn storage(a: StorageArgs) -> Result<()> {
     }
     let secret = secret::require(a.secret_file.as_deref(), &data)?;
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let listen =
-        a.listen.unwrap_or_else(|| file.storage.listen_or_default());
+    let listen = a.listen.unwrap_or_else(|| file.storage.listen_or_default());
     let listener = bind(&listen, "storage", "--listen").await?;
     let advertise = advertise_for(&listener, a.advertise.as_ref().or(file.storage.advertise.as_ref()))?;
     let shutdown = shutdown_on_signal();
@@ -323,10 +321,8 @@ pub async fn server(a: ServerArgs) -> Result<()> {
     let (secret, secret_path, created): (ClusterSecret, Option<PathBuf>, bool) =
         secret::for_server(a.secret_file.as_deref(), &data)?;
     let tcfg = tracker_config(&file, &a.tracker)?;
-    let tlisten =
-        a.listen.unwrap_or_else(|| file.tracker.listen_or_default());
-    let slisten =
-        a.storage_listen.unwrap_or_else(|| file.storage.listen_or_default());
+    let tlisten = a.listen.unwrap_or_else(|| file.tracker.listen_or_default());
+    let slisten = a.storage_listen.unwrap_or_else(|| file.storage.listen_or_default());
     let tl = bind(&tlisten, "tracker", "--listen").await?;
     let sl = bind(&slisten, "storage", "--storage-listen").await?;
     let tracker_addr = advertise_for(&tl, None)?;
