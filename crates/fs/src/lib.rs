@@ -25,7 +25,7 @@ use cairn_client::{Body, Client, MetaClient, UploadOptions};
 use cairn_proto::meta::{
     Attr, Changed, Kind, MetaRequest, MetaResponse, NewNode, Piece, RenameMode, SetAttr, Slice, Volume,
 };
-use cairn_proto::FileId;
+use cairn_proto::{Errno, FileId};
 
 use attr_cache::AttrCache;
 pub use block_cache::BlockCache;
@@ -49,10 +49,6 @@ const POSIX_ACL: &[u8] = b"system.posix_acl_";
 /// the volume has one label policy for every client, which Cairn does not
 /// model.
 const SELINUX_LABEL: &[u8] = b"security.selinux";
-/// errno for "this file system does not support that attribute".
-const EOPNOTSUPP: i32 = 95;
-/// errno for "no such attribute".
-const ENODATA: i32 = 61;
 /// How often a mount tells the meta service which files it has open until
 /// the service has told it its lease on open-unlinked files; then four
 /// times per lease.
@@ -459,7 +455,7 @@ impl Fs {
             return Ok(a);
         }
         if self.known_absent(parent, name) {
-            return Err(FsError { errno: 2, message: "not found".into() });
+            return Err(FsError::new(Errno::ENOENT, "not found"));
         }
         self.attr_after_changes(|| MetaRequest::Lookup { vol: self.vol.id, parent, name: name.to_vec() }).await
     }
@@ -705,7 +701,7 @@ impl Fs {
 
     fn handle(&self, fh: u64) -> Result<SharedHandle> {
         let hs = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        hs.get(&fh).map(|(_, h)| h.clone()).ok_or(FsError::errno(9)) // EBADF
+        hs.get(&fh).map(|(_, h)| h.clone()).ok_or(FsError::errno(Errno::EBADF))
     }
 
     /// The open handles of one file.
@@ -790,7 +786,7 @@ impl Fs {
     async fn commit_upload(&self, ino: u64, task: tokio::task::JoinHandle<Result<Vec<Slice>>>) -> Result<()> {
         let slices = task
             .await
-            .map_err(|e| FsError { errno: 5, message: format!("upload task failed: {e}") })
+            .map_err(|e| FsError::new(Errno::EIO, format!("upload task failed: {e}")))
             .and_then(|r| r)
             .inspect_err(|_| self.forget_unstored(ino))?;
         self.commit(ino, slices).await
@@ -863,7 +859,7 @@ impl Fs {
     /// mount's log says why.
     fn not_stored(&self, opts: &UploadOptions, len: usize, e: cairn_client::Error) -> FsError {
         let group = opts.group.as_deref().unwrap_or("(any)");
-        let errno = if e.code() == Some(cairn_proto::ErrorCode::NoSpace) { 28 } else { 5 };
+        let errno = if e.code() == Some(cairn_proto::ErrorCode::NoSpace) { Errno::ENOSPC } else { Errno::EIO };
         tracing::error!(volume = %self.vol.name, group, bytes = len, error = %e, "a write could not be stored; the application is answered an error");
         FsError { errno, message: format!("cannot store {len} bytes in group {group}: {e}") }
     }
@@ -977,7 +973,7 @@ impl Fs {
         // few tens of milliseconds), so that each read looks its range up.
         let extents = tokio::task::spawn_blocking(move || Extents::build(&slices))
             .await
-            .map_err(|e| FsError { errno: 5, message: format!("slice map task failed: {e}") })?;
+            .map_err(|e| FsError::new(Errno::EIO, format!("slice map task failed: {e}")))?;
         let map = Arc::new(FileMap { size: attr.size, extents, fetched: Instant::now() });
         let mut ra = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
         // Not kept if the file changed here while it was asked for.
@@ -1153,7 +1149,7 @@ impl Fs {
             match p {
                 Piece::Hole { len } => out.resize(out.len() + len as usize, 0),
                 Piece::Data { blob, blob_offset, len } => {
-                    let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
+                    let id = FileId::parse(&blob).map_err(|_| FsError::errno(Errno::EIO))?;
                     if len <= FETCH_PART {
                         // Straight into the window: no buffer of its own.
                         self.download_exactly(&id, blob_offset, len, &mut out).await?;
@@ -1173,7 +1169,7 @@ impl Fs {
                             let at = blob_offset + i as u64 * FETCH_PART;
                             let got = blobs.download_to(id, at, Some(want), &mut sink).await?;
                             if got != want {
-                                return Err(FsError::errno(5));
+                                return Err(FsError::errno(Errno::EIO));
                             }
                             Ok(())
                         }
@@ -1202,7 +1198,7 @@ impl Fs {
                 }
                 Piece::Data { blob, blob_offset, len } => (blob, blob_offset, len),
             };
-            let id = FileId::parse(&blob).map_err(|_| FsError::errno(5))?;
+            let id = FileId::parse(&blob).map_err(|_| FsError::errno(Errno::EIO))?;
             // An appender blob (its size is not in its name) can change:
             // never cached.
             let Some(blob_size) = id.info().size() else {
@@ -1243,7 +1239,7 @@ impl Fs {
         let start = out.len();
         self.blobs.download_to(id, offset, Some(len), out).await?;
         if (out.len() - start) as u64 != len {
-            return Err(FsError::errno(5));
+            return Err(FsError::errno(Errno::EIO));
         }
         Ok(())
     }
@@ -1253,7 +1249,7 @@ impl Fs {
     /// as `cp -a` fall back to chmod. Neither are SELinux labels.
     pub async fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], create: bool, replace: bool) -> Result<()> {
         if Self::xattr_unsupported(name) {
-            return Err(FsError::errno(EOPNOTSUPP));
+            return Err(FsError::errno(Errno::EOPNOTSUPP));
         }
         self.xattrs.forget(ino);
         let req = MetaRequest::SetXattr {
@@ -1273,7 +1269,7 @@ impl Fs {
     /// answered here when the answer is known to be "none".
     pub async fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         if Self::xattr_unsupported(name) {
-            return Err(FsError::errno(EOPNOTSUPP));
+            return Err(FsError::errno(Errno::EOPNOTSUPP));
         }
         // Unknown: learn the inode's whole name set first, so the next ask
         // (the kernel's before every write) is answered here. Nearly every
@@ -1286,7 +1282,7 @@ impl Fs {
             }
         };
         if !known {
-            return Err(FsError::errno(ENODATA));
+            return Err(FsError::errno(Errno::ENODATA));
         }
         match self.call(MetaRequest::GetXattr { vol: self.vol.id, ino, name: name.to_vec() }).await? {
             MetaResponse::Bytes(b) => Ok(b),

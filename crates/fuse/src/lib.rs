@@ -121,8 +121,14 @@ impl CairnFuse {
     }
 }
 
+/// The kernel's errno for a failed operation.
 fn errno(e: &FsError) -> Errno {
-    Errno::from_i32(e.errno)
+    kernel_errno(e.errno)
+}
+
+/// The one place a Cairn errno becomes fuser's.
+fn kernel_errno(e: cairn_proto::Errno) -> Errno {
+    Errno::from_i32(e.raw())
 }
 
 fn system_time(t: Time) -> SystemTime {
@@ -265,7 +271,7 @@ impl Filesystem for CairnFuse {
                 // files, `$PATH` searches) costs one round trip per TTL.
                 // Another mount creating the name invalidates it through
                 // the change feed, as it does positive entries.
-                Err(e) if e.errno == libc::ENOENT => {
+                Err(e) if e.errno == cairn_proto::Errno::ENOENT => {
                     reply.entry(&TTL, &dot_attr(0, FileType::RegularFile), Generation(0))
                 }
                 Err(e) => reply.error(errno(&e)),
@@ -331,7 +337,7 @@ impl Filesystem for CairnFuse {
 
     fn mknod(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let Some(kind) = kind_of_mode(mode) else {
-            reply.error(Errno::from_i32(libc::EINVAL));
+            reply.error(kernel_errno(cairn_proto::Errno::EINVAL));
             return;
         };
         let (fs, n, uid, gid) = (self.fs.clone(), name(n), req.uid(), req.gid());
@@ -407,7 +413,7 @@ impl Filesystem for CairnFuse {
         } else if flags.is_empty() {
             RenameMode::Replace
         } else {
-            reply.error(Errno::from_i32(libc::EINVAL));
+            reply.error(kernel_errno(cairn_proto::Errno::EINVAL));
             return;
         };
         let (fs, n, nn) = (self.fs.clone(), name(n), name(newname));
@@ -575,7 +581,7 @@ impl Filesystem for CairnFuse {
 
     fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let Some(cursor) = self.cursor(fh) else {
-            return reply.error(Errno::from_i32(libc::EBADF));
+            return reply.error(kernel_errno(cairn_proto::Errno::EBADF));
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -594,7 +600,7 @@ impl Filesystem for CairnFuse {
 
     fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let Some(cursor) = self.cursor(fh) else {
-            return reply.error(Errno::from_i32(libc::EBADF));
+            return reply.error(kernel_errno(cairn_proto::Errno::EBADF));
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -668,16 +674,16 @@ impl Filesystem for CairnFuse {
         // asks twice for its first file (then no more: it remembers
         // EOPNOTSUPP per file system).
         if Fs::xattr_unsupported(n.as_bytes()) {
-            return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+            return reply.error(kernel_errno(cairn_proto::Errno::EOPNOTSUPP));
         }
         if self.fs.xattr_known_absent(ino.0, n.as_bytes()) {
-            return reply.error(Errno::from_i32(libc::ENODATA));
+            return reply.error(kernel_errno(cairn_proto::Errno::ENODATA));
         }
         let (fs, n) = (self.fs.clone(), name(n));
         self.rt.spawn(async move {
             match fs.getxattr(ino.0, &n).await {
                 Ok(v) if size == 0 => reply.size(v.len() as u32),
-                Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+                Ok(v) if v.len() > size as usize => reply.error(kernel_errno(cairn_proto::Errno::ERANGE)),
                 Ok(v) => reply.data(&v),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -698,7 +704,7 @@ impl Filesystem for CairnFuse {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        reply.error(Errno::from_i32(libc::ENOTTY));
+        reply.error(kernel_errno(cairn_proto::Errno::ENOTTY));
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -714,7 +720,7 @@ impl Filesystem for CairnFuse {
                     if size == 0 {
                         reply.size(buf.len() as u32)
                     } else if buf.len() > size as usize {
-                        reply.error(Errno::from_i32(libc::ERANGE))
+                        reply.error(kernel_errno(cairn_proto::Errno::ERANGE))
                     } else {
                         reply.data(&buf)
                     }
@@ -747,7 +753,7 @@ impl Filesystem for CairnFuse {
         // Space is not reserved ahead (blobs are written whole when data
         // comes); what fallocate promises that a reader can see is the size.
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
-            reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+            reply.error(kernel_errno(cairn_proto::Errno::EOPNOTSUPP));
             return;
         }
         let fs = self.fs.clone();
@@ -779,7 +785,7 @@ impl Filesystem for CairnFuse {
                 // The kernel thought the name absent (its negative entry, or
                 // this mount's, from before another mount's create reached
                 // it through the feed): without O_EXCL, open what is there.
-                Err(e) if e.errno == libc::EEXIST && flags & libc::O_EXCL == 0 => {
+                Err(e) if e.errno == cairn_proto::Errno::EEXIST && flags & libc::O_EXCL == 0 => {
                     open_existing(&fs, parent.0, &n, flags, uid, gid).await
                 }
                 other => other,
@@ -806,10 +812,10 @@ async fn open_existing(fs: &Fs, parent: u64, name: &[u8], flags: i32, uid: u32, 
     let a = fs.lookup(parent, name).await?;
     match a.kind {
         Kind::File => {}
-        Kind::Dir => return Err(FsError::errno(libc::EISDIR)),
+        Kind::Dir => return Err(FsError::errno(cairn_proto::Errno::EISDIR)),
         // A symlink would have been followed, a device opened as such:
         // not this path's to do.
-        _ => return Err(FsError::errno(libc::EEXIST)),
+        _ => return Err(FsError::errno(cairn_proto::Errno::EEXIST)),
     }
     let want = match flags & libc::O_ACCMODE {
         libc::O_RDONLY => 0o4,
@@ -824,7 +830,7 @@ async fn open_existing(fs: &Fs, parent: u64, name: &[u8], flags: i32, uid: u32, 
         a.perm
     } & 0o7;
     if uid != 0 && granted & want != want {
-        return Err(FsError::errno(libc::EACCES));
+        return Err(FsError::errno(cairn_proto::Errno::EACCES));
     }
     if flags & libc::O_TRUNC != 0 && a.size > 0 {
         return fs.setattr(a.ino, SetAttr { size: Some(0), ..Default::default() }).await;

@@ -286,7 +286,7 @@ async fn send(conn: &mut Conn, answer: MetaResponse) -> Result<(), ProtoError> {
         Err(ProtoError::FrameTooLarge { len, max }) => {
             let message =
                 format!("the answer is {len} bytes, more than the {max} a frame carries (ask a page at a time)");
-            write_frame(conn, &Response::Namespace(MetaResponse::Err { errno: 5, message })).await
+            write_frame(conn, &Response::Namespace(MetaResponse::Err { errno: cairn_proto::Errno::EIO, message })).await
         }
         Err(e) => Err(e),
     }

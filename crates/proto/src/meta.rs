@@ -726,7 +726,7 @@ pub enum MetaResponse {
     /// Failed, with the errno a file system answers and a message.
     Err {
         /// errno (ENOENT, EEXIST, ENOTEMPTY, …).
-        errno: i32,
+        errno: crate::Errno,
         /// What happened.
         message: String,
     },

@@ -61,7 +61,7 @@ async fn compact(
     let (size, slices, generation) = match m.slices(vol, ino).await {
         Ok((a, s, generation)) => (a.size, s, generation),
         // Gone: the compaction request takes it off the queue.
-        Err(cairn_client::Error::Namespace { errno: 2, .. }) => (0, Vec::new(), 0),
+        Err(cairn_client::Error::Namespace { errno: cairn_proto::Errno::ENOENT, .. }) => (0, Vec::new(), 0),
         Err(e) => return Err(e),
     };
     let runs = plan_merge(&slices, size, MAX_RUN);
@@ -129,7 +129,7 @@ async fn compact(
 async fn unlinked(m: &MetaClient, vol: u32, ino: u64) -> bool {
     match m.call(MetaRequest::GetAttr { vol, ino }).await {
         Ok(MetaResponse::Attr(a)) => a.nlink == 0,
-        Err(cairn_client::Error::Namespace { errno: 2, .. }) => true,
+        Err(cairn_client::Error::Namespace { errno: cairn_proto::Errno::ENOENT, .. }) => true,
         // Unsure: carry on; the swap at the end checks again.
         _ => false,
     }
