@@ -12,6 +12,7 @@
 //! | `o` vol ino | [`Holders`] of an inode with no links left, kept while open |
 //! | `r` session seq | when the tagged change was applied (i64 Unix seconds) |
 //! | `g` blob ID | (empty): a blob no file refers to any more, for the collector |
+//! | `b` blob ID | how many files beyond one hold the blob (u64; absent: one), after server-side copies |
 //! | `k` vol ino | (empty): a file with many slices, for the compactor |
 //! | `u` vol | bytes in the volume's files (u64) |
 //! | `m` vol session | [`VolumeClient`]: a mount or gateway attached to the volume |
@@ -140,6 +141,13 @@ pub mod key {
     /// A blob waiting for the collector.
     pub fn garbage(blob: &str) -> Vec<u8> {
         let mut k = vec![b'g'];
+        k.extend_from_slice(blob.as_bytes());
+        k
+    }
+    /// How many more files than one hold a blob (server-side copies
+    /// share blobs).
+    pub fn shared(blob: &str) -> Vec<u8> {
+        let mut k = vec![b'b'];
         k.extend_from_slice(blob.as_bytes());
         k
     }

@@ -137,6 +137,7 @@ fn carry_out(
             A::EntriesPlus(ns.readdir_plus(vol, ino, after.as_deref(), limit.clamp(1, 10_000) as usize)?)
         }
         Q::Write { vol, ino, slices } => A::Attr(ns.write(vol, ino, slices)?),
+        Q::CloneContent { vol, from, to } => A::Attr(ns.clone_content(vol, from, to)?),
         Q::Read { vol, ino, offset, len } => {
             let (attr, pieces) = ns.read(vol, ino, offset, len)?;
             A::Pieces(attr, pieces)
@@ -227,7 +228,9 @@ fn dispatch_once(
             Replay::Entry(*vol, *parent, name.clone())
         }
         Q::Link { vol, newparent, newname, .. } => Replay::Entry(*vol, *newparent, newname.clone()),
-        Q::SetAttr { vol, ino, .. } | Q::Write { vol, ino, .. } => Replay::Inode(*vol, *ino),
+        Q::SetAttr { vol, ino, .. } | Q::Write { vol, ino, .. } | Q::CloneContent { vol, to: ino, .. } => {
+            Replay::Inode(*vol, *ino)
+        }
         Q::Compact { .. } => Replay::Compacted,
         _ => Replay::Done,
     };
