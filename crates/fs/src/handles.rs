@@ -72,4 +72,30 @@ impl Fs {
         }
         Ok(())
     }
+
+    /// Lets go of a handle whose content is not wanted (an upload that
+    /// failed or was cut off): what it buffers is dropped; a buffer already
+    /// on its way is committed, so that its blob goes to the collector with
+    /// the file rather than staying in the cluster unknown to the meta
+    /// service; the file, if it has no name, is released.
+    pub(crate) async fn abandon(&self, fh: u64) {
+        let Ok(h) = self.handle(fh) else { return };
+        let ino = {
+            let mut h = h.lock().await;
+            if let Some(before) = h.uploading.take() {
+                if let Err(e) = self.commit_upload(h.ino, before).await {
+                    tracing::warn!(error = %e, "an abandoned upload's last buffer could not be committed");
+                }
+            }
+            h.take();
+            self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+            h.ino
+        };
+        self.forget_unstored(ino);
+        if self.handles_of(ino).is_empty() {
+            if let Err(e) = self.call(MetaRequest::Release { vol: self.vol.id, ino }).await {
+                tracing::warn!(error = %e, "an abandoned upload could not be released; its lease frees it");
+            }
+        }
+    }
 }

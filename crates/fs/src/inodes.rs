@@ -153,8 +153,18 @@ impl Fs {
     /// A page of a directory after `after`, with each entry's attributes.
     /// Entries without extended attributes are remembered as such.
     pub async fn readdir_plus(&self, ino: u64, after: Option<Vec<u8>>) -> Result<Vec<(Vec<u8>, Attr)>> {
+        self.readdir_page(ino, after, READDIR_PAGE).await
+    }
+
+    /// [`Fs::readdir_plus`] with at most `limit` entries.
+    pub(crate) async fn readdir_page(
+        &self,
+        ino: u64,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, Attr)>> {
         let asked = self.xattrs.epoch();
-        match self.call(MetaRequest::ReaddirPlus { vol: self.vol.id, ino, after, limit: READDIR_PAGE }).await? {
+        match self.call(MetaRequest::ReaddirPlus { vol: self.vol.id, ino, after, limit }).await? {
             MetaResponse::EntriesPlus(e) => {
                 self.xattrs.learn_listing(e.iter().map(|(_, a, has_xattrs)| (a.ino, *has_xattrs)), asked);
                 Ok(e.into_iter().map(|(n, a, _)| (n, self.with_pending(a))).collect())

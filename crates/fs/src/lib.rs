@@ -29,6 +29,12 @@
 //!   content itself (the kernel's pages, under FUSE) hears of changes.
 //! - `answer_now.rs`: [`AnswerNow`], answers without waiting for a front
 //!   end whose threads must not block (FUSE's).
+//! - `permissions.rs`: who may do what ([`Caller`]), as the kernel checks
+//!   it for a FUSE mount, for front ends with no kernel in front of them.
+//! - `paths/`: [`PathFs`], the path API the gateways speak (S3, WebDAV,
+//!   HTTP): resolve, list in pages, stream a range, atomic
+//!   create-or-replace from a stream, server-side copy, user metadata,
+//!   every call checked against the caller's identity.
 //! - `error.rs`: [`FsError`], an errno and why.
 
 mod answer_now;
@@ -42,6 +48,8 @@ mod fs;
 mod handle;
 mod handles;
 mod inodes;
+mod paths;
+pub mod permissions;
 mod read;
 mod write;
 mod xattr_names;
@@ -52,3 +60,5 @@ pub use block_cache::BlockCache;
 pub use content_cache::ContentCache;
 pub use error::{FsError, Result};
 pub use fs::{Fs, FsStats};
+pub use paths::{ByteStream, ListPage, Listed, PathFs, PutOptions, Resolved, VolPath, LIST_PAGE_MAX, PATH_MAX};
+pub use permissions::Caller;
