@@ -254,6 +254,8 @@ impl Fs {
         };
         let names = names_changed(&req);
         let makes_dir = matches!(req, Q::Mkdir { .. });
+        // A link answers `Made` too, for an inode that may have anything.
+        let makes_inode = matches!(req, Q::Mknod { .. } | Q::Mkdir { .. });
         let content = self.content.get();
         let content_epoch = content.map_or(0, |c| c.epoch());
         let xattrs_epoch = self.xattrs.epoch();
@@ -301,7 +303,9 @@ impl Fs {
                 // A new inode has no extended attributes: the kernel's
                 // security.capability check on its first write is answered
                 // here.
-                self.xattrs.learn(attr.ino, Vec::new(), xattrs_epoch);
+                if makes_inode {
+                    self.xattrs.learn(attr.ino, Vec::new(), xattrs_epoch);
+                }
                 if unchanged_since {
                     self.attrs.put(attr, entry.as_ref().map(|(p, n)| (*p, n.as_slice())), now);
                     self.attrs.put(parent, None, now);
