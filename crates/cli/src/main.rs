@@ -43,6 +43,9 @@ pub struct ClusterArgs {
     pub secret_file: Option<PathBuf>,
 }
 
+// Parsed once at start and then taken apart: the size of the biggest
+// command's flags costs nothing, and boxing them would cost clarity.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a tracker, a storage node and the meta service in one process: a working cluster on one machine

@@ -13,3 +13,4 @@ mod heal;
 mod hostile;
 mod meta;
 mod mistakes;
+mod paths;

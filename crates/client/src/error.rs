@@ -62,7 +62,7 @@ pub enum Error {
     #[error("{message}")]
     Namespace {
         /// The errno a file system answers (ENOENT, EEXIST, …).
-        errno: i32,
+        errno: cairn_proto::Errno,
         /// What happened.
         message: String,
     },

@@ -154,7 +154,7 @@ impl MetaClient {
             }
         }
         Err(Error::Namespace {
-            errno: 11, // EAGAIN
+            errno: cairn_proto::Errno::EAGAIN,
             message: format!("the slices of inode {ino} changed under {TRIES} readings in a row"),
         })
     }

@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     fn attr(ino: u64, size: u64) -> Attr {
-        crate::test_file_attr(ino, size, 0)
+        crate::fs::test_file_attr(ino, size, 0)
     }
 
     #[test]

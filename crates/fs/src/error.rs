@@ -1,25 +1,31 @@
-//! Errors as a file system answers them: an errno.
+//! Errors as a file system answers them: an errno, and why.
 
 use cairn_proto::meta::MetaResponse;
+use cairn_proto::Errno;
 
 /// A failed operation, with the errno to answer.
 #[derive(Debug, thiserror::Error)]
-#[error("errno {errno}: {message}")]
+#[error("{errno}: {message}")]
 pub struct FsError {
-    /// errno.
-    pub errno: i32,
+    /// The errno a front end answers (or maps to its own code).
+    pub errno: Errno,
     /// Why.
     pub message: String,
 }
 
 impl FsError {
     /// An error from its errno.
-    pub fn errno(errno: i32) -> Self {
+    pub fn errno(errno: Errno) -> Self {
         Self { errno, message: String::new() }
     }
 
+    /// An error from its errno, saying why.
+    pub fn new(errno: Errno, message: impl Into<String>) -> Self {
+        Self { errno, message: message.into() }
+    }
+
     pub(crate) fn protocol(got: MetaResponse) -> Self {
-        Self { errno: 5, message: format!("unexpected answer from the meta service: {got:?}") }
+        Self::new(Errno::EIO, format!("unexpected answer from the meta service: {got:?}"))
     }
 }
 
@@ -29,12 +35,12 @@ impl From<cairn_client::Error> for FsError {
             cairn_client::Error::Namespace { errno, message } => Self { errno, message },
             other => {
                 let errno = match other.code() {
-                    Some(cairn_proto::ErrorCode::NotFound) => 2,
-                    Some(cairn_proto::ErrorCode::NoSpace) => 28,
-                    _ => 5,
+                    Some(cairn_proto::ErrorCode::NotFound) => Errno::ENOENT,
+                    Some(cairn_proto::ErrorCode::NoSpace) => Errno::ENOSPC,
+                    _ => Errno::EIO,
                 };
                 // The application only sees EIO: say here what it was.
-                if errno == 5 {
+                if errno == Errno::EIO {
                     tracing::warn!(error = %other, "I/O error answered to the application");
                 }
                 Self { errno, message: other.to_string() }

@@ -8,7 +8,8 @@
 //! keep the file as `tests/fixtures/meta-vN.redb`:
 //! `cargo run -p cairn-meta --example write_fixture -- OUT.redb`.
 //! (`meta-v1.redb` was written by this example at commit cf3a0ad, before the
-//! database had a version key.)
+//! database had a version key; `meta-v2.redb` by the commit that added `b`,
+//! the holders of blobs shared by a server-side copy.)
 
 use std::path::PathBuf;
 
@@ -54,6 +55,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             file,
             vec![slice(0, 4096, "group1/M00/00/00/first.bin"), slice(4096, 100, "group1/M00/00/01/second.bin")],
         )?;
+        // `b` (version 2): a server-side copy shares the report's blobs.
+        let copy = ns.mknod(v, docs, b"report-copy.txt", node(Kind::File, 0o640, 0, b""))?.ino;
+        ns.clone_content(v, file, copy)?;
         // `k`: a file with more slices than the compactor lets pass.
         let many = ns.mknod(v, ROOT, b"fragmented", node(Kind::File, 0o644, 0, b""))?.ino;
         let pieces: Vec<Slice> =

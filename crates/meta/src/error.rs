@@ -1,5 +1,7 @@
 //! Namespace errors, each with the errno a file system front end answers.
 
+use cairn_proto::Errno;
+
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MetaError {
@@ -55,19 +57,19 @@ pub enum MetaError {
 
 impl MetaError {
     /// The errno for this error.
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
-            MetaError::NotFound(_) => 2,   // ENOENT
-            MetaError::Exists(_) => 17,    // EEXIST
-            MetaError::NotDir => 20,       // ENOTDIR
-            MetaError::IsDir => 21,        // EISDIR
-            MetaError::NotEmpty => 39,     // ENOTEMPTY
-            MetaError::NameTooLong => 36,  // ENAMETOOLONG
-            MetaError::NoAttr => 61,       // ENODATA
-            MetaError::Invalid(_) => 22,   // EINVAL
-            MetaError::TooManyLinks => 31, // EMLINK
-            MetaError::Busy(_) => 16,      // EBUSY
-            MetaError::Engine(_) | MetaError::AlreadyApplied | MetaError::FormatTooNew { .. } => 5, // EIO
+            MetaError::NotFound(_) => Errno::ENOENT,
+            MetaError::Exists(_) => Errno::EEXIST,
+            MetaError::NotDir => Errno::ENOTDIR,
+            MetaError::IsDir => Errno::EISDIR,
+            MetaError::NotEmpty => Errno::ENOTEMPTY,
+            MetaError::NameTooLong => Errno::ENAMETOOLONG,
+            MetaError::NoAttr => Errno::ENODATA,
+            MetaError::Invalid(_) => Errno::EINVAL,
+            MetaError::TooManyLinks => Errno::EMLINK,
+            MetaError::Busy(_) => Errno::EBUSY,
+            MetaError::Engine(_) | MetaError::AlreadyApplied | MetaError::FormatTooNew { .. } => Errno::EIO,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::records::{decode, encode};
 /// The format this code reads and writes. Raise it (and add a step to
 /// [`MIGRATIONS`], a fixture to `tests/fixtures/` and a line to
 /// docs/formats/meta.md) with every change to a record or a key.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A migration step: rewrites a database of version `from` into version
 /// `from + 1`, inside one write transaction.
@@ -32,9 +32,17 @@ pub(crate) struct Migration {
     pub apply: fn(&mut dyn crate::KvWrite) -> Result<()>,
 }
 
-/// Every step from version 1 to [`FORMAT_VERSION`], in order. Version 1
-/// is the first format with a number, so there is none yet.
-pub(crate) const MIGRATIONS: &[Migration] = &[];
+/// Every step from version 1 to [`FORMAT_VERSION`], in order.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    what: "adds `b`, the holders of a blob shared by server-side copies",
+    // Version 1 had no server-side copies, so every blob has one holder,
+    // which is what a missing `b` says: nothing to rewrite. The number
+    // still moves, so that a binary of version 1, which would queue a
+    // shared blob for the collector when one of its files lets go of it,
+    // refuses the database instead.
+    apply: |_| Ok(()),
+}];
 
 /// The version stored in `r`: `None` for an empty database, 1 for one
 /// written before the version was kept.
@@ -114,7 +122,8 @@ mod tests {
         .unwrap();
         assert_eq!(e.read(|r| stored_version(r)).unwrap(), Some(1));
         open(&e).unwrap();
-        assert_eq!(e.read(|r| r.get(key::FORMAT)).unwrap(), Some(encode(&1u32).unwrap()), "stamped as found");
+        // Stamped 1 as found, then migrated.
+        assert_eq!(e.read(|r| r.get(key::FORMAT)).unwrap(), Some(encode(&FORMAT_VERSION).unwrap()));
 
         e.write(|w| w.put(key::FORMAT, &encode(&(FORMAT_VERSION + 1))?)).unwrap();
         let err = open(&e).unwrap_err();

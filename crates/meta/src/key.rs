@@ -15,6 +15,7 @@
 //! | `o` vol ino | [`Holders`](crate::records::Holders) of an inode with no links left, kept while open |
 //! | `r` session seq | when the tagged change was applied (i64 Unix seconds) |
 //! | `g` blob ID | when the blob lost its last reference (i64 Unix seconds), for the collector |
+//! | `b` blob ID | how many files beyond one hold the blob (u64; absent: one), after server-side copies (version 2) |
 //! | `k` vol ino | (empty): a file with many slices, for the slice merger |
 //! | `u` vol | bytes in the volume's files (u64) |
 //! | `m` vol session | [`Client`](crate::records::Client): a mount or gateway attached to the volume |
@@ -90,6 +91,13 @@ pub fn compact(vol: u32, ino: u64) -> Vec<u8> {
 /// A blob waiting for the collector.
 pub fn garbage(blob: &str) -> Vec<u8> {
     let mut k = vec![b'g'];
+    k.extend_from_slice(blob.as_bytes());
+    k
+}
+/// How many more files than one hold a blob (server-side copies share
+/// blobs).
+pub fn shared(blob: &str) -> Vec<u8> {
+    let mut k = vec![b'b'];
     k.extend_from_slice(blob.as_bytes());
     k
 }

@@ -144,6 +144,7 @@ fn carry_out<E: Engine>(
             A::EntriesPlus(ns.readdir_plus(vol, ino, after.as_deref(), limit.clamp(1, 10_000) as usize)?)
         }
         Q::Write { vol, ino, slices } => A::Attr(ns.write(vol, ino, slices)?),
+        Q::CloneContent { vol, from, to } => A::Attr(ns.clone_content(vol, from, to)?),
         Q::Read { vol, ino, offset, len } => {
             let (attr, pieces) = ns.read(vol, ino, offset, len)?;
             A::Pieces(attr, pieces)
@@ -234,7 +235,9 @@ fn dispatch_once<E: Engine>(
             Replay::Entry(*vol, *parent, name.clone())
         }
         Q::Link { vol, newparent, newname, .. } => Replay::Entry(*vol, *newparent, newname.clone()),
-        Q::SetAttr { vol, ino, .. } | Q::Write { vol, ino, .. } => Replay::Inode(*vol, *ino),
+        Q::SetAttr { vol, ino, .. } | Q::Write { vol, ino, .. } | Q::CloneContent { vol, to: ino, .. } => {
+            Replay::Inode(*vol, *ino)
+        }
         Q::Compact { .. } => Replay::Compacted,
         _ => Replay::Done,
     };
@@ -293,7 +296,7 @@ async fn send(conn: &mut Conn, answer: MetaResponse) -> Result<(), ProtoError> {
         Err(ProtoError::FrameTooLarge { len, max }) => {
             let message =
                 format!("the answer is {len} bytes, more than the {max} a frame carries (ask a page at a time)");
-            write_frame(conn, &Response::Namespace(MetaResponse::Err { errno: 5, message })).await
+            write_frame(conn, &Response::Namespace(MetaResponse::Err { errno: cairn_proto::Errno::EIO, message })).await
         }
         Err(e) => Err(e),
     }

@@ -43,7 +43,8 @@ fn a_version_1_database_opens_and_holds_every_kind_of_record() {
         .unwrap();
     assert_eq!(version, Some(1));
     let ns = Namespace::open(engine).unwrap();
-    assert_eq!(FORMAT_VERSION, 1, "a new version needs its own fixture and this test for the old one");
+    // Migrated to today's version at open (1 → 2 adds `b`, with nothing to rewrite).
+    assert_eq!(ns.format_version().unwrap(), FORMAT_VERSION);
 
     // `v`, `n`: volumes, and the counter past them.
     let vols = ns.volumes().unwrap();
@@ -159,9 +160,9 @@ fn a_version_1_database_opens_and_holds_every_kind_of_record() {
 
     assert_eq!(ns.check(v).unwrap().1, Vec::<String>::new());
     drop(ns);
-    // Stamped with the version it was found in, and opened again as such.
+    // Stamped with the version it was found in, migrated, and opened again as such.
     let engine = RedbEngine::open(&path).unwrap();
-    assert_eq!(engine.read(|r| r.get(key::FORMAT)).unwrap(), Some(vec![1]));
+    assert_eq!(engine.read(|r| r.get(key::FORMAT)).unwrap(), Some(encode(&FORMAT_VERSION).unwrap()));
     assert_eq!(Namespace::open(engine).unwrap().lookup(v, ROOT, b"new").unwrap().ino, 14);
 }
 
@@ -258,5 +259,35 @@ fn each_record_type_encodes_to_the_bytes_of_version_1() {
     assert_eq!(encode(&holders).unwrap(), [1, 1, 2, 6]);
     let client = Client { session: 2, what: "m".into(), last_seen: 1 };
     assert_eq!(encode(&client).unwrap(), [2, 1, b'm', 2]);
-    assert_eq!(encode(&FORMAT_VERSION).unwrap(), [1]);
+    assert_eq!(encode(&1u32).unwrap(), [1]);
+    assert_eq!(encode(&FORMAT_VERSION).unwrap(), [2]);
+}
+
+/// Version 2 adds `b`: how many more files than one hold a blob that a
+/// server-side copy shares. Its fixture (`examples/write_fixture.rs` at the
+/// commit that added it) has a copy of the report, and the shared blobs
+/// outlive the original.
+#[test]
+fn a_version_2_database_keeps_blobs_shared_by_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = RedbEngine::open(&fixture("meta-v2.redb", dir.path())).unwrap();
+    let (version, shared) = engine
+        .read(|r| {
+            let shared: Vec<(String, u64)> = r
+                .scan(b"b", b"c", 10)?
+                .into_iter()
+                .map(|(k, v)| Ok((String::from_utf8_lossy(&k[1..]).into_owned(), decode::<u64>(&v)?)))
+                .collect::<Result<_, MetaError>>()?;
+            Ok((cairn_meta::stored_version(r)?, shared))
+        })
+        .unwrap();
+    assert_eq!(version, Some(2));
+    let blobs_of_report = ["group1/M00/00/00/first.bin", "group1/M00/00/01/second.bin"];
+    assert_eq!(shared, blobs_of_report.iter().map(|b| (b.to_string(), 1)).collect::<Vec<_>>());
+    let ns = Namespace::open(engine).unwrap();
+    let v = ns.volume("photos").unwrap().id;
+    let docs = ns.lookup(v, ROOT, b"docs").unwrap().ino;
+    let report = ns.lookup(v, docs, b"report.txt").unwrap().ino;
+    let copy = ns.lookup(v, docs, b"report-copy.txt").unwrap().ino;
+    assert_eq!(ns.slices(v, copy).unwrap().1, ns.slices(v, report).unwrap().1);
 }

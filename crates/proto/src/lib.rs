@@ -8,6 +8,8 @@
 //! - [`file_id`]: FastDFS-shaped file IDs (`group/M00/XX/YY/name.ext`), their
 //!   validation and the encoding of the name.
 //! - [`cluster`]: the cluster map as trackers report it.
+//! - [`Errno`]: the errno a namespace operation fails with, one type from
+//!   the meta service to every front end.
 //! - [`buffers`]: chunk buffers reused across bodies (no fresh 1 MiB pages per chunk).
 //! - [`units`]: sizes as people write them (`4K`, `256KiB`, `2G`).
 //!
@@ -16,6 +18,7 @@
 pub mod auth;
 pub mod buffers;
 pub mod cluster;
+mod errno;
 mod error;
 pub mod extents;
 pub mod file_id;
@@ -31,6 +34,7 @@ pub use cluster::{
     ClusterMap, GroupStatus, GroupView, MemberState, MemberStatus, MemberView, Miss, NodeReport, SpareStatus,
     StorePathUsage,
 };
+pub use errno::Errno;
 pub use error::{ErrorCode, ProtoError, Result, WireError};
 pub use file_id::{FileId, NameInfo};
 pub use frame::{BodyReader, MAX_CHUNK, MAX_CONTROL_FRAME};

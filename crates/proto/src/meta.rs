@@ -605,6 +605,18 @@ pub enum MetaRequest {
         /// Volume ID.
         vol: u32,
     },
+    /// Make file `to`'s content that of file `from` (size and slices), in
+    /// one transaction: a server-side copy. The blobs are shared, not
+    /// copied (they never change); `to`'s own are let go. Answers `to`'s
+    /// attributes ([`MetaResponse::Attr`]).
+    CloneContent {
+        /// Volume ID.
+        vol: u32,
+        /// The file copied.
+        from: u64,
+        /// The file that becomes its copy.
+        to: u64,
+    },
 }
 
 /// Most slices in one [`MetaResponse::SlicesPage`]: a slice is at most
@@ -627,7 +639,8 @@ impl MetaRequest {
             Q::SetAttr { vol, ino, .. }
             | Q::Write { vol, ino, .. }
             | Q::SetXattr { vol, ino, .. }
-            | Q::RemoveXattr { vol, ino, .. } => (*vol, vec![inode(*ino)]),
+            | Q::RemoveXattr { vol, ino, .. }
+            | Q::CloneContent { vol, to: ino, .. } => (*vol, vec![inode(*ino)]),
             Q::Mknod { vol, parent, name, .. } | Q::Mkdir { vol, parent, name, .. } => {
                 (*vol, vec![entry(*parent, name), inode(*parent)])
             }
@@ -667,7 +680,8 @@ impl MetaRequest {
             | Q::Compact { .. }
             | Q::CompactPrefix { .. }
             | Q::Attach { .. }
-            | Q::Detach { .. } => true,
+            | Q::Detach { .. }
+            | Q::CloneContent { .. } => true,
             Q::ListVolumes
             | Q::GetVolume { .. }
             | Q::Stats { .. }
@@ -726,7 +740,7 @@ pub enum MetaResponse {
     /// Failed, with the errno a file system answers and a message.
     Err {
         /// errno (ENOENT, EEXIST, ENOTEMPTY, …).
-        errno: i32,
+        errno: crate::Errno,
         /// What happened.
         message: String,
     },

@@ -208,6 +208,45 @@ impl<E: Engine> Namespace<E> {
         })
     }
 
+    /// Makes file `to`'s content that of file `from` (a server-side copy):
+    /// the same slices and size. Their blobs gain a holder each (see
+    /// `collect`); `to`'s own go.
+    pub fn clone_content(&self, vol: u32, from: u64, to: u64) -> Result<wire::Attr> {
+        self.change(|w| {
+            let mut src = load(w, vol, from)?;
+            let mut dst = load(w, vol, to)?;
+            for i in [&src, &dst] {
+                match i.attr.kind {
+                    Kind::File => {}
+                    Kind::Dir => return Err(MetaError::IsDir),
+                    _ => return Err(MetaError::Invalid("not a file".into())),
+                }
+            }
+            if from == to {
+                return Ok(dst.attr.into());
+            }
+            let slices = load_slices(w, vol, &mut src)?;
+            let blobs: std::collections::BTreeSet<&String> = slices.iter().map(|s| &s.blob).collect();
+            for b in blobs {
+                let k = key::shared(b);
+                let more: u64 = get(w, &k)?.unwrap_or(0);
+                put(w, &k, &(more + 1))?;
+            }
+            let (generation, old) = load_slice_record(w, vol, &mut dst)?;
+            collect(w, old.into_iter().map(|s| s.blob))?;
+            save_slices(w, vol, to, generation + 1, &slices)?;
+            let now = Time::now();
+            dst.attr.size = src.attr.size;
+            dst.attr.mtime = now;
+            dst.attr.ctime = now;
+            if slices.len() > COMPACT_AFTER {
+                w.put(&key::compact(vol, to), &[])?;
+            }
+            save(w, vol, &dst)?;
+            Ok(dst.attr.into())
+        })
+    }
+
     /// The pieces that make `[offset, offset + len)` of a file.
     pub fn read(&self, vol: u32, ino: u64, offset: u64, len: u64) -> Result<(wire::Attr, Vec<Piece>)> {
         self.engine.read(|r| {
@@ -404,5 +443,47 @@ mod tests {
         garbage.sort();
         assert_eq!(garbage, blobs);
         assert!(n.engine.read(|r| r.get(&key::slices(v, f))).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_cloned_file_keeps_shared_blobs_until_the_last_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, v, f) = one_file(&dir);
+        n.write(v, f, vec![slice(0, "g1/M00/00/00/a"), slice(4096, "g1/M00/00/00/a"), slice(8192, "g1/M00/00/00/b")])
+            .unwrap();
+        let node = NewNode { kind: wire::Kind::File, perm: 0o644, uid: 0, gid: 0, rdev: 0, target: vec![] };
+        let copy = n.mknod(v, ROOT, b"copy", node).unwrap().ino;
+        n.write(v, copy, vec![slice(0, "g1/M00/00/00/old")]).unwrap();
+        let a = n.clone_content(v, f, copy).unwrap();
+        assert_eq!(a.size, 8192 + 4096);
+        assert_eq!(n.slices(v, copy).unwrap().1, n.slices(v, f).unwrap().1);
+        assert_eq!(n.garbage(i64::MAX, None, 10).unwrap(), ["g1/M00/00/00/old"], "the copy's own blob goes");
+        n.collected(&["g1/M00/00/00/old".to_string()]).unwrap();
+        // The source goes: its blobs stay, held by the copy.
+        n.unlink(v, ROOT, b"f").unwrap();
+        n.release(v, f, 1, 60).unwrap();
+        assert!(n.garbage(i64::MAX, None, 10).unwrap().is_empty());
+        // Then the copy: now they go.
+        n.setattr(v, copy, SetAttr { size: Some(0), ..Default::default() }).unwrap();
+        let mut garbage = n.garbage(i64::MAX, None, 10).unwrap();
+        garbage.sort();
+        assert_eq!(garbage, ["g1/M00/00/00/a", "g1/M00/00/00/b"]);
+    }
+
+    #[test]
+    fn a_file_unlinked_while_open_can_be_linked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, v, f) = one_file(&dir);
+        n.unlink(v, ROOT, b"f").unwrap();
+        assert!(n.is_orphan(v, f).unwrap());
+        n.link(v, f, ROOT, b"g").unwrap();
+        assert!(!n.is_orphan(v, f).unwrap());
+        n.release(v, f, 1, 60).unwrap();
+        assert_eq!(n.lookup(v, ROOT, b"g").unwrap().nlink, 1);
+        assert_eq!(n.check(v).unwrap().1, Vec::<String>::new());
+        // Once freed, it stays gone.
+        n.unlink(v, ROOT, b"g").unwrap();
+        n.release(v, f, 1, 60).unwrap();
+        assert!(n.link(v, f, ROOT, b"h").is_err());
     }
 }

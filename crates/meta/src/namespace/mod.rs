@@ -144,11 +144,20 @@ fn touch_dir(dir: &mut Inode, now: Time) {
     dir.attr.ctime = now;
 }
 
-/// Queues blobs for the collector, stamped with when they were dropped.
+/// One file let go of `blobs` (each once, however many of its slices
+/// held it): a blob that other files share (server-side copies) loses a
+/// holder; any other is queued for the collector, stamped with when it was
+/// dropped.
 fn collect(w: &mut dyn KvWrite, blobs: impl IntoIterator<Item = String>) -> Result<()> {
     let now = Time::now().secs;
+    let blobs: std::collections::BTreeSet<String> = blobs.into_iter().collect();
     for b in blobs {
-        put(w, &key::garbage(&b), &now)?;
+        let shared = key::shared(&b);
+        match get::<u64>(w, &shared)? {
+            Some(more) if more > 1 => put(w, &shared, &(more - 1))?,
+            Some(_) => w.delete(&shared)?,
+            None => put(w, &key::garbage(&b), &now)?,
+        }
     }
     Ok(())
 }
@@ -365,6 +374,11 @@ impl<E: Engine> Namespace<E> {
             .read(|r| r.scan(b"v", b"w", usize::MAX)?.iter().map(|(_, v)| Ok(decode::<Volume>(v)?.into())).collect())
     }
 
+    /// The format version of the database (docs/formats/meta.md).
+    pub fn format_version(&self) -> Result<u32> {
+        self.engine.read(|r| Ok(crate::format::stored_version(r)?.unwrap_or(crate::FORMAT_VERSION)))
+    }
+
     /// One volume.
     pub fn volume(&self, name: &str) -> Result<wire::Volume> {
         self.engine
@@ -561,7 +575,13 @@ impl<E: Engine> Namespace<E> {
                 return Err(MetaError::Invalid("hard links to directories are not allowed".into()));
             }
             if inode.attr.nlink == 0 {
-                return Err(MetaError::NotFound(format!("inode {ino} has no links left")));
+                // A file unlinked while open gets a name again (as Linux
+                // links an O_TMPFILE): the path API writes uploads that way,
+                // so one cut off leaves nothing behind. It is no orphan now.
+                if get::<Holders>(w, &key::orphan(vol, ino))?.is_none() {
+                    return Err(MetaError::NotFound(format!("inode {ino} has no links left")));
+                }
+                w.delete(&key::orphan(vol, ino))?;
             }
             if inode.attr.nlink >= LINK_MAX {
                 return Err(MetaError::TooManyLinks);

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use cairn_fs::ContentCache;
 use cairn_proto::meta::{Attr, Time};
 
 /// Most files with a stamp; past it every stamp goes (the next open of
@@ -116,7 +117,7 @@ impl PageStamps {
     /// This mount's change of the file failed or its answer was lost, or
     /// its buffered writes could not be written out: the pages may hold
     /// bytes the file does not.
-    pub(crate) fn drop(&self, ino: u64) {
+    pub(crate) fn drop_stamp(&self, ino: u64) {
         self.lock().stamps.remove(&ino);
     }
 
@@ -137,10 +138,55 @@ impl PageStamps {
     }
 }
 
+/// How the file-system layer reports changes to the stamps.
+impl ContentCache for PageStamps {
+    fn epoch(&self) -> u64 {
+        PageStamps::epoch(self)
+    }
+
+    fn created(&self, a: &Attr) {
+        PageStamps::created(self, a)
+    }
+
+    fn changed_here(&self, a: &Attr, epoch: u64) {
+        PageStamps::changed_here(self, a, epoch)
+    }
+
+    fn unsure(&self, ino: u64) {
+        self.drop_stamp(ino)
+    }
+
+    fn changed_elsewhere(&self, inos: &mut dyn Iterator<Item = u64>) {
+        self.forget(inos)
+    }
+
+    fn lost_changes(&self) {
+        self.forget_all()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_file_attr as attr;
+
+    /// A regular file's attributes, every time `secs`.
+    fn attr(ino: u64, size: u64, secs: i64) -> Attr {
+        let t = Time { secs, nanos: 0 };
+        Attr {
+            ino,
+            kind: cairn_proto::meta::Kind::File,
+            perm: 0o644,
+            uid: 0,
+            gid: 0,
+            size,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            nlink: 1,
+            rdev: 0,
+        }
+    }
 
     #[test]
     fn pages_are_kept_only_while_the_file_is_unchanged() {
@@ -165,7 +211,7 @@ mod tests {
         p.changed_here(&attr(8, 5000, 3), e);
         assert!(!p.known(8));
         p.created(&attr(12, 0, 1));
-        p.drop(12);
+        p.drop_stamp(12);
         assert!(!p.known(12), "a failed write of this mount");
         // A change to a file without a stamp does not make one.
         p.changed_here(&attr(9, 1, 1), p.epoch());
