@@ -22,10 +22,12 @@ pub struct FileConfig {
     pub meta: cairn_meta::MetaSettings,
     /// `[server]`
     pub server: ServerSection,
+    /// `[mount]`
+    pub mount: cairn_fuse::MountSettings,
 }
 
 /// The sections a file may have, for the message about an unknown one.
-const SECTIONS: &str = "[tracker], [storage], [meta] and [server]";
+const SECTIONS: &str = "[tracker], [storage], [meta], [server] and [mount]";
 
 /// `[server]`: `cairn server`'s own options (its roles take theirs from
 /// their sections).
@@ -134,7 +136,7 @@ mod tests {
         let e = parse("[tracker]\nlisten = \"a:1\"\n[gateway]\nx = 1\n").unwrap_err();
         assert_eq!(
             e,
-            "line 3: unknown section [gateway]; this version reads [tracker], [storage], [meta] and [server]"
+            "line 3: unknown section [gateway]; this version reads [tracker], [storage], [meta], [server] and [mount]"
         );
         let e = parse("[storage]\ngrup = \"g\"\n").unwrap_err();
         assert!(e.starts_with("line 2: unknown field `grup`") && !e.contains('\n'), "{e}");
@@ -213,6 +215,7 @@ mod tests {
         check_section("tracker", cairn_tracker::TrackerSettings::defaults());
         check_section("storage", cairn_storage::StorageSettings::defaults());
         check_section("meta", cairn_meta::MetaSettings::defaults());
+        check_section("mount", cairn_fuse::MountSettings::defaults());
         let server = documented("server");
         assert_eq!(server.keys().collect::<Vec<_>>(), ["data"], "[server] in docs/configuration.md");
     }

@@ -11,13 +11,17 @@
 //! - `page_stamps.rs`: which files' pages the kernel may keep at an open
 //!   (close-to-open), fed by `cairn-fs` through its `ContentCache`.
 //! - `session.rs`: mount options, the kernel's read-ahead, the change feed.
+//! - `settings.rs`: its options, as the configuration file's `[mount]`
+//!   section and as flags.
 
 mod convert;
 mod dir_cursor;
 mod mount;
 mod page_stamps;
 mod session;
+mod settings;
 
 pub use fuser::{spawn_mount, BackgroundSession};
 pub use mount::CairnFuse;
 pub use session::{config, follow_changes, set_read_ahead};
+pub use settings::MountSettings;

@@ -30,23 +30,11 @@ pub struct MountArgs {
     /// Log file of a --daemon mount [default: none]
     #[arg(long, requires = "daemon")]
     log: Option<PathBuf>,
-    /// How long to keep retrying a request while the meta service is
-    /// unreachable (a restart) before answering EIO, in seconds
-    #[arg(long, default_value_t = 60)]
-    meta_retry_secs: u64,
-    /// How far ahead the kernel reads files read sequentially, in KiB (the
-    /// kernel's own default for FUSE is 128); 0 leaves it as it is
-    #[arg(long, default_value_t = 16 * 1024)]
-    read_ahead_kib: u32,
-    /// Most local disk space for the blocks of files read at random (a
-    /// block read twice is kept), in MiB; 0 keeps none
-    #[arg(long, default_value_t = 1024)]
-    cache_mib: u64,
-    /// Where the block cache goes (a directory of this mount's own is
-    /// made there and emptied at every mount) [default: $CAIRN_CACHE,
-    /// else ~/.cache/cairn]
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
+    /// TOML configuration file (its [mount] section)
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    opts: cairn_fuse::MountSettings,
     #[command(flatten)]
     meta: MetaArgs,
     #[command(flatten)]
@@ -68,15 +56,16 @@ pub async fn run(a: MountArgs) -> Result<()> {
     if a.daemon {
         return daemonize(&a).await;
     }
+    let file = crate::config::load(a.config.as_deref())?.mount;
+    let opts = crate::config::overlay(&file, &a.opts)?;
     let secret = secret::for_client(a.cluster.secret_file.as_deref())?;
-    let meta =
-        MetaClient::new(a.meta.addr(), secret.clone()).retrying_for(std::time::Duration::from_secs(a.meta_retry_secs));
+    let meta = MetaClient::new(a.meta.addr(), secret.clone()).retrying_for(opts.meta_retry());
     let blobs = Arc::new(Client::new(ClientConfig::new(super::trackers(&a.cluster), secret)));
     let mut fs =
         cairn_fs::Fs::open(meta, blobs, &a.volume).await.map_err(|e| anyhow!("volume {}: {}", a.volume, e.message))?;
-    let cache_dir = (a.cache_mib > 0).then(|| block_cache_dir(&a));
+    let cache_dir = (opts.cache_mib() > 0).then(|| block_cache_dir(&a, &opts));
     if let Some(dir) = &cache_dir {
-        let cache = cairn_fs::BlockCache::create(dir, a.cache_mib << 20).with_context(|| {
+        let cache = cairn_fs::BlockCache::create(dir, opts.cache_mib() << 20).with_context(|| {
             format!("cannot make the block cache {} (--cache-dir, or --cache-mib 0)", dir.display())
         })?;
         fs = fs.with_block_cache(cache);
@@ -101,8 +90,8 @@ pub async fn run(a: MountArgs) -> Result<()> {
         .await?
         .with_context(|| format!("cannot mount on {}", a.mountpoint.display()))?;
     cairn_fuse::follow_changes(&fs, session.notifier());
-    if a.read_ahead_kib > 0 {
-        let (path, kib) = (a.mountpoint.clone(), a.read_ahead_kib);
+    if opts.read_ahead_kib() > 0 {
+        let (path, kib) = (a.mountpoint.clone(), opts.read_ahead_kib());
         match tokio::task::spawn_blocking(move || cairn_fuse::set_read_ahead(&path, kib)).await? {
             Ok(()) => tracing::debug!(kib, "kernel read-ahead set"),
             Err(e) => {
@@ -169,12 +158,12 @@ fn hostname() -> String {
 
 /// This mount's block cache directory: one per volume and mount point,
 /// so mounts side by side never share one.
-fn block_cache_dir(a: &MountArgs) -> PathBuf {
+fn block_cache_dir(a: &MountArgs, opts: &cairn_fuse::MountSettings) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let at = std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     at.hash(&mut h);
-    let base = a.cache_dir.clone().unwrap_or_else(crate::config::default_cache_dir);
+    let base = opts.cache_dir.clone().unwrap_or_else(crate::config::default_cache_dir);
     base.join("mounts").join(format!("{}-{:016x}", a.volume, h.finish()))
 }
 
