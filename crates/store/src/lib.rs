@@ -11,6 +11,17 @@
 //! - New content is first written to a [`Spool`] (a temp file on the same
 //!   disk that checksums as it goes), made durable with `fsync`, then linked
 //!   into place, so a crash never leaves a half-written blob under a real name.
+//!
+//! # Layout
+//!
+//! - `store.rs`: [`Store`], with its operations grouped under `store/`
+//!   (opening and recovery, reads, appender changes, deletes, listing).
+//! - `pack.rs`: small blobs packed into shared append-only files.
+//! - `record.rs`, `checksum.rs`: a blob's record and its block CRCs;
+//!   `reader.rs`: verified reads; `spool.rs`: content on its way in.
+//! - `binlog.rs`: the log of changes peers catch up from.
+//! - `layout.rs`: where files go on a store path; `dir_lock.rs`, `node.rs`:
+//!   one process per directory, and the node's persistent ID.
 
 mod binlog;
 mod checksum;

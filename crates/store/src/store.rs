@@ -1,8 +1,18 @@
 //! The store: a node's blobs over all its store paths.
+//!
+//! This file holds the [`Store`] type and what its operations share
+//! (placement, locks, the binlog lines of a change), new blobs (reserve,
+//! commit, copies from peers), metadata changes and repairs. The rest of
+//! `impl Store` is in `store/`, by what it does:
+//!
+//! - `open.rs`: opening a store, and recovering what a crash left behind;
+//! - `read.rs`: records, presence checks and verified readers;
+//! - `appender.rs`: appends, modifies and truncates of appender blobs;
+//! - `deletes.rs`: deletes, made durable by their binlog line;
+//! - `listing.rs`: every blob ID, and the summaries peers compare.
+//!
+//! Its unit tests are in `store_tests.rs`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,13 +23,20 @@ use cairn_proto::{BlobInfo, FileId, Metadata};
 use rand::Rng;
 
 use crate::binlog::{Binlog, BinlogOp, Origin};
-use crate::checksum::{self, BLOCK_SIZE};
+use crate::checksum;
 use crate::error::{Error, Result};
-use crate::layout::{fsync_dir, is_record_name, PathPolicy, StorePath};
-use crate::pack::{Compacted, Packs, DEFAULT_ROLL_AT};
-use crate::reader::BlobReader;
+use crate::layout::{fsync_dir, PathPolicy, StorePath};
+use crate::pack::{Compacted, Packs};
 use crate::record::BlobRecord;
 use crate::spool::{Spool, Spooled};
+
+mod appender;
+mod deletes;
+mod listing;
+mod open;
+mod read;
+
+pub use deletes::Unsynced;
 
 /// Number of lock stripes: mutations of one blob are serialised against
 /// each other and against readers of appender blobs, without a lock per file.
@@ -162,86 +179,6 @@ fn stripe(id: &FileId) -> usize {
 }
 
 impl Store {
-    /// Opens the store under `data_dir`, creating what is missing.
-    pub fn open(data_dir: &Path, cfg: StoreConfig) -> Result<Self> {
-        cairn_proto::file_id::validate_group(&cfg.group)
-            .map_err(|r| Error::Setup { path: data_dir.to_path_buf(), reason: r.to_string() })?;
-        std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
-        let mut locks = vec![crate::DirLock::acquire(data_dir, "storage node")?];
-        let node_id = crate::node::load_or_create(data_dir)?;
-        let roots = if cfg.store_paths.is_empty() { vec![data_dir.join("store0")] } else { cfg.store_paths.clone() };
-        if roots.len() > 256 {
-            return Err(Error::Setup { path: data_dir.to_path_buf(), reason: "at most 256 store paths".into() });
-        }
-        // A store path shared with another node (a path given twice, two
-        // nodes on one disk directory) would mix their blobs.
-        let same_as_data = |r: &Path| match (std::fs::canonicalize(r), std::fs::canonicalize(data_dir)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        for r in roots.iter().filter(|r| !same_as_data(r)) {
-            locks.push(crate::DirLock::acquire(r, "storage node (store path)")?);
-        }
-        let paths =
-            roots.iter().enumerate().map(|(i, r)| StorePath::open(r, i as u8, node_id)).collect::<Result<Vec<_>>>()?;
-        let binlog = Binlog::open(&data_dir.join("binlog"))?;
-        let deleted = binlog.all_deletes()?;
-        let (mut packs, mut packed_files, mut packed_bytes, mut unfinished_packed) = (Vec::new(), 0, 0, Vec::new());
-        for sp in &paths {
-            let (p, opened) = Packs::open(&sp.root().join("packs"), DEFAULT_ROLL_AT)?;
-            packs.push(Arc::new(p));
-            packed_files += opened.files;
-            packed_bytes += opened.bytes;
-            // A reservation a discard already settled is no longer unfinished.
-            unfinished_packed.extend(
-                opened
-                    .unfinished
-                    .into_iter()
-                    .filter(|id| !deleted.contains(id))
-                    .filter_map(|id| FileId::parse(&id).ok()),
-            );
-        }
-        let deleted = std::sync::Mutex::new(deleted);
-        let store = Self {
-            group: cfg.group,
-            node_id,
-            paths,
-            packs,
-            pack_max: cfg.pack_max,
-            policy: cfg.policy,
-            next_path: AtomicUsize::new(0),
-            binlog,
-            locks: Arc::new((0..LOCK_STRIPES).map(|_| RwLock::new(())).collect()),
-            files: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            deleted,
-            unfinished: std::sync::Mutex::new(Vec::new()),
-            data_dir: data_dir.to_path_buf(),
-            _locks: locks,
-            removed: AtomicBool::new(data_dir.join(REMOVED_MARK).exists()),
-        };
-        // Deletes whose binlog line is durable but whose pack tombstone or
-        // unlink a crash undid are done again (see `deletes.rs`).
-        let (purged_files, purged_bytes) = {
-            let deleted = store.deleted.lock().unwrap_or_else(|p| p.into_inner());
-            store.purge_packed(&deleted)?
-        };
-        let (files, bytes, reserved, deleted_loose) = store.count()?;
-        store.purge_loose(&deleted_loose)?;
-        store.files.store(files + packed_files - purged_files.min(packed_files), Ordering::Relaxed);
-        store.bytes.store(bytes + packed_bytes - purged_bytes.min(packed_bytes), Ordering::Relaxed);
-        // A blob of this node's naming without a record is a reservation
-        // whose commit never happened. One the binlog knows was named to
-        // the peers (or committed, its record lost since): the node's
-        // reconcile settles it with the group from that line. One it does
-        // not know (a binlog from before reservations were logged) is
-        // discarded.
-        let known = store.binlog.mentioned(&reserved.iter().map(|id| id.to_string()).collect())?;
-        *store.unfinished.lock().unwrap_or_else(|p| p.into_inner()) =
-            reserved.into_iter().filter(|id| !known.contains(&id.to_string())).chain(unfinished_packed).collect();
-        Ok(store)
-    }
-
     /// This node's persistent ID.
     pub fn node_id(&self) -> u32 {
         self.node_id
@@ -595,202 +532,6 @@ impl Store {
         Ok(())
     }
 
-    /// The record of a blob.
-    pub fn record(&self, id: &FileId) -> Result<BlobRecord> {
-        let sp = self.place(id)?;
-        let _g = self.lock(id).read().unwrap_or_else(|p| p.into_inner());
-        self.load_record(sp, id)
-    }
-
-    fn load_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
-        if let Some(packs) = self.packs_of(id) {
-            if let Some((_, _, record)) = packs.open_blob(&id.to_string())? {
-                return Ok(record);
-            }
-        }
-        let rec =
-            BlobRecord::load(&sp.record_path(id), &id.to_string())?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        Ok(rec)
-    }
-
-    /// True when the blob's content or its record is here (even one
-    /// without the other: a damaged blob).
-    pub fn contains_any(&self, id: &FileId) -> bool {
-        self.is_packed(id)
-            || self.place(id).map(|sp| sp.record_path(id).exists() || sp.blob_path(id).exists()).unwrap_or(false)
-    }
-
-    /// Whether the blob is in a pack here (from memory: no disk access).
-    pub fn is_packed(&self, id: &FileId) -> bool {
-        id.group() == self.group && self.packs_of(id).is_some_and(|p| p.locate(&id.to_string()).is_some())
-    }
-
-    /// True when the blob is here.
-    pub fn contains(&self, id: &FileId) -> bool {
-        self.is_packed(id)
-            || self.place(id).map(|sp| sp.record_path(id).exists() && sp.blob_path(id).exists()).unwrap_or(false)
-    }
-
-    /// Opens a verified reader over `[offset, offset + length)`, the length
-    /// clamped to the end of the blob.
-    pub fn read(&self, id: &FileId, offset: u64, length: Option<u64>) -> Result<BlobReader> {
-        let sp = self.place(id)?;
-        let packed = match self.packs_of(id) {
-            Some(packs) => packs.open_blob(&id.to_string())?,
-            None => None,
-        };
-        let (file, base, record) = match packed {
-            Some((file, loc, record)) => (file, loc.content_at(), record),
-            None => {
-                let _g = self.lock(id).read().unwrap_or_else(|p| p.into_inner());
-                let record = self.load_record(sp, id)?;
-                let path = sp.blob_path(id);
-                let file = match File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
-                    Err(e) => return Err(Error::io(&path)(e)),
-                };
-                (Arc::new(file), 0, record)
-            }
-        };
-        if offset > record.size {
-            return Err(Error::InvalidArgument(format!(
-                "offset {offset} is past the end of {id} ({} bytes)",
-                record.size
-            )));
-        }
-        let end = match length {
-            Some(l) => offset.saturating_add(l).min(record.size),
-            None => record.size,
-        };
-        let lock = record.appender.then(|| (self.locks.clone(), stripe(id)));
-        Ok(BlobReader {
-            file,
-            base,
-            file_id: id.to_string(),
-            record_path: sp.record_path(id),
-            record,
-            pos: offset,
-            end,
-            lock,
-        })
-    }
-
-    fn appender_record(&self, sp: &StorePath, id: &FileId) -> Result<BlobRecord> {
-        let rec = self.load_record(sp, id)?;
-        if !rec.appender {
-            return Err(Error::NotAppender(id.to_string()));
-        }
-        Ok(rec)
-    }
-
-    /// Appends a spool's content. `expect_at` is the size the primary saw
-    /// before its own append; a replica at another size is out of sync
-    /// (unless it already applied this very append). Returns the offset the
-    /// data landed at.
-    pub fn append(&self, id: &FileId, spooled: Spooled, expect_at: Option<u64>, origin: Origin) -> Result<u64> {
-        let sp = self.place(id)?;
-        let at = {
-            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
-            let mut rec = self.appender_record(sp, id)?;
-            if let Some(at) = expect_at {
-                if rec.size == at + spooled.size && spooled.size > 0 {
-                    return Ok(at);
-                }
-                if rec.size != at {
-                    return Err(Error::OutOfSync(format!("{id}: size is {}, primary appended at {at}", rec.size)));
-                }
-            }
-            let at = rec.size;
-            self.log_before(BinlogOp::Append, origin, id, Some(at))?;
-            self.write_into(sp, id, &mut rec, &spooled, at)?;
-            at
-        };
-        self.bytes.fetch_add(spooled.size, Ordering::Relaxed);
-        self.log_after(BinlogOp::Append, origin, id, Some(at))?;
-        Ok(at)
-    }
-
-    /// Overwrites part of an appender blob with a spool's content, growing it
-    /// if the data runs past the end. `offset` may not exceed the size.
-    pub fn modify(&self, id: &FileId, offset: u64, spooled: Spooled, origin: Origin) -> Result<()> {
-        let sp = self.place(id)?;
-        {
-            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
-            let mut rec = self.appender_record(sp, id)?;
-            if offset > rec.size {
-                return Err(Error::InvalidArgument(format!(
-                    "offset {offset} is past the end of {id} ({} bytes)",
-                    rec.size
-                )));
-            }
-            self.log_before(BinlogOp::Modify, origin, id, Some(offset))?;
-            self.write_into(sp, id, &mut rec, &spooled, offset)?;
-        }
-        self.log_after(BinlogOp::Modify, origin, id, Some(offset))
-    }
-
-    /// Writes spool content into a blob at `offset`, fsyncs, and re-derives
-    /// the checksums of the blocks it touched. Caller holds the write lock.
-    fn write_into(
-        &self,
-        sp: &StorePath,
-        id: &FileId,
-        rec: &mut BlobRecord,
-        spooled: &Spooled,
-        offset: u64,
-    ) -> Result<()> {
-        let path = sp.blob_path(id);
-        let mut blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
-        blob.seek(SeekFrom::Start(offset)).map_err(Error::io(&path))?;
-        if let Some(bytes) = spooled.bytes() {
-            blob.write_all(bytes).map_err(Error::io(&path))?;
-        } else {
-            let src_path = spooled.path()?;
-            let mut src = File::open(src_path).map_err(Error::io(src_path))?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = src.read(&mut buf).map_err(Error::io(src_path))?;
-                if n == 0 {
-                    break;
-                }
-                blob.write_all(&buf[..n]).map_err(Error::io(&path))?;
-            }
-        }
-        blob.sync_data().map_err(Error::io(&path))?;
-        let new_size = rec.size.max(offset + spooled.size);
-        let first = offset / BLOCK_SIZE;
-        // Blocks from the one holding `offset` up to the end of the new data
-        // changed; when the blob grew, the old last (partial) block is in
-        // that span because offset <= old size.
-        let last = (offset + spooled.size).div_ceil(BLOCK_SIZE);
-        rec.size = new_size;
-        resum_blocks(&blob, &path, rec, first, last)?;
-        rec.save(&sp.record_path(id))
-    }
-
-    /// Cuts or extends (with zeros) an appender blob.
-    pub fn truncate(&self, id: &FileId, size: u64, origin: Origin) -> Result<()> {
-        let sp = self.place(id)?;
-        {
-            let _g = self.lock(id).write().unwrap_or_else(|p| p.into_inner());
-            let mut rec = self.appender_record(sp, id)?;
-            self.log_before(BinlogOp::Truncate, origin, id, Some(size))?;
-            if rec.size != size {
-                let path = sp.blob_path(id);
-                let blob = OpenOptions::new().read(true).write(true).open(&path).map_err(Error::io(&path))?;
-                blob.set_len(size).map_err(Error::io(&path))?;
-                blob.sync_all().map_err(Error::io(&path))?;
-                let first = rec.size.min(size) / BLOCK_SIZE;
-                rec.size = size;
-                let last = checksum::block_count(size) as u64;
-                resum_blocks(&blob, &path, &mut rec, first, last)?;
-                rec.save(&sp.record_path(id))?;
-            }
-        }
-        self.log_after(BinlogOp::Truncate, origin, id, Some(size))
-    }
-
     /// Replaces a blob's metadata, or merges into it key by key.
     pub fn set_meta(&self, id: &FileId, meta: Metadata, merge: bool, origin: Origin) -> Result<()> {
         let sp = self.place(id)?;
@@ -927,167 +668,11 @@ impl Store {
         }
         Ok(())
     }
-
-    /// A page of blob summaries, by ID, after `after`. Walks the disks (and
-    /// the pack indexes) on each call; fine for catch-ups of up to millions
-    /// of files.
-    pub fn summaries(&self, after: Option<&str>, limit: usize) -> Result<(Vec<cairn_proto::BlobSummary>, bool)> {
-        let mut ids: Vec<String> = self.list()?.into_iter().map(|id| id.to_string()).collect();
-        ids.sort();
-        let start = match after {
-            Some(a) => ids.partition_point(|x| x.as_str() <= a),
-            None => 0,
-        };
-        let mut out = Vec::new();
-        let mut more = false;
-        for s in &ids[start..] {
-            if out.len() == limit {
-                more = true;
-                break;
-            }
-            let Ok(id) = FileId::parse(s) else { continue };
-            // A blob whose record is unreadable is listed without one, so a
-            // comparing peer does not take it for a deleted file.
-            match self.record(&id) {
-                Ok(r) => out.push(cairn_proto::BlobSummary {
-                    file_id: s.clone(),
-                    size: r.size,
-                    crc32: r.crc32,
-                    appender: r.appender,
-                }),
-                Err(Error::NotFound(_)) => {}
-                Err(_) => out.push(cairn_proto::BlobSummary { file_id: s.clone(), size: 0, crc32: 0, appender: false }),
-            }
-        }
-        Ok((out, more))
-    }
-
-    /// Every blob ID on this node (walks the disks; for scrubs and tests).
-    pub fn list(&self) -> Result<Vec<FileId>> {
-        let mut out = Vec::new();
-        for sp in &self.paths {
-            walk(sp, |id, _| out.push(FileId::new(&self.group, sp.index(), id.0, id.1, &id.2).ok()))?;
-        }
-        for packs in &self.packs {
-            out.extend(packs.ids().iter().map(|id| FileId::parse(id).ok()));
-        }
-        Ok(out.into_iter().flatten().collect())
-    }
-
-    /// Blobs and bytes stored, this node's own blobs that have content but
-    /// no record, and blobs whose files are there although the binlog names
-    /// them deleted (left out of the counts).
-    fn count(&self) -> Result<(u64, u64, Vec<FileId>, Vec<FileId>)> {
-        let (mut files, mut bytes, mut reserved, mut deleted_here) = (0, 0, Vec::new(), Vec::new());
-        let deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
-        for sp in &self.paths {
-            walk(sp, |(d1, d2, name), listed| {
-                let id = FileId::new(&self.group, sp.index(), d1, d2, &name);
-                if let Ok(id) = &id {
-                    if !deleted.is_empty() && deleted.contains(&id.to_string()) {
-                        deleted_here.push(id.clone());
-                        return;
-                    }
-                }
-                files += 1;
-                bytes += listed.size;
-                if !listed.record {
-                    match id {
-                        Ok(id) if id.info().source_node == self.node_id => reserved.push(id),
-                        _ => {}
-                    }
-                }
-            })?;
-        }
-        Ok((files, bytes, reserved, deleted_here))
-    }
-
-    /// Takes the uploads found named but uncommitted at open (see
-    /// `unfinished`); the caller puts back those it could not discard.
-    pub fn take_unfinished(&self) -> Vec<FileId> {
-        std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Returns uploads to the unfinished list (a discard that failed).
-    pub fn keep_unfinished(&self, ids: Vec<FileId>) {
-        self.unfinished.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
-    }
-}
-
-/// What a store directory holds of one blob.
-#[derive(Default)]
-struct Listed {
-    /// Size of the content file (0 when there is none).
-    size: u64,
-    /// Whether the record is there.
-    record: bool,
-}
-
-/// Calls `f((dir1, dir2, name), listed)` for each blob on a store path.
-fn walk(sp: &StorePath, mut f: impl FnMut((u8, u8, String), Listed)) -> Result<()> {
-    let hex_dirs = |p: &Path| -> Result<Vec<(u8, PathBuf)>> {
-        let mut v = Vec::new();
-        let rd = match std::fs::read_dir(p) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(v),
-            Err(e) => return Err(Error::io(p)(e)),
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let (2, Ok(n)) = (name.len(), u8::from_str_radix(&name, 16)) {
-                v.push((n, e.path()));
-            }
-        }
-        Ok(v)
-    };
-    for (d1, p1) in hex_dirs(&sp.data_dir())? {
-        for (d2, p2) in hex_dirs(&p1)? {
-            // A blob is listed if its content or its record is there: one
-            // without the other is damage that a scrub must see.
-            let mut names: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
-            for e in std::fs::read_dir(&p2).map_err(Error::io(&p2))?.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
-                    continue;
-                }
-                if is_record_name(&name) {
-                    names.entry(name.trim_end_matches(".rec").to_string()).or_default().record = true;
-                } else {
-                    names.entry(name).or_default().size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                }
-            }
-            for (name, listed) in names {
-                f((d1, d2, name), listed);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Recomputes block CRCs `[first, last)` from the blob file, drops blocks
-/// beyond the size, and refreshes the whole CRC.
-fn resum_blocks(blob: &File, path: &Path, rec: &mut BlobRecord, first: u64, last: u64) -> Result<()> {
-    let count = checksum::block_count(rec.size);
-    rec.blocks.resize(count, 0);
-    let last = last.min(count as u64);
-    let mut buf = vec![0u8; BLOCK_SIZE as usize];
-    for b in first..last {
-        let start = b * BLOCK_SIZE;
-        let len = BLOCK_SIZE.min(rec.size - start) as usize;
-        blob.read_exact_at(&mut buf[..len], start).map_err(Error::io(path))?;
-        rec.blocks[b as usize] = checksum::crc32(&buf[..len]);
-    }
-    rec.refresh_crc();
-    Ok(())
 }
 
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
-
-#[path = "deletes.rs"]
-mod deletes;
-pub use deletes::Unsynced;
 
 fn empty_record() -> BlobRecord {
     BlobRecord { size: 0, crc32: 0, created: 0, source_node: 0, appender: false, blocks: vec![], meta: vec![] }

@@ -1,3 +1,4 @@
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt as _;
 
 use super::*;
