@@ -3,7 +3,8 @@
 //!
 //! - [`ClusterState`] (in `map.rs`) is the map and every decision on it:
 //!   membership, offline detection, primaries and epochs, placement. It is
-//!   plain data with no I/O, so its rules are unit-tested directly.
+//!   plain data with no I/O, so its rules are unit-tested directly (in
+//!   `map_tests.rs`).
 //! - [`run`] serves the map over the native protocol; [`LocalTracker`]
 //!   reaches it from front ends in the same process.
 //! - [`TrackerSettings`] (in `settings.rs`): its options, as the
