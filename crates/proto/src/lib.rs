@@ -3,6 +3,8 @@
 //! - [`frame`]: length-prefixed control frames and chunked bodies, with every
 //!   length bounded before anything is allocated.
 //! - [`message`]: the typed requests and responses of trackers and storage nodes.
+//! - [`meta`]: the meta service's types, and its requests and responses
+//!   (`meta/message.rs`).
 //! - [`auth`]: the mutual challenge–response handshake on the cluster secret
 //!   that opens every connection.
 //! - [`file_id`]: FastDFS-shaped file IDs (`group/M00/XX/YY/name.ext`), their
