@@ -276,7 +276,9 @@ fn a_bad_config_file_says_which_sections_exist() {
         .output()
         .unwrap();
     let err = one_line_error(&out, 1);
-    assert!(err.contains("line 4: unknown section [gateway]; this version reads [tracker], [storage] and [meta]"));
+    assert!(err.contains(
+        "line 4: unknown section [gateway]; this version reads [tracker], [storage], [meta], [server] and [mount]"
+    ));
 }
 
 #[test]
