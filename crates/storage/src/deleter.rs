@@ -6,14 +6,12 @@
 //! a blocking thread that then queued for the sync lock behind the others:
 //! two thread wake-ups per delete and per node. Here one thread takes
 //! every delete that is waiting and applies them (binlog lines, pack
-//! tombstones, renames: page-cache writes), and hands the batch to the sync
-//! threads, one of which syncs the binlog once for every batch waiting and
+//! tombstones, renames: page-cache writes), and hands the batch to a second
+//! thread, which syncs the binlog once for every batch handed to it and
 //! then answers each delete; while it syncs, the first applies the next
 //! batch (with both in one thread, `perf trace` showed it spend 0.81 s of
 //! every 2 s in `fdatasync` and 0.33 s in the batches' writes, one after
-//! the other). A batch applied while a sync is in flight is synced by
-//! another sync thread at once rather than after it: one sync of latency
-//! instead of one and a half on average. The content of a large blob, set aside by the delete
+//! the other). The content of a large blob, set aside by the delete
 //! (renamed into `tmp/`), is unlinked by a third thread afterwards: the
 //! unlink of a 1 MiB file took 2.6 ms here, which no one need wait for. See docs/decisions/0013-batched-deletes.md.
 
@@ -28,10 +26,6 @@ use crate::error::{refuse, remote};
 
 /// At most this many deletes share one sync (bounds a batch's latency).
 const MAX_BATCH: usize = 512;
-/// Syncs in flight at once. A batch applied while a sync is in flight
-/// starts its own instead of waiting for it to end (the kernel folds
-/// overlapping syncs of one file into fewer flushes).
-const SYNC_THREADS: usize = 4;
 
 struct Job {
     id: FileId,
@@ -51,12 +45,11 @@ impl Deleter {
         let (tx, rx) = std::sync::mpsc::channel();
         let (applied_tx, applied_rx) = std::sync::mpsc::channel();
         let (reclaim_tx, reclaim_rx) = std::sync::mpsc::channel();
+        let syncing = store.clone();
         std::thread::Builder::new().name("cairn-reclaim".into()).spawn(move || reclaim(reclaim_rx))?;
-        let applied_rx = Arc::new(Mutex::new(applied_rx));
-        for _ in 0..SYNC_THREADS {
-            let (store, applied, reclaim) = (store.clone(), applied_rx.clone(), reclaim_tx.clone());
-            std::thread::Builder::new().name("cairn-del-sync".into()).spawn(move || sync(&store, &applied, reclaim))?;
-        }
+        std::thread::Builder::new()
+            .name("cairn-del-sync".into())
+            .spawn(move || sync(&syncing, applied_rx, reclaim_tx))?;
         std::thread::Builder::new().name("cairn-deletes".into()).spawn(move || apply(&store, rx, applied_tx))?;
         Ok(Self { jobs: Mutex::new(tx) })
     }
@@ -111,19 +104,12 @@ fn apply(store: &Store, jobs: Receiver<Job>, applied: Sender<Applied>) {
 
 /// Syncs the binlog once for every applied batch that is waiting, then
 /// answers their deletes.
-fn sync(store: &Store, applied: &Mutex<Receiver<Applied>>, reclaim: Sender<Unsynced>) {
-    loop {
-        let batches = {
-            // Whoever holds the receiver waits for the next batch; the
-            // other sync threads are syncing, or queue here for the one after.
-            let applied = applied.lock().unwrap_or_else(|p| p.into_inner());
-            let Ok(first) = applied.recv() else { return };
-            let mut batches = vec![first];
-            while let Ok(more) = applied.try_recv() {
-                batches.push(more);
-            }
-            batches
-        };
+fn sync(store: &Store, applied: Receiver<Applied>, reclaim: Sender<Unsynced>) {
+    while let Ok(first) = applied.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = applied.try_recv() {
+            batches.push(more);
+        }
         let upto = batches.iter().map(|b| b.upto).max().unwrap_or(0);
         let synced = store.binlog().sync_through(upto).map_err(|e| e.to_string());
         for (job, r) in batches.into_iter().flat_map(|b| b.jobs) {

@@ -34,7 +34,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -92,8 +91,10 @@ pub struct Binlog {
     dir: PathBuf,
     generation: u64,
     inner: Mutex<Inner>,
-    /// The last sequence number known durable (see [`Binlog::sync_through`]).
-    synced: AtomicU64,
+    /// The last sequence number known durable (see [`Binlog::sync_through`]);
+    /// its lock is held by whoever is syncing, so the others queue behind
+    /// one fsync and then find their line covered.
+    synced: Mutex<u64>,
 }
 
 #[derive(Debug)]
@@ -133,7 +134,7 @@ impl Binlog {
             dir: dir.to_path_buf(),
             generation,
             inner: Mutex::new(Inner { file: Arc::new(file), seq, len, zeroed }),
-            synced: AtomicU64::new(0),
+            synced: Mutex::new(0),
         })
     }
 
@@ -243,15 +244,12 @@ impl Binlog {
         self.sync_through(seq)
     }
 
-    /// Returns once every line up to `seq` is on disk. A sync covers every
-    /// line written before it began. Syncs are not queued behind one
-    /// another: a caller whose line came after a sync in flight starts its
-    /// own at once, and the kernel folds overlapping syncs of one file into
-    /// fewer device flushes (docs/decisions/0013-batched-deletes.md:
-    /// queueing made a delete wait for the flush in flight and then its
-    /// own, one and a half flushes on average).
+    /// Returns once every line up to `seq` is on disk. One caller syncs for
+    /// every line written before its sync began; callers that queued behind
+    /// it find their line covered and return without a sync of their own.
     pub fn sync_through(&self, seq: u64) -> Result<()> {
-        if self.synced.load(Ordering::Acquire) >= seq {
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= seq {
             return Ok(());
         }
         let (file, upto) = {
@@ -259,7 +257,7 @@ impl Binlog {
             (inner.file.clone(), inner.seq)
         };
         file.sync_data().map_err(Error::io(&self.path))?;
-        self.synced.fetch_max(upto, Ordering::AcqRel);
+        *synced = upto;
         Ok(())
     }
 
