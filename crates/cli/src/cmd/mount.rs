@@ -100,6 +100,14 @@ pub async fn run(a: MountArgs) -> Result<()> {
         }
     }
     println!("volume {} mounted on {}", a.volume, a.mountpoint.display());
+    if let Some(ready) = std::env::var_os(READY_FILE_ENV) {
+        // The `--daemon` parent returns once this exists: the mount is
+        // set up (read-ahead included), so a `umount` right after it
+        // finds nothing of this process in the way.
+        if let Err(e) = std::fs::write(&ready, b"mounted\n") {
+            tracing::warn!(error = %e, "cannot tell the starting command the mount is ready");
+        }
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let ended = tokio::task::spawn_blocking(move || session.join());
     tokio::select! {
@@ -167,6 +175,9 @@ fn block_cache_dir(a: &MountArgs, opts: &cairn_fuse::MountSettings) -> PathBuf {
     base.join("mounts").join(format!("{}-{:016x}", a.volume, h.finish()))
 }
 
+/// Where a `--daemon` mount's child writes that it is ready.
+const READY_FILE_ENV: &str = "CAIRN_MOUNT_READY_FILE";
+
 /// Starts the same mount in the background (its own process group, so
 /// the terminal's Ctrl-C does not reach it) and returns once it is mounted.
 async fn daemonize(a: &MountArgs) -> Result<()> {
@@ -194,8 +205,14 @@ async fn daemonize(a: &MountArgs) -> Result<()> {
         }
         None => (std::process::Stdio::null(), std::process::Stdio::piped()),
     };
+    // The child says it is ready by writing this file; a mount in the
+    // kernel's table alone is not enough (the child may still be setting
+    // it up, and an unmount then would find it busy).
+    let ready_dir = tempfile::Builder::new().prefix("cairn-mount-").tempdir()?;
+    let ready = ready_dir.path().join("ready");
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(&kept)
+        .env(READY_FILE_ENV, &ready)
         .stdin(std::process::Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -204,7 +221,7 @@ async fn daemonize(a: &MountArgs) -> Result<()> {
         .context("cannot start the background mount")?;
     let target = std::fs::canonicalize(&a.mountpoint).unwrap_or_else(|_| a.mountpoint.clone());
     for _ in 0..300 {
-        if is_mounted(&target) {
+        if ready.exists() && is_mounted(&target) {
             println!("volume {} mounted on {} (pid {})", a.volume, a.mountpoint.display(), child.id());
             return Ok(());
         }
