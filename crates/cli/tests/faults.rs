@@ -155,7 +155,14 @@ fn check_converged(c: &Cluster, ledger: &Ledger) {
             only_here.is_empty() && only_there.is_empty() && differ.is_empty(),
             "member {i} differs from member 0: only on {i}: {only_here:?}, only on 0: {only_there:?}, differing: \
              {differ:?}\n{}",
-            only_here.iter().chain(&only_there).map(|id| told(id)).collect::<Vec<_>>().join("\n")
+            only_here
+                .iter()
+                .chain(&only_there)
+                .copied()
+                .chain(differ.iter().map(|(id, _)| *id))
+                .map(told)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     for id in &ledger.deleted {
