@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Built-in values, named once: [`MountSettings::defaults`] and the
+/// accessors take them from here.
+const META_RETRY_SECS: u64 = 60;
+const READ_AHEAD_KIB: u32 = 16 * 1024;
+const CACHE_MIB: u64 = 1024;
+
 /// `[mount]`: a mount's options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
@@ -31,21 +37,26 @@ impl MountSettings {
     /// The built-in values; `None` where the default depends on the
     /// environment (the cache directory).
     pub fn defaults() -> Self {
-        Self { meta_retry_secs: Some(60), read_ahead_kib: Some(16 * 1024), cache_mib: Some(1024), cache_dir: None }
+        Self {
+            meta_retry_secs: Some(META_RETRY_SECS),
+            read_ahead_kib: Some(READ_AHEAD_KIB),
+            cache_mib: Some(CACHE_MIB),
+            cache_dir: None,
+        }
     }
 
     /// How long a request is retried while the meta service is away.
     pub fn meta_retry(&self) -> Duration {
-        Duration::from_secs(self.meta_retry_secs.or(Self::defaults().meta_retry_secs).unwrap_or(60))
+        Duration::from_secs(self.meta_retry_secs.unwrap_or(META_RETRY_SECS))
     }
 
     /// The kernel's read-ahead to set, KiB (0: leave it).
     pub fn read_ahead_kib(&self) -> u32 {
-        self.read_ahead_kib.or(Self::defaults().read_ahead_kib).unwrap_or(0)
+        self.read_ahead_kib.unwrap_or(READ_AHEAD_KIB)
     }
 
     /// The block cache's size, MiB (0: none).
     pub fn cache_mib(&self) -> u64 {
-        self.cache_mib.or(Self::defaults().cache_mib).unwrap_or(0)
+        self.cache_mib.unwrap_or(CACHE_MIB)
     }
 }
